@@ -1,0 +1,276 @@
+"""Fetch upstream files to local disk: mirrors, retries with backoff, sha256 of every file.
+
+Every upstream URL can be redirected to a mirror, which is how tests and air-gapped users run
+the same catalog:
+
+- a directory laid out as `<host>/<path>` (`/srv/mirror/www.gutenberg.org/cache/epub/...`);
+- a base URL serving that same layout (`http://127.0.0.1:8000/` + `<host>/<path>`);
+- a per-host base URL, `HOST=BASE` (`dumps.wikimedia.org=https://mirror.example/wikimedia`),
+  which replaces scheme and host and keeps the path.
+
+Several mirrors may be given; the first that has the file wins, and upstream is never asked
+when a mirror is set (an offline run must not leak to the network).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+MIRROR_ENV = "OPENCORPUS_MIRROR"
+_CHUNK = 1 << 20
+
+
+class FetchError(Exception):
+    """The file could not be fetched; the message names the URL and every place tried."""
+
+
+class NotFound(FetchError):
+    """No mirror and no upstream has the file (HTTP 404 / missing path)."""
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    url: str  # the upstream URL as the catalog names it
+    path: Path  # where the bytes are on local disk
+    sha256: str
+    size: int
+    fetched_from: str  # the mirror path / URL or upstream URL actually read
+    retrieved_at: str  # ISO-8601 UTC
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One mirror: a directory or base URL with `<host>/<path>` layout, or a host-specific base."""
+
+    base: str
+    host: str | None = None  # set: replaces this host only, path kept as is
+
+    @classmethod
+    def parse(cls, spec: str) -> Mirror:
+        spec = spec.strip()
+        host, sep, base = spec.partition("=")
+        if sep and "/" not in host and ":" not in host:
+            return cls(base=base.rstrip("/"), host=host)
+        return cls(base=spec.rstrip("/"))
+
+    @property
+    def is_url(self) -> bool:
+        return urlsplit(self.base).scheme in ("http", "https")
+
+    def locate(self, url: str) -> str | None:
+        """Where this mirror keeps `url` (a path or URL), or None if it does not cover it."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            return None
+        if self.host is not None:
+            if parts.hostname != self.host:
+                return None
+            relative = parts.path.lstrip("/")
+        else:
+            relative = f"{parts.hostname}/{parts.path.lstrip('/')}"
+        if parts.query:
+            relative += "?" + parts.query
+        if self.is_url:
+            return f"{self.base}/{relative}"
+        return str(Path(self.base) / unquote(relative))
+
+
+def mirrors_from(specs: Sequence[str] | str | None) -> list[Mirror]:
+    """Mirrors from CLI values or the `OPENCORPUS_MIRROR` variable (comma separated)."""
+    if specs is None:
+        specs = os.environ.get(MIRROR_ENV, "")
+    if isinstance(specs, str):
+        specs = [s for s in specs.split(",") if s.strip()]
+    return [Mirror.parse(s) for s in specs]
+
+
+class Fetcher:
+    """Streams files to `cache_dir/<host>/<path>` (atomic rename) and hashes them.
+
+    Local inputs (file:// URLs, plain paths, mirror directories) are read in place, not copied.
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        mirrors: Sequence[Mirror] = (),
+        *,
+        attempts: int = 4,
+        backoff_seconds: float = 0.5,
+        timeout_seconds: float = 60.0,
+        reuse_cached: bool = True,
+    ):
+        self.cache_dir = Path(cache_dir)
+        self.mirrors = list(mirrors)
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+        self.timeout = httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 15.0))
+        self.reuse_cached = reuse_cached
+
+    # -- public --------------------------------------------------------------------------
+
+    def fetch(self, url: str) -> FetchedFile:
+        """Make `url` available on local disk; raises `NotFound` / `FetchError` naming the URL."""
+        parts = urlsplit(url)
+        if parts.scheme in ("", "file"):
+            return self._local(url, Path(unquote(parts.path)) if parts.scheme == "file" else Path(url))
+        if parts.scheme not in ("http", "https"):
+            raise FetchError(f"{url}: unsupported URL scheme {parts.scheme!r} (expected http, https or file)")
+        if self.mirrors:
+            return self._from_mirrors(url)
+        return self._download(url, url)
+
+    def fetch_range(self, url: str, offset: int, length: int) -> bytes:
+        """The bytes `[offset, offset+length)` of `url`, from a mirror if one is set."""
+        for location in self._candidates(url):
+            if urlsplit(location).scheme in ("http", "https"):
+                headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
+                with httpx.Client(timeout=self.timeout, follow_redirects=True) as client:
+                    response = self._request_with_retries(client, location, headers=headers)
+                    if response is None:
+                        continue
+                    data = response.read()
+                    if response.status_code == 200:  # server ignored the range
+                        data = data[offset : offset + length]
+                    return data
+            path = Path(location)
+            if path.is_file():
+                with open(path, "rb") as handle:
+                    handle.seek(offset)
+                    return handle.read(length)
+        raise NotFound(f"{url}: not found (tried {', '.join(self._candidates(url))})")
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _candidates(self, url: str) -> list[str]:
+        parts = urlsplit(url)
+        if parts.scheme in ("", "file"):
+            return [unquote(parts.path) if parts.scheme == "file" else url]
+        located = [m.locate(url) for m in self.mirrors]
+        return [loc for loc in located if loc] if self.mirrors else [url]
+
+    def _local(self, url: str, path: Path) -> FetchedFile:
+        if not path.is_file():
+            raise NotFound(f"{url}: no such file {path}")
+        digest, size = _hash_file(path)
+        return FetchedFile(url, path, digest, size, str(path), _now())
+
+    def _from_mirrors(self, url: str) -> FetchedFile:
+        tried = []
+        for mirror in self.mirrors:
+            location = mirror.locate(url)
+            if location is None:
+                continue
+            tried.append(location)
+            if mirror.is_url:
+                try:
+                    return self._download(url, location)
+                except NotFound:
+                    continue
+            elif Path(location).is_file():
+                fetched = self._local(url, Path(location))
+                return FetchedFile(url, fetched.path, fetched.sha256, fetched.size, location, fetched.retrieved_at)
+        if not tried:
+            raise NotFound(f"{url}: no configured mirror covers this host")
+        raise NotFound(f"{url}: not in any mirror (tried {', '.join(tried)})")
+
+    def _cache_path(self, url: str) -> Path:
+        parts = urlsplit(url)
+        relative = unquote(parts.path.lstrip("/")) or "index"
+        if parts.query:
+            relative += "_" + hashlib.sha256(parts.query.encode()).hexdigest()[:12]
+        return self.cache_dir / (parts.hostname or "unknown-host") / relative
+
+    def _download(self, url: str, location: str) -> FetchedFile:
+        target = self._cache_path(url)
+        sidecar = target.with_name(target.name + ".sha256")
+        if self.reuse_cached and target.is_file() and sidecar.is_file():
+            digest, retrieved_at, source = sidecar.read_text().split("\t")
+            return FetchedFile(url, target, digest, target.stat().st_size, source.strip(), retrieved_at)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + f".part-{os.getpid()}")
+        with httpx.Client(timeout=self.timeout, follow_redirects=True) as client:
+            last_error: Exception | None = None
+            for attempt in range(self.attempts):
+                try:
+                    digest, size = self._stream_once(client, location, partial)
+                    break
+                except NotFound:
+                    partial.unlink(missing_ok=True)
+                    raise
+                except (httpx.TransportError, _RetryableStatus) as error:
+                    partial.unlink(missing_ok=True)
+                    last_error = error
+                    log.warning("fetch %s failed (attempt %d/%d): %s", location, attempt + 1, self.attempts, error)
+                    time.sleep(self.backoff_seconds * 2**attempt)
+            else:
+                raise FetchError(f"{url}: failed after {self.attempts} attempts from {location}: {last_error}")
+        os.replace(partial, target)
+        retrieved_at = _now()
+        sidecar.write_text(f"{digest}\t{retrieved_at}\t{location}")
+        return FetchedFile(url, target, digest, size, location, retrieved_at)
+
+    def _stream_once(self, client: httpx.Client, location: str, partial: Path) -> tuple[str, int]:
+        hasher = hashlib.sha256()
+        size = 0
+        with client.stream("GET", location) as response:
+            _raise_for_status(location, response)
+            with open(partial, "wb") as out:
+                for chunk in response.iter_bytes(_CHUNK):
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+        return hasher.hexdigest(), size
+
+    def _request_with_retries(self, client: httpx.Client, location: str, headers: dict) -> httpx.Response | None:
+        for attempt in range(self.attempts):
+            try:
+                response = client.get(location, headers=headers)
+                _raise_for_status(location, response)
+                return response
+            except NotFound:
+                return None
+            except (httpx.TransportError, _RetryableStatus) as error:
+                log.warning("fetch %s failed (attempt %d/%d): %s", location, attempt + 1, self.attempts, error)
+                time.sleep(self.backoff_seconds * 2**attempt)
+        raise FetchError(f"{location}: failed after {self.attempts} attempts")
+
+
+class _RetryableStatus(Exception):
+    pass
+
+
+def _raise_for_status(location: str, response: httpx.Response) -> None:
+    status = response.status_code
+    if status == 404 or status == 410:
+        raise NotFound(f"{location}: HTTP {status}")
+    if status == 429 or status >= 500:
+        raise _RetryableStatus(f"HTTP {status}")
+    if status >= 400:
+        raise FetchError(f"{location}: HTTP {status}")
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    hasher = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    return hasher.hexdigest(), size
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
