@@ -29,3 +29,11 @@ def require_fixture(relative: str) -> Path:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return require_fixture("")
+
+
+@pytest.fixture(scope="session")
+def fixture_mirror(tmp_path_factory, fixtures_dir) -> Path:
+    """../shared/fixtures laid out as an upstream mirror directory (`<host>/<path>` symlinks)."""
+    from fixture_mirror import build_fixture_mirror
+
+    return build_fixture_mirror(tmp_path_factory.mktemp("mirror"), fixtures_dir)
