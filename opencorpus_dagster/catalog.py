@@ -1,0 +1,245 @@
+"""The source catalog: one YAML file per source in `assets/`, validated on load.
+
+Validation is strict (`extra="forbid"` everywhere, connector options validated by the
+connector's own model), and every error names the file, the field, what was given and what
+was expected. One bad file does not stop the others from loading: `load_catalog` returns the
+good sources and the errors side by side, so the UI still shows the rest of the catalog.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from opencorpus_dagster.connectors.base import Connector, connector_class, known_kinds
+from opencorpus_dagster.licensing.policy import LicensePolicy
+from opencorpus_dagster.text.filters_config import FiltersConfig
+from opencorpus_dagster.text.html import ExtractionOptions
+
+CATALOG_ENV = "OPENCORPUS_CATALOG"
+DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "assets"
+
+
+class LicenseDeclaration(BaseModel):
+    """A licence the source itself declares for all of its records (a dump's terms)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spdx: str = Field(description="SPDX expression, e.g. CC-BY-SA-4.0")
+    evidence: str = Field(description="where the declaration comes from (terms page, dump notice)")
+
+
+class PolicyOverrides(BaseModel):
+    """Per-source additions to the default licence policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow: list[str] = []
+    deny: list[str] = []
+
+
+class SourceSpec(BaseModel):
+    """One `assets/<name>.yaml` file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$", description="lowercase letters, digits, _")
+    kind: str
+    description: str = ""
+    owners: list[str] = []
+    tags: dict[str, str] = {}
+    enabled: bool = True
+    options: dict[str, Any] = {}
+    license: LicenseDeclaration | None = None
+    policy: PolicyOverrides = PolicyOverrides()
+    filters: dict[str, Any] = {}
+    extraction: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A validated catalog entry with its connector instantiated."""
+
+    spec: SourceSpec
+    path: Path
+    connector: Connector
+    policy: LicensePolicy
+    filters: Any  # FiltersConfig
+    extraction: Any  # ExtractionOptions (HTML main-text extraction)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of everything in the entry that changes what a partition produces."""
+        relevant = self.spec.model_dump(mode="json", exclude={"description", "owners", "tags", "enabled"})
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CatalogError:
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    directory: Path
+    sources: tuple[Source, ...]
+    errors: tuple[CatalogError, ...]
+
+    def source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none"
+        raise KeyError(f"no source named {name!r} in {self.directory} (sources: {known})")
+
+
+class CatalogFileError(Exception):
+    """One catalog file is invalid; the message says where and what was expected."""
+
+
+def catalog_dir(explicit: str | Path | None = None) -> Path:
+    return Path(explicit or os.environ.get(CATALOG_ENV) or DEFAULT_CATALOG_DIR).resolve()
+
+
+def load_catalog(directory: str | Path | None = None) -> Catalog:
+    """Load every `*.yaml` / `*.yml` in the catalog directory, in name order.
+
+    Never raises for a bad source file: its error is returned in `Catalog.errors`.
+    Raises FileNotFoundError when the directory itself does not exist.
+    """
+    directory = catalog_dir(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"catalog directory {directory} does not exist")
+    sources: list[Source] = []
+    errors: list[CatalogError] = []
+    seen: dict[str, Path] = {}
+    files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    for path in files:
+        try:
+            source = load_source_file(path)
+        except CatalogFileError as error:
+            errors.append(CatalogError(path, str(error)))
+            continue
+        if source.name in seen:
+            errors.append(CatalogError(path, f"name: source {source.name!r} is already defined in {seen[source.name]}"))
+            continue
+        seen[source.name] = path
+        if source.spec.enabled:
+            sources.append(source)
+    return Catalog(directory, tuple(sources), tuple(errors))
+
+
+def load_source_file(path: Path) -> Source:
+    """Parse and validate one catalog file; raises CatalogFileError naming field and expectation."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise CatalogFileError(f"not valid YAML: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise CatalogFileError(f"cannot be read: {error}") from None
+    if not isinstance(data, dict):
+        raise CatalogFileError(f"expected a mapping of fields (name, kind, options, ...), got {type(data).__name__}")
+    try:
+        spec = SourceSpec.model_validate(data)
+    except ValidationError as error:
+        raise CatalogFileError(_describe(error, SourceSpec)) from None
+    if spec.name != path.stem:
+        raise CatalogFileError(f"name: {spec.name!r} must equal the file name {path.stem!r}")
+    try:
+        cls = connector_class(spec.kind)
+    except KeyError as error:
+        close = difflib.get_close_matches(spec.kind, known_kinds(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise CatalogFileError(f"kind: {error.args[0]}{hint}") from None
+    try:
+        options = cls.Options.model_validate(spec.options)
+    except ValidationError as error:
+        raise CatalogFileError(_describe(error, cls.Options, prefix="options")) from None
+    try:
+        policy = LicensePolicy().merged(spec.policy.allow, spec.policy.deny)
+    except ValueError as error:
+        raise CatalogFileError(f"policy: {error}") from None
+    filters = _validate_section(FiltersConfig, spec.filters, "filters")
+    extraction = _validate_section(ExtractionOptions, spec.extraction, "extraction")
+    return Source(spec=spec, path=path, connector=cls(options), policy=policy, filters=filters, extraction=extraction)
+
+
+def _validate_section(model: type[BaseModel], data: dict[str, Any], name: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise CatalogFileError(_describe(error, model, prefix=name)) from None
+
+
+def _describe(error: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
+    """Pydantic errors as `field: problem (got X; expected Y)` lines, with typo suggestions."""
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in ((prefix,) if prefix else ()) + tuple(item["loc"]))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            field_name = str(item["loc"][-1])
+            allowed = _fields_at(model, item["loc"][:-1])
+            close = difflib.get_close_matches(field_name, allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            lines.append(f"{location}: unknown field{hint} (allowed: {', '.join(allowed)})")
+            continue
+        if item["type"] == "missing":
+            lines.append(f"{location}: required field is missing")
+            continue
+        given = item.get("input")
+        lines.append(f"{location}: {message} (got {given!r})")
+    return "; ".join(lines)
+
+
+def _fields_at(model: type[BaseModel], location: tuple) -> list[str]:
+    current: Any = model
+    for part in location:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+        if current is None:
+            return []
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+__all__ = [
+    "Catalog",
+    "CatalogError",
+    "CatalogFileError",
+    "LicenseDeclaration",
+    "Source",
+    "SourceSpec",
+    "catalog_dir",
+    "load_catalog",
+    "load_source_file",
+]

@@ -1,0 +1,250 @@
+"""The documents stage: raw records of one partition -> documents, through a chain of steps.
+
+Each step takes a `Document` and returns it (possibly changed) or a `Drop` with the rule and
+the measured value; a drop becomes a decision in the lineage store and the record leaves the
+chain. Steps, in order: page rights (HTML: licence signals and opt-outs), licence gate,
+extract, then the source's filters (normalise, language, quality, PII). Plain Python, no Dagster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from opencorpus_dagster.catalog import Source
+from opencorpus_dagster.home import DataHome
+from opencorpus_dagster.lineage.store import LineageStore, decisions_table
+from opencorpus_dagster.licensing.gate import LicenseGate
+from opencorpus_dagster.records import Document, Drop, Outcome
+from opencorpus_dagster.text.extract import Extract
+from opencorpus_dagster.text.filters_config import build_steps
+
+DOCUMENT_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("source", pa.string()),
+        ("partition", pa.string()),
+        ("source_record_id", pa.string()),
+        ("upstream_uri", pa.string()),
+        ("url", pa.string()),
+        ("title", pa.string()),
+        ("text", pa.large_string()),
+        ("language", pa.string()),
+        ("license", pa.string()),
+        ("license_evidence", pa.string()),
+        ("attribution", pa.string()),
+        ("content_sha256", pa.string()),
+        ("metadata", pa.string()),
+    ]
+)
+BATCH_ROWS = 256
+
+
+class Step(Protocol):
+    name: str
+
+    def __call__(self, doc: Document) -> Document | Drop: ...
+
+
+@dataclass
+class DocumentsResult:
+    source: str
+    partition: str
+    records_in: int
+    kept: int
+    counts: Counter = field(default_factory=Counter)  # outcome -> n
+    reasons: Counter = field(default_factory=Counter)  # reason -> n
+    licenses: Counter = field(default_factory=Counter)  # licence of kept documents -> n
+    measurements: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    path: Path | None = None
+
+
+def steps_for(source: Source) -> list[Step]:
+    """The documents-stage chain for one catalog source."""
+    steps: list[Step] = []
+    page_rights = _page_rights_step(source)
+    if page_rights is not None:
+        steps.append(page_rights)
+    # The gate runs before extraction: a record whose licence is refused costs nothing more.
+    steps.append(LicenseGate(source.policy))
+    steps.append(Extract(source.extraction))
+    steps.extend(build_steps(source.filters))
+    return steps
+
+
+def _page_rights_step(source: Source) -> Step | None:
+    try:
+        from opencorpus_dagster.licensing.page_rights import PageRights
+    except ImportError:
+        return None
+    return PageRights.for_source(source)
+
+
+def documents_from_raw(source: Source, raw_path: Path) -> Iterator[Document]:
+    """Documents (payload still unextracted) from a raw Parquet file, batch by batch."""
+    declared = source.spec.license
+    parquet = pq.ParquetFile(raw_path)
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+        for row in batch.to_pylist():
+            metadata = json.loads(row["metadata"] or "{}")
+            metadata["payload_type"] = row["payload_type"]
+            license, evidence = row["license"], row["license_evidence"]
+            if license is None and declared is not None:
+                license = declared.spdx
+                evidence = f"declared by the catalog ({source.path.name}): {declared.evidence}"
+            yield Document(
+                doc_id=row["doc_id"],
+                source=row["source"],
+                source_record_id=row["source_record_id"],
+                upstream_uri=row["upstream_uri"],
+                url=row["url"],
+                title=row["title"],
+                text=row["payload"],
+                language=None,
+                license=license,
+                license_evidence=evidence,
+                attribution=row["attribution"],
+                metadata=metadata,
+            )
+
+
+def run_steps(doc: Document, steps: list[Step]) -> tuple[Document | None, Drop | None, str | None]:
+    """Run the chain on one document; returns (document, None, None) or (None, drop, step name)."""
+    for step in steps:
+        try:
+            result = step(doc)
+        except Exception as error:  # a step bug or a pathological record must not sink the partition
+            return None, Drop(Outcome.QUARANTINED, f"{step.name}.error", None, f"{type(error).__name__}: {error}"), step.name
+        if isinstance(result, Drop):
+            return None, result, step.name
+        doc = result
+    return doc, None, None
+
+
+def process_partition(
+    source: Source,
+    partition: str,
+    home: DataHome,
+    store: LineageStore,
+    run_id: str,
+    steps: list[Step] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> DocumentsResult:
+    """Raw records of one partition -> `<home>/documents/<source>/<partition>.parquet`.
+
+    The output file appears atomically; the partition's documents-stage decisions replace the
+    previous ones in the lineage store in one transaction.
+    """
+    steps = steps if steps is not None else steps_for(source)
+    raw_path = home.raw_path(source.name, partition)
+    if not raw_path.is_file():
+        raise FileNotFoundError(f"{raw_path}: the raw stage of {source.name}/{partition} has not been materialised")
+    target = home.documents_path(source.name, partition)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    result = DocumentsResult(source.name, partition, 0, 0)
+    decisions: list[dict] = []
+    lineage_rows: list[dict] = []
+    batch: list[dict] = []
+    writer = pq.ParquetWriter(temporary, DOCUMENT_SCHEMA, compression="zstd")
+    try:
+        for raw_doc in documents_from_raw(source, raw_path):
+            result.records_in += 1
+            upstream_uri, record_id = raw_doc.upstream_uri, raw_doc.source_record_id
+            doc, drop, _ = run_steps(raw_doc, steps)
+            if drop is not None:
+                decisions.append(
+                    {
+                        "source": source.name,
+                        "partition": partition,
+                        "doc_id": raw_doc.doc_id,
+                        "source_record_id": record_id,
+                        "upstream_uri": upstream_uri,
+                        "stage": "documents",
+                        "outcome": drop.outcome.value,
+                        "reason": drop.reason,
+                        "value": None if drop.value is None else str(drop.value),
+                        "detail": drop.detail,
+                        "run_id": run_id,
+                        "decided_at": now,
+                    }
+                )
+                result.counts[drop.outcome.value] += 1
+                result.reasons[drop.reason] += 1
+                continue
+            result.kept += 1
+            result.licenses[doc.license or "none"] += 1
+            for rule, value in (doc.metadata.get("quality") or {}).items():
+                if isinstance(value, int | float):
+                    result.measurements[rule].append(float(value))
+            row = _document_row(doc, partition)
+            batch.append(row)
+            lineage_rows.append(
+                {
+                    "source": source.name,
+                    "partition": partition,
+                    "doc_id": doc.doc_id,
+                    "license": doc.license,
+                    "license_evidence": doc.license_evidence,
+                    "language": doc.language,
+                    "content_sha256": row["content_sha256"],
+                    "text_length": len(doc.text),
+                    "run_id": run_id,
+                }
+            )
+            if len(batch) >= BATCH_ROWS:
+                writer.write_table(pa.Table.from_pylist(batch, schema=DOCUMENT_SCHEMA))
+                batch = []
+            if on_progress is not None:
+                on_progress(result.records_in)
+        if batch:
+            writer.write_table(pa.Table.from_pylist(batch, schema=DOCUMENT_SCHEMA))
+        writer.close()
+    except BaseException:
+        writer.close()
+        temporary.unlink(missing_ok=True)
+        raise
+    os.replace(temporary, target)
+    store.replace_partition_stage(
+        source.name,
+        partition,
+        "documents",
+        decisions=decisions_table(decisions),
+        fingerprint=source.fingerprint,
+        records_in=result.records_in,
+        counts={**result.counts, "passed": result.kept},
+        run_id=run_id,
+        materialized_at=now,
+        documents=pa.Table.from_pylist(lineage_rows) if lineage_rows else None,
+    )
+    result.path = target
+    return result
+
+
+def _document_row(doc: Document, partition: str) -> dict:
+    return {
+        "doc_id": doc.doc_id,
+        "source": doc.source,
+        "partition": partition,
+        "source_record_id": doc.source_record_id,
+        "upstream_uri": doc.upstream_uri,
+        "url": doc.url,
+        "title": doc.title,
+        "text": doc.text,
+        "language": doc.language,
+        "license": doc.license,
+        "license_evidence": doc.license_evidence,
+        "attribution": doc.attribution,
+        "content_sha256": doc.content_sha256,
+        "metadata": json.dumps(doc.metadata, sort_keys=True, default=str),
+    }

@@ -1,0 +1,77 @@
+"""The data home: where one corpus's files live (downloads, stage outputs, shards, lineage).
+
+    <home>/downloads/<host>/<path>            fetched upstream files (cache)
+    <home>/raw/<source>/<partition>.parquet   raw records of one partition
+    <home>/documents/<source>/<partition>.parquet
+    <home>/dedup/                             duplicate decisions, MinHash index
+    <home>/corpus/shards/<source>/<partition>/part-NNNNN.parquet
+    <home>/corpus/manifest.json
+    <home>/lineage.duckdb                     the lineage store
+    <home>/dagster/                           DAGSTER_HOME, unless set elsewhere
+
+Set with `--home` or `OPENCORPUS_HOME`; the default is `./opencorpus-data`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV = "OPENCORPUS_HOME"
+DEFAULT_HOME = "opencorpus-data"
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]*$")
+
+
+def data_home(explicit: str | Path | None = None) -> DataHome:
+    return DataHome(Path(explicit or os.environ.get(HOME_ENV) or DEFAULT_HOME).resolve())
+
+
+def check_partition_key(key: str) -> str:
+    """Partition keys become file names: refuse anything that could escape a folder."""
+    if not _SAFE_KEY.match(key) or ".." in key:
+        raise ValueError(f"partition key {key!r} must be letters, digits and ._@+=- (no '/', no '..')")
+    return key
+
+
+@dataclass(frozen=True)
+class DataHome:
+    root: Path
+
+    @property
+    def downloads(self) -> Path:
+        return self.root / "downloads"
+
+    @property
+    def lineage_db(self) -> Path:
+        return self.root / "lineage.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    @property
+    def dedup_dir(self) -> Path:
+        return self.root / "dedup"
+
+    @property
+    def corpus_dir(self) -> Path:
+        return self.root / "corpus"
+
+    @property
+    def shards_dir(self) -> Path:
+        return self.corpus_dir / "shards"
+
+    @property
+    def manifest(self) -> Path:
+        return self.corpus_dir / "manifest.json"
+
+    def raw_path(self, source: str, partition: str) -> Path:
+        return self.root / "raw" / source / f"{check_partition_key(partition)}.parquet"
+
+    def documents_path(self, source: str, partition: str) -> Path:
+        return self.root / "documents" / source / f"{check_partition_key(partition)}.parquet"
+
+    def documents_glob(self) -> str:
+        return str(self.root / "documents" / "*" / "*.parquet")
