@@ -1,0 +1,290 @@
+"""Project Gutenberg books: plain-text files plus their RDF catalog records (kind `gutenberg`).
+
+One unit (partition) is a batch of book ids, `id // batch_size`. Per book the connector
+fetches the plain text, strips the PG header and footer, and reads the book's RDF record for
+title, authors, language, issue date and the rights statement. It reports the rights string as
+PG states it; the licensing stage decides what it means.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from lxml import etree
+from pydantic import Field, field_validator
+
+from opencorpus_dagster.compression import open_decompressed
+from opencorpus_dagster.connectors.base import Connector, ConnectorOptions, Unit, UnreadableInput, register
+from opencorpus_dagster.fetch import FetchedFile, Fetcher, NotFound
+from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
+from opencorpus_dagster.text.gutenberg_boilerplate import NoStartMarker, locate_gutenberg_body
+
+# Unit keys are zero-padded to this width so they sort as numbers (PG ids are below 100000).
+_KEY_WIDTH = 5
+
+_NS = {
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "dcterms": "http://purl.org/dc/terms/",
+    "pgterms": "http://www.gutenberg.org/2009/pgterms/",
+}
+
+# The header says how the file is encoded; PG's own typo "Chatacter set encoding" is in
+# files of 2003 (e.g. ebook 10026), hence the loose "Cha...".
+_CHARSET_LINE = re.compile(r"^Cha\w* set encoding:\s*(?P<charset>.+?)\s*$", re.MULTILINE | re.IGNORECASE)
+_HEADER_FIELD = re.compile(r"^(?P<name>Title|Author):\s*(?P<value>.*)$", re.IGNORECASE)
+# The header block (title, author, charset) sits in the first few dozen lines.
+_HEADER_SCAN_CHARS = 8000
+
+
+@dataclass(frozen=True)
+class _Catalog:
+    """What one RDF record (or, without one, the text header) says about a book."""
+
+    title: str | None
+    authors: list[str]
+    language: str | None
+    rights: str | None
+    issued: str | None
+
+
+@register
+class GutenbergConnector(Connector):
+    kind = "gutenberg"
+
+    class Options(ConnectorOptions):
+        """`books`: ebook numbers; batches of `batch_size` consecutive ids form one unit."""
+
+        books: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+        batch_size: int = Field(default=1000, ge=1)
+        text_url: str = "https://www.gutenberg.org/cache/epub/{id}/pg{id}.txt"
+        rdf_url: str = "https://www.gutenberg.org/cache/epub/{id}/pg{id}.rdf"
+        page_url: str = "https://www.gutenberg.org/ebooks/{id}"
+
+        @field_validator("books")
+        @classmethod
+        def _no_duplicates(cls, books: list[int]) -> list[int]:
+            duplicates = sorted(book for book, count in Counter(books).items() if count > 1)
+            if duplicates:
+                raise ValueError(f"book ids listed more than once: {duplicates}")
+            return books
+
+        @field_validator("text_url", "rdf_url", "page_url")
+        @classmethod
+        def _has_id_placeholder(cls, template: str) -> str:
+            if "{id}" not in template:
+                raise ValueError(f"URL template {template!r} must contain '{{id}}' (the ebook number)")
+            return template
+
+    options: Options
+
+    def units(self) -> list[Unit]:
+        """One unit per `id // batch_size` batch, ascending; key `"02000-02999"`, urls in id order."""
+        size = self.options.batch_size
+        batches: dict[int, list[int]] = {}
+        for book in sorted(self.options.books):
+            batches.setdefault(book // size, []).append(book)
+        return [
+            Unit(
+                key=f"{batch * size:0{_KEY_WIDTH}d}-{batch * size + size - 1:0{_KEY_WIDTH}d}",
+                urls=tuple(self._url(self.options.text_url, book) for book in books),
+                extra={"books": books},
+            )
+            for batch, books in sorted(batches.items())
+        ]
+
+    def read(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
+        """One `RawRecord` per book of the unit, in id order.
+
+        The payload is `strip_gutenberg_boilerplate` of the decoded file without its leading
+        and trailing blank lines; `metadata["body_lines"]` is the `[first, end)` line range of
+        the decoded file it was cut from.
+
+        A book whose text file is missing or has no START marker becomes a quarantined
+        `Decision` (`gutenberg.missing_text`, `gutenberg.no_start_marker`; an unparseable RDF
+        record: `gutenberg.bad_rdf`). A missing RDF record is not an error: the record is
+        yielded with `license=None` and the title from the text header. Raises
+        `UnreadableInput` naming the URL when a text file cannot be decompressed or is not text.
+        """
+        for book in unit.extra["books"]:
+            yield self._read_book(book, fetcher)
+
+    # -- one book ------------------------------------------------------------------------
+
+    def _read_book(self, book: int, fetcher: Fetcher) -> RawRecord | Decision:
+        text_url = self._url(self.options.text_url, book)
+        rdf_url = self._url(self.options.rdf_url, book)
+        page_url = self._url(self.options.page_url, book)
+
+        def quarantine(reason: str, detail: str) -> Decision:
+            return Decision(str(book), text_url, Outcome.QUARANTINED, stage="raw", reason=reason, detail=detail)
+
+        try:
+            fetched = fetcher.fetch(text_url)
+        except NotFound as error:
+            return quarantine("gutenberg.missing_text", str(error))
+        text, encoding = _decode_text(fetched)
+        try:
+            body = locate_gutenberg_body(text)
+        except NoStartMarker as error:
+            return quarantine("gutenberg.no_start_marker", f"{text_url}: {error}")
+        lines = text.lstrip("\ufeff").splitlines()
+        payload = "\n".join(lines[body.first_line : body.end_line]).strip("\n")
+
+        try:
+            rdf = fetcher.fetch(rdf_url)
+        except NotFound:
+            catalog = _catalog_from_header(text)
+            license_evidence = f"no RDF catalog record for ebook {book} at {rdf_url}"
+        else:
+            try:
+                catalog = _catalog_from_rdf(rdf, book)
+            except ValueError as error:
+                return quarantine("gutenberg.bad_rdf", f"{rdf_url}: {error}")
+            license_evidence = f"RDF dcterms:rights of ebook {book} ({rdf_url})"
+
+        return RawRecord(
+            source_record_id=str(book),
+            upstream_uri=text_url,
+            payload=payload,
+            payload_type=PayloadType.TEXT,
+            url=page_url,
+            title=catalog.title,
+            license=catalog.rights,
+            license_evidence=license_evidence,
+            attribution=_attribution(catalog, book, page_url),
+            metadata={
+                "authors": catalog.authors,
+                "language": catalog.language,
+                "issued": catalog.issued,
+                "text_sha256": fetched.sha256,
+                "rdf_url": rdf_url,
+                "encoding": encoding,
+                # Lines of the decoded file kept as the book, [first, end): enough to cut the
+                # same text again from the file at `upstream_uri`.
+                "body_lines": [body.first_line, body.end_line],
+            },
+        )
+
+    @staticmethod
+    def _url(template: str, book: int) -> str:
+        return template.replace("{id}", str(book))
+
+
+# -- decoding ------------------------------------------------------------------------------
+
+
+def _decode_text(fetched: FetchedFile) -> tuple[str, str]:
+    """The file's text and the encoding used: UTF-8 (BOM or not), else the header's declared
+    charset, else latin-1. Raises `UnreadableInput` for a broken archive or a binary file."""
+    try:
+        with open_decompressed(fetched.path) as handle:
+            data = handle.read()
+    except (EOFError, OSError, zlib.error) as error:
+        raise UnreadableInput(fetched.url, f"cannot decompress {fetched.fetched_from}: {error}") from error
+    if b"\x00" in data:
+        # Latin-1 decodes any bytes, so NULs are how a zip, image or UTF-16 file shows up.
+        raise UnreadableInput(fetched.url, f"{fetched.fetched_from} is not a text file (NUL bytes)")
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    declared = _declared_charset(data[:_HEADER_SCAN_CHARS].decode("latin-1"))
+    if declared:
+        try:
+            return data.decode(declared), declared
+        except UnicodeDecodeError:
+            pass  # the header lies (an "ASCII" file with accented letters): fall through
+    return data.decode("latin-1"), "latin-1"
+
+
+def _declared_charset(header: str) -> str | None:
+    """The Python codec named by `Character set encoding:`, e.g. "ISO-646-US (US-ASCII)" -> ascii."""
+    match = _CHARSET_LINE.search(header)
+    if not match:
+        return None
+    value = match.group("charset")
+    # Whole value, then its parenthesised alias, then each word ("ISO Latin-1" -> "Latin-1"),
+    # each also without hyphens ("CP-1252" -> "CP1252").
+    candidates = [value, *re.findall(r"\(([^)]+)\)", value), *value.split()]
+    for candidate in candidates:
+        for name in (candidate.strip(), candidate.strip().replace("-", "")):
+            try:
+                return codecs.lookup(name).name
+            except LookupError:
+                continue
+    return None
+
+
+# -- catalog -------------------------------------------------------------------------------
+
+
+def _catalog_from_rdf(rdf: FetchedFile, book: int) -> _Catalog:
+    """Title, creators, language, rights and issue date of the RDF record; ValueError if unusable."""
+    # No entity expansion, no DTD, no network: the record comes from a mirror we do not control.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        with open_decompressed(rdf.path) as handle:
+            root = etree.parse(handle, parser).getroot()
+    except (etree.XMLSyntaxError, EOFError, OSError, zlib.error) as error:
+        raise ValueError(f"not a readable RDF/XML record: {error}") from error
+    ebook = root.find("pgterms:ebook", _NS)
+    if ebook is None:
+        raise ValueError("no pgterms:ebook element")
+    about = ebook.get(f"{{{_NS['rdf']}}}about", "")
+    if about.rsplit("/", 1)[-1] != str(book):
+        raise ValueError(f"record describes {about!r}, not ebooks/{book}")
+
+    def first_text(path: str) -> str | None:
+        element = ebook.find(path, _NS)
+        return (_own_text(element) or None) if element is not None else None
+
+    # Authors are the creators; translators, editors and illustrators are marcrel:* agents.
+    names = ebook.iterfind("dcterms:creator/pgterms:agent/pgterms:name", _NS)
+    authors = [text for text in map(_own_text, names) if text]
+    return _Catalog(
+        title=first_text("dcterms:title"),
+        authors=authors,
+        language=first_text("dcterms:language//rdf:value"),
+        rights=first_text("dcterms:rights"),
+        issued=first_text("dcterms:issued"),
+    )
+
+
+def _own_text(element: etree._Element) -> str:
+    # Direct text nodes only: an unexpanded entity reference (`&x;`) is a node of its own and
+    # must not leak into the value as text.
+    return _clean("".join(element.xpath("text()")))
+
+
+def _catalog_from_header(text: str) -> _Catalog:
+    """Title and author from the text's own header, for a book without an RDF record."""
+    fields: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text[:_HEADER_SCAN_CHARS].splitlines():
+        match = _HEADER_FIELD.match(line)
+        if match:
+            current = fields.setdefault(match.group("name").lower(), [match.group("value")])
+        elif current is not None and line.strip() and not re.match(r"^\w[\w ]*:", line):
+            current.append(line)  # a wrapped title or an indented subtitle
+        else:
+            current = None
+    title = _clean(" ".join(fields["title"])) if "title" in fields else None
+    author = _clean(" ".join(fields["author"])) if "author" in fields else None
+    return _Catalog(title=title or None, authors=[author] if author else [], language=None, rights=None, issued=None)
+
+
+def _attribution(catalog: _Catalog, book: int, page_url: str) -> str:
+    title = catalog.title or f"Untitled ebook {book}"
+    by = f" by {'; '.join(catalog.authors)}" if catalog.authors else ""
+    return f"{title}{by}, Project Gutenberg eBook #{book}, {page_url}"
+
+
+def _clean(value: str) -> str:
+    # RDF titles put the subtitle on a new line; headers wrap long titles. One line, one space.
+    return " ".join(value.split())
