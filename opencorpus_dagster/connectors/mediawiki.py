@@ -1,0 +1,531 @@
+"""MediaWiki XML dumps (`kind: mediawiki`): one dump file is one unit; one page (or revision) one record.
+
+Reads the `pages-articles` and `pages-meta-history` exports (schema 0.6 to 0.11) as a stream:
+`lxml.etree.iterparse` over the decompressed bytes, with entity resolution, DTD loading and
+network access off, and every revision and page element freed as soon as it is read, so memory
+stays flat however large the dump. lxml detects the encoding itself from the byte-order mark or
+the XML declaration (UTF-8, and the UTF-16LE-with-BOM exports some tools write), so nothing is
+transcoded here.
+
+The wiki (dbname, domain for page URLs) comes from `<siteinfo>`; an excerpt cut without it is
+named by its file name when that follows Wikimedia's `<dbname>-<date>-...` pattern.
+
+Licence: what Wikimedia's Terms of Use state for the revision's date (CC BY-SA 3.0 before the
+2023 cut-over, 4.0 from it; see `CC_BY_SA_4_FROM`), or the catalog's `license:` override. A
+dump from a wiki outside Wikimedia gets no licence: the dump itself states none.
+
+What becomes what:
+
+- a page of a wanted namespace, not a redirect, with a usable revision -> one `RawRecord` whose
+  payload is the raw wikitext (`revisions: latest`, the default), or one record per revision
+  (`revisions: all`, `source_record_id` = `<page_id>@<rev_id>`);
+- a page of another namespace -> `skipped` / `mediawiki.namespace` (value: the namespace number).
+  A decision is written for every such page rather than dropping them silently: it is one small
+  row per page, and the per-partition counts then add up to the pages in the file;
+- a redirect page -> `skipped` / `mediawiki.redirect` (value: the target title); a dump's
+  `<redirect>` describes the page as it is now, so in `revisions: all` the whole page is skipped;
+- a revision whose text was suppressed (`<text deleted="deleted"/>`) is never used: `latest` takes
+  the latest revision whose text is visible, and a page with none -> `skipped` /
+  `mediawiki.text_deleted`; with `revisions: all` each suppressed revision -> the same decision;
+- a revision whose content model is not wikitext (Lua modules, CSS, JSON) -> `skipped` /
+  `mediawiki.content_model`;
+- a page missing its id, title or revision, or with an unparseable id or timestamp ->
+  `quarantined` / `mediawiki.malformed_page` with the error, and reading goes on.
+
+A file that is not XML, is truncated or is corrupt (`EOFError` / `OSError` from the decompressor,
+`XMLSyntaxError` from lxml) raises `UnreadableInput` naming the file: libxml2 cannot resume after
+a syntax error, and a syntax error in a generated dump means the file is damaged, not that one
+page is odd. Records already yielded from such a file are discarded with its partition.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote, unquote, urlsplit
+
+from lxml import etree
+from pydantic import Field, model_validator
+
+from opencorpus_dagster.compression import open_decompressed
+from opencorpus_dagster.connectors.base import Connector, ConnectorOptions, Unit, UnreadableInput, register
+from opencorpus_dagster.fetch import Fetcher
+from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
+
+# Wikimedia's Terms of Use revision that moved contributed text from CC BY-SA 3.0 Unported to
+# CC BY-SA 4.0 International took effect on 7 June 2023: "the Wikimedia Terms of Use have been
+# updated effective June 7" (Jacob Rogers, WMF Associate General Counsel, wikimedia-l, quoted in
+# The Signpost, 19 June 2023, https://en.wikipedia.org/wiki/Wikipedia:Wikipedia_Signpost/2023-06-19/News_and_notes;
+# terms: https://foundation.wikimedia.org/wiki/Policy:Terms_of_Use). The edit-page and footer
+# messages were switched over in the following weeks, but contributors agree to the Terms of Use,
+# so the Terms' effective date is the cut-over. A revision saved on or after it is offered under
+# 4.0 as a whole: its older text is BY-SA 3.0, whose ShareAlike clause allows adaptations under a
+# later version. Text from before the 2009 licensing update (GFDL only) was relicensed to
+# CC BY-SA 3.0 by that update, so everything before the cut-over is CC BY-SA 3.0.
+CC_BY_SA_4_FROM = "2023-06-07T00:00:00Z"
+CC_BY_SA_4 = "CC-BY-SA-4.0"
+CC_BY_SA_3 = "CC-BY-SA-3.0"
+
+# Domains whose text falls under the Wikimedia Terms of Use. A dump of another MediaWiki (a
+# Fandom wiki, a company wiki) states no licence, and the connector does not invent one.
+_WIKIMEDIA_DOMAINS = (
+    "wikipedia.org", "wiktionary.org", "wikibooks.org", "wikinews.org", "wikiquote.org",
+    "wikisource.org", "wikiversity.org", "wikivoyage.org", "wikimedia.org", "wikidata.org",
+    "mediawiki.org", "wikifunctions.org",
+)  # fmt: skip
+
+# Wikimedia sites serve articles under /wiki/ and scripts under /w/ ($wgArticlePath and
+# $wgScriptPath); the dump's <base> names only the main page, so these are the convention.
+_ARTICLE_PATH = "/wiki/"
+_SCRIPT = "/w/index.php"
+
+# Wikimedia dump files are named `<dbname>-<date>-<what>`; a dbname is `<language><project>`
+# with `_` for `-` (zh_min_nanwiki -> zh-min-nan.wikipedia.org). Used only when a dump (or an
+# excerpt cut from one) has no <siteinfo>.
+_DBNAME = re.compile(r"([a-z][a-z_]*?)(wiki|wiktionary|wikibooks|wikinews|wikiquote|wikisource|wikiversity|wikivoyage)")
+_PROJECT_DOMAINS = {
+    "wiki": "wikipedia.org", "wiktionary": "wiktionary.org", "wikibooks": "wikibooks.org",
+    "wikinews": "wikinews.org", "wikiquote": "wikiquote.org", "wikisource": "wikisource.org",
+    "wikiversity": "wikiversity.org", "wikivoyage": "wikivoyage.org",
+}  # fmt: skip
+_SPECIAL_DBNAMES = {
+    "commonswiki": "commons.wikimedia.org", "metawiki": "meta.wikimedia.org",
+    "specieswiki": "species.wikimedia.org", "wikidatawiki": "www.wikidata.org",
+    "mediawikiwiki": "www.mediawiki.org", "sourceswiki": "wikisource.org",
+}  # fmt: skip
+
+# MediaWiki's wfUrlencode() leaves these characters unescaped in page URLs.
+_TITLE_SAFE = ";@$!*(),/~:"
+
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+_COMPRESSION_SUFFIXES = (".bz2", ".gz", ".xz", ".7z", ".zst")
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def partition_key_for(url: str) -> str:
+    """A readable partition key from a dump URL's file name, minus compression and `.xml`.
+
+    `.../enwiki-latest-pages-articles1.xml-p000000010p000030302.bz2`
+    -> `enwiki-latest-pages-articles1.xml-p000000010p000030302`.
+    """
+    name = unquote(urlsplit(url).path).rstrip("/").rsplit("/", 1)[-1]
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in (*_COMPRESSION_SUFFIXES, ".xml"):
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+                stripped = True
+    key = _KEY_UNSAFE.sub("-", name).strip("-")
+    if not key:
+        raise ValueError(f"cannot derive a partition key from {url!r}; set partition_keys for it")
+    return key
+
+
+@register
+class MediaWikiConnector(Connector):
+    """MediaWiki XML export files, one partition per dump file."""
+
+    kind = "mediawiki"
+
+    class Options(ConnectorOptions):
+        dumps: list[str] = Field(min_length=1, description="URLs of dump files; one file = one partition")
+        namespaces: list[int] = Field(default=[0], description="namespace numbers to keep (0 = articles)")
+        revisions: Literal["latest", "all"] = "latest"
+        license: str | None = Field(default=None, description="overrides the per-revision Wikimedia licence")
+        partition_keys: dict[str, str] | None = Field(default=None, description="dump URL -> partition key")
+
+        @model_validator(mode="after")
+        def _keys_are_unique(self):
+            explicit = self.partition_keys or {}
+            unknown = sorted(set(explicit) - set(self.dumps))
+            if unknown:
+                raise ValueError(f"partition_keys names URLs that are not in dumps: {', '.join(unknown)}")
+            if len(set(self.dumps)) != len(self.dumps):
+                raise ValueError("dumps lists the same URL twice")
+            seen: dict[str, str] = {}
+            for url in self.dumps:
+                key = explicit.get(url) or partition_key_for(url)
+                if _KEY_UNSAFE.search(key):
+                    raise ValueError(f"partition key {key!r} for {url} may only use letters, digits, '.', '_' and '-'")
+                if key in seen:
+                    raise ValueError(
+                        f"dumps {seen[key]} and {url} both get the partition key {key!r}; "
+                        "give one of them an explicit key under partition_keys"
+                    )
+                seen[key] = url
+            return self
+
+    options: Options
+
+    def units(self) -> list[Unit]:
+        explicit = self.options.partition_keys or {}
+        return [Unit(key=explicit.get(url) or partition_key_for(url), urls=(url,)) for url in self.options.dumps]
+
+    def read(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
+        for url in unit.urls:
+            fetched = fetcher.fetch(url)
+            yield from read_dump(
+                fetched.path,
+                url,
+                namespaces=frozenset(self.options.namespaces),
+                revisions=self.options.revisions,
+                license_override=self.options.license,
+            )
+
+
+# -- reading one dump file -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Site:
+    dbname: str
+    domain: str
+    namespaces: dict[str, int]  # prefix name -> number, for exports older than <ns> (0.6)
+    named_by_file: bool = False  # no <siteinfo>: dbname and domain come from the dump's file name
+
+    @property
+    def is_wikimedia(self) -> bool:
+        return any(self.domain == d or self.domain.endswith("." + d) for d in _WIKIMEDIA_DOMAINS)
+
+
+@dataclass(frozen=True)
+class _Page:
+    page_id: int
+    title: str
+    namespace: int
+    redirect: str | None
+
+
+@dataclass(frozen=True)
+class _Revision:
+    rev_id: int
+    timestamp: str
+    text: str | None  # None: suppressed (`deleted="deleted"`)
+    contributor: str | None
+    model: str | None
+
+
+class _Malformed(Exception):
+    pass
+
+
+def read_dump(
+    path: Path,
+    dump_url: str,
+    *,
+    namespaces: frozenset[int] = frozenset({0}),
+    revisions: Literal["latest", "all"] = "latest",
+    license_override: str | None = None,
+) -> Iterator[RawRecord | Decision]:
+    """Stream the records of one local MediaWiki dump file (bz2, gzip or plain XML).
+
+    `dump_url` is the upstream address used in `upstream_uri` and error messages. Yields a
+    `RawRecord` per kept page (or revision), a `Decision` per skipped or malformed page.
+    Raises `UnreadableInput(dump_url, ...)` when the file is not a readable MediaWiki export.
+    """
+    reader = _DumpReader(dump_url, namespaces, revisions, license_override)
+    try:
+        with open_decompressed(path) as stream:
+            yield from reader.read(stream)
+    except etree.XMLSyntaxError as error:
+        raise UnreadableInput(dump_url, f"not well-formed XML ({error}); local copy {path}") from error
+    except EOFError as error:
+        problem = f"compressed stream ends early, file truncated ({error}); local copy {path}"
+        raise UnreadableInput(dump_url, problem) from error
+    except (OSError, zlib.error) as error:
+        raise UnreadableInput(dump_url, f"cannot read or decompress ({error}); local copy {path}") from error
+
+
+class _DumpReader:
+    """One pass over one dump file; `read` is a generator of records and decisions."""
+
+    def __init__(self, dump_url: str, namespaces: frozenset[int], revisions: str, license_override: str | None):
+        self.dump_url = dump_url
+        self.namespaces = namespaces
+        self.all_revisions = revisions == "all"
+        self.license_override = license_override
+        self.site: _Site | None = None
+        self.ns = ""  # the export schema's XML namespace, "{http://www.mediawiki.org/xml/export-0.10/}"
+
+    def read(self, stream) -> Iterator[RawRecord | Decision]:
+        events = etree.iterparse(
+            stream,
+            events=("start", "end"),
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            # MediaWiki caps a revision at 2 MiB by default, but old or non-Wikimedia dumps hold
+            # larger texts than libxml2's default 10 MB node limit; entities stay unresolved.
+            huge_tree=True,
+            remove_blank_text=False,
+        )
+        root = None
+        ordinal = 0  # position of the page in the file: names a page whose id is unusable
+        page_el = None
+        page: _Page | str | None = None  # _Page, or the error that makes the page malformed
+        state = _PageState()
+        for event, element in events:
+            if root is None:
+                root = element
+                self._check_root(root)
+                continue
+            if event == "start":
+                if element.getparent() is root and _local(element.tag) == "page":
+                    ordinal += 1
+                    page_el, page, state = element, None, _PageState()
+                continue
+            name = _local(element.tag)
+            parent = element.getparent()
+            if name == "siteinfo" and parent is root:
+                self.site = self._parse_siteinfo(element)
+                root.remove(element)
+            elif name == "revision" and parent is page_el and page_el is not None:
+                if page is None:
+                    page = self._parse_page(page_el)
+                if isinstance(page, _Page) and self._wanted(page):
+                    yield from self._take_revision(page, element, state)
+                state.revision_count += 1
+                # Free the revision now: a history dump holds thousands per page.
+                element.clear()
+                page_el.remove(element)
+            elif name == "page" and parent is root:
+                if page is None:
+                    page = self._parse_page(element)
+                yield from self._finish_page(page, element, ordinal, state)
+                element.clear()
+                root.remove(element)
+                page_el = None
+        if root is not None and self.site is None and ordinal == 0:
+            raise UnreadableInput(self.dump_url, "MediaWiki export without <siteinfo> or <page> elements")
+
+    # -- structure -------------------------------------------------------------------------
+
+    def _check_root(self, root) -> None:
+        tag = root.tag if isinstance(root.tag, str) else ""
+        if _local(tag) != "mediawiki":
+            raise UnreadableInput(self.dump_url, f"not a MediaWiki export: root element is <{_local(tag)}>")
+        self.ns = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
+
+    def _parse_siteinfo(self, element) -> _Site:
+        dbname = (element.findtext(self.ns + "dbname") or "").strip()
+        base = (element.findtext(self.ns + "base") or "").strip()
+        domain = urlsplit(base).hostname or ""
+        if not dbname or not domain:
+            raise UnreadableInput(self.dump_url, "<siteinfo> lacks <dbname> or a <base> URL")
+        names: dict[str, int] = {}
+        for ns_el in element.iterfind(f"{self.ns}namespaces/{self.ns}namespace"):
+            try:
+                names[(ns_el.text or "").strip().casefold()] = int(ns_el.get("key", ""))
+            except ValueError:
+                continue
+        names.pop("", None)
+        return _Site(dbname, domain, names)
+
+    def _site_from_file_name(self) -> _Site:
+        name = unquote(urlsplit(self.dump_url).path).rsplit("/", 1)[-1]
+        dbname = name.split("-", 1)[0]
+        if dbname in _SPECIAL_DBNAMES:
+            return _Site(dbname, _SPECIAL_DBNAMES[dbname], {}, named_by_file=True)
+        match = _DBNAME.fullmatch(dbname)
+        if match is None:
+            raise UnreadableInput(
+                self.dump_url,
+                "the dump has no <siteinfo> and its file name does not start with a Wikimedia dbname "
+                "(like enwiki-...); cannot tell which wiki it is from",
+            )
+        language, project = match.groups()
+        domain = f"{language.replace('_', '-')}.{_PROJECT_DOMAINS[project]}"
+        return _Site(dbname, domain, {}, named_by_file=True)
+
+    def _parse_page(self, element) -> _Page | str:
+        """The page header (what precedes its revisions), or the reason it is malformed."""
+        if self.site is None:
+            self.site = self._site_from_file_name()
+        title = (element.findtext(self.ns + "title") or "").strip()
+        id_text = (element.findtext(self.ns + "id") or "").strip()
+        if not title:
+            return "page has no <title>"
+        if not id_text.isdigit():
+            return f"page id {id_text!r} is not a number" if id_text else "page has no <id>"
+        ns_text = element.findtext(self.ns + "ns")
+        if ns_text is not None:
+            try:
+                namespace = int(ns_text.strip())
+            except ValueError:
+                return f"page namespace {ns_text!r} is not a number"
+        else:  # exports before schema 0.6 carry the namespace only as a title prefix
+            prefix, colon, _ = title.partition(":")
+            namespace = self.site.namespaces.get(prefix.casefold(), 0) if colon else 0
+        redirect_el = element.find(self.ns + "redirect")
+        redirect = None if redirect_el is None else redirect_el.get("title", "")
+        return _Page(int(id_text), title, namespace, redirect)
+
+    def _wanted(self, page: _Page) -> bool:
+        return page.namespace in self.namespaces and page.redirect is None
+
+    def _parse_revision(self, element) -> _Revision:
+        id_text = (element.findtext(self.ns + "id") or "").strip()
+        if not id_text.isdigit():
+            raise _Malformed(f"revision id {id_text!r} is not a number" if id_text else "revision has no <id>")
+        timestamp = (element.findtext(self.ns + "timestamp") or "").strip()
+        if not _TIMESTAMP.fullmatch(timestamp):
+            raise _Malformed(f"revision {id_text}: timestamp {timestamp!r} is not YYYY-MM-DDTHH:MM:SSZ")
+        text_el = element.find(self.ns + "text")
+        if text_el is None:
+            raise _Malformed(f"revision {id_text} has no <text>")
+        if text_el.get("deleted") is not None:
+            text = None
+        elif len(text_el):  # an unresolved entity reference (`&x;` from a DTD) is a child node: keep it literal
+            text = "".join(text_el.itertext())
+        else:
+            text = text_el.text or ""
+        contributor = None
+        contributor_el = element.find(self.ns + "contributor")
+        if contributor_el is not None and contributor_el.get("deleted") is None:
+            contributor = (
+                contributor_el.findtext(self.ns + "username") or contributor_el.findtext(self.ns + "ip") or None
+            )
+        model = element.findtext(self.ns + "model")
+        return _Revision(int(id_text), timestamp, text, contributor, model.strip() if model else None)
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def _take_revision(self, page: _Page, element, state: _PageState) -> Iterator[RawRecord | Decision]:
+        try:
+            revision = self._parse_revision(element)
+        except _Malformed as error:
+            if self.all_revisions:
+                record_id = f"{page.page_id}@#{state.revision_count + 1}"
+                yield self._decision(record_id, f"{self.dump_url}#page={page.page_id}", Outcome.QUARANTINED,
+                                     "mediawiki.malformed_page", None, str(error))  # fmt: skip
+            else:
+                state.error = state.error or str(error)
+            return
+        if not self.all_revisions:
+            state.consider(revision)
+            return
+        record_id = f"{page.page_id}@{revision.rev_id}"
+        skip = _unusable(revision)
+        if skip:
+            yield self._decision(record_id, self._uri(page, revision), Outcome.SKIPPED, *skip)
+        else:
+            yield self._record(page, revision, record_id)
+
+    def _finish_page(self, page: _Page | str, element, ordinal: int, state: _PageState):
+        if isinstance(page, str):
+            id_text = (element.findtext(self.ns + "id") or "").strip()
+            record_id = id_text or f"page#{ordinal}"
+            uri = f"{self.dump_url}#page={quote(id_text)}" if id_text else f"{self.dump_url}#page-ordinal={ordinal}"
+            yield self._decision(record_id, uri, Outcome.QUARANTINED, "mediawiki.malformed_page", None, page)
+            return
+        record_id, uri = str(page.page_id), f"{self.dump_url}#page={page.page_id}"
+        if page.namespace not in self.namespaces:
+            yield self._decision(record_id, uri, Outcome.SKIPPED, "mediawiki.namespace", str(page.namespace))
+        elif page.redirect is not None:
+            yield self._decision(record_id, uri, Outcome.SKIPPED, "mediawiki.redirect", page.redirect)
+        elif state.revision_count == 0:
+            yield self._decision(record_id, uri, Outcome.QUARANTINED, "mediawiki.malformed_page", None,
+                                 f"page {page.page_id} ({page.title}) has no <revision>")  # fmt: skip
+        elif self.all_revisions:
+            return  # each revision already has its record or decision
+        elif state.error is not None:
+            # Which revision is the latest cannot be trusted when one of them is unreadable.
+            yield self._decision(record_id, uri, Outcome.QUARANTINED, "mediawiki.malformed_page", None,
+                                 f"page {page.page_id} ({page.title}): {state.error}")  # fmt: skip
+        elif state.latest is None:
+            yield self._decision(record_id, uri, Outcome.SKIPPED, "mediawiki.text_deleted", str(state.deleted),
+                                 f"all {state.deleted} revisions have suppressed text")  # fmt: skip
+        elif skip := _unusable(state.latest):
+            yield self._decision(record_id, self._uri(page, state.latest), Outcome.SKIPPED, *skip)
+        else:
+            yield self._record(page, state.latest, record_id)
+
+    def _decision(self, record_id, uri, outcome, reason, value=None, detail=None) -> Decision:
+        return Decision(record_id, uri, outcome, stage="raw", reason=reason, value=value, detail=detail)
+
+    def _uri(self, page: _Page, revision: _Revision) -> str:
+        return f"{self.dump_url}#page={page.page_id}&revision={revision.rev_id}"
+
+    def _record(self, page: _Page, revision: _Revision, record_id: str) -> RawRecord:
+        site = self.site
+        assert site is not None and revision.text is not None
+        quoted = quote(page.title.replace(" ", "_"), safe=_TITLE_SAFE)
+        url = f"https://{site.domain}{_ARTICLE_PATH}{quoted}"
+        oldid = f"https://{site.domain}{_SCRIPT}?oldid={revision.rev_id}"
+        history = f"https://{site.domain}{_SCRIPT}?title={quoted}&action=history"
+        license, evidence = self._license(site, revision)
+        metadata = {
+            "dbname": site.dbname,
+            "page_id": page.page_id,
+            "revision_id": revision.rev_id,
+            "timestamp": revision.timestamp,
+            "namespace": page.namespace,
+        }
+        if revision.contributor is not None:
+            metadata["contributor"] = revision.contributor
+        return RawRecord(
+            source_record_id=record_id,
+            upstream_uri=self._uri(page, revision),
+            payload=revision.text,
+            payload_type=PayloadType.WIKITEXT,
+            url=url,
+            title=page.title,
+            license=license,
+            license_evidence=evidence,
+            attribution=f"{page.title}, {url}, revision {revision.rev_id} ({oldid}); authors: {history}",
+            metadata=metadata,
+        )
+
+    def _license(self, site: _Site, revision: _Revision) -> tuple[str | None, str]:
+        if self.license_override is not None:
+            return self.license_override, "catalog override"
+        if not site.is_wikimedia:
+            return None, f"dump {site.dbname} is from {site.domain}, not a Wikimedia wiki; the dump states no licence"
+        after = revision.timestamp >= CC_BY_SA_4_FROM  # same fixed-width UTC format: text order is time order
+        return (
+            CC_BY_SA_4 if after else CC_BY_SA_3,
+            f"Wikimedia terms of use: text contributed {'on or after' if after else 'before'} "
+            f"{CC_BY_SA_4_FROM[:10]} (revision timestamp {revision.timestamp}) in dump {site.dbname}"
+            + (" (wiki named by the dump's file name: it has no <siteinfo>)" if site.named_by_file else ""),
+        )
+
+
+class _PageState:
+    """What one page's revisions left behind: the latest visible one, counts, the first error."""
+
+    __slots__ = ("latest", "deleted", "revision_count", "error")
+
+    def __init__(self):
+        self.latest: _Revision | None = None
+        self.deleted = 0
+        self.revision_count = 0
+        self.error: str | None = None
+
+    def consider(self, revision: _Revision) -> None:
+        if revision.text is None:
+            self.deleted += 1
+            return
+        # Latest by timestamp, then id: history exports are usually but not always in order.
+        if self.latest is None or (revision.timestamp, revision.rev_id) > (self.latest.timestamp, self.latest.rev_id):
+            self.latest = revision
+
+
+def _unusable(revision: _Revision) -> tuple[str, str, str] | None:
+    """(reason, value, detail) when a revision is not wikitext content, else None."""
+    if revision.text is None:
+        return "mediawiki.text_deleted", "1", f"revision {revision.rev_id} has suppressed text"
+    if revision.model is not None and revision.model != "wikitext":
+        detail = f"revision {revision.rev_id} is {revision.model}, not wikitext"
+        return "mediawiki.content_model", revision.model, detail
+    return None
+
+
+def _local(tag) -> str:
+    if not isinstance(tag, str):  # comments and processing instructions
+        return ""
+    return tag.rpartition("}")[2]
