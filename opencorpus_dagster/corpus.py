@@ -138,7 +138,7 @@ def _write_excluded(home: DataHome, target) -> None:
     try:
         if parts:
             union = " UNION ".join(f"SELECT source, partition, doc_id FROM read_parquet('{p}')" for p in parts)
-            table = connection.execute(union + " ORDER BY ALL").fetch_arrow_table()
+            table = connection.execute(union + " ORDER BY ALL").to_arrow_table()
         else:
             table = pa.table({"source": pa.array([], pa.string()), "partition": pa.array([], pa.string()), "doc_id": pa.array([], pa.string())})
     finally:

@@ -117,15 +117,20 @@ def documents_from_raw(source: Source, raw_path: Path) -> Iterator[Document]:
             )
 
 
+def step_name(step: Step) -> str:
+    return getattr(step, "name", None) or type(step).__name__
+
+
 def run_steps(doc: Document, steps: list[Step]) -> tuple[Document | None, Drop | None, str | None]:
     """Run the chain on one document; returns (document, None, None) or (None, drop, step name)."""
     for step in steps:
+        name = step_name(step)
         try:
             result = step(doc)
         except Exception as error:  # a step bug or a pathological record must not sink the partition
-            return None, Drop(Outcome.QUARANTINED, f"{step.name}.error", None, f"{type(error).__name__}: {error}"), step.name
+            return None, Drop(Outcome.QUARANTINED, f"{name}.error", None, f"{type(error).__name__}: {error}"), name
         if isinstance(result, Drop):
-            return None, result, step.name
+            return None, result, name
         doc = result
     return doc, None, None
 

@@ -135,7 +135,7 @@ def _group_rows(connection: duckdb.DuckDBPyConnection, group: ShardGroup) -> pa.
         ORDER BY d.doc_id
         """,
         [str(group.documents_path)],
-    ).fetch_arrow_table()
+    ).to_arrow_table()
     return table.cast(SHARD_SCHEMA)
 
 

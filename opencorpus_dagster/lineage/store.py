@@ -237,13 +237,13 @@ class LineageStore:
             SELECT source, partition, records_in FROM partitions WHERE stage = 'raw'
         ), terminal AS (
             SELECT source, partition, outcome, count(*) AS n FROM outcomes GROUP BY ALL
-        ), pivot AS (
+        ), by_partition AS (
             SELECT source, partition, sum(n) AS total,
                    map_from_entries(list(struct_pack(k := outcome, v := n))) AS by_outcome
             FROM terminal GROUP BY ALL
         )
         SELECT r.source, r.partition, r.records_in, coalesce(p.total, 0) AS total, p.by_outcome
-        FROM raw_in r LEFT JOIN pivot p USING (source, partition)
+        FROM raw_in r LEFT JOIN by_partition p USING (source, partition)
         ORDER BY r.source, r.partition
         """
         with self._connect() as conn:

@@ -1,0 +1,107 @@
+"""`opencorpus build`: materialise the catalog through Dagster, on the local instance.
+
+Each pending partition runs as its source's job (so the runs, their logs and metadata show in
+the Dagster UI), then one run of the corpus job. A partition is pending when its documents
+stage has never been recorded or was recorded with another catalog fingerprint; unchanged
+partitions are not re-read. A failed partition is reported and does not stop the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dagster import DagsterInstance
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from opencorpus_dagster.definitions import build_definitions
+from opencorpus_dagster.home import data_home
+from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.orchestration.jobs import CORPUS_JOB, source_job_name
+from opencorpus_dagster.catalog import load_catalog
+from opencorpus_dagster.shards import read_manifest
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class BuildSummary:
+    records_in: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    processed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    shards_written: int = 0
+    shards_total: int = 0
+    manifest: str = ""
+    lineage_db: str = ""
+
+
+def pending_partitions(sources, store: LineageStore, home, force: bool) -> tuple[list[tuple], list[tuple]]:
+    pending, unchanged = [], []
+    for source in sources:
+        for unit in source.connector.units():
+            recorded = store.partition_fingerprint(source.name, unit.key, "documents")
+            fresh = recorded == source.fingerprint and home.documents_path(source.name, unit.key).is_file()
+            (unchanged if fresh and not force else pending).append((source, unit.key))
+    return pending, unchanged
+
+
+def run_build(sources: list[str] | None = None, force: bool = False, console: Console | None = None) -> BuildSummary:
+    console = console or Console(stderr=True)
+    home = data_home()
+    catalog = load_catalog()
+    for error in catalog.errors:
+        console.print(f"[yellow]skipping invalid catalog file[/yellow] {error}", highlight=False)
+    selected = [s for s in catalog.sources if not sources or s.name in sources]
+    unknown = set(sources or ()) - {s.name for s in catalog.sources}
+    if unknown:
+        raise SystemExit(f"unknown source(s): {', '.join(sorted(unknown))}; catalog has {', '.join(s.name for s in catalog.sources)}")
+    defs = build_definitions()
+    instance = DagsterInstance.get()
+    store = LineageStore.at(home.lineage_db)
+    pending, unchanged = pending_partitions(selected, store, home, force)
+    summary = BuildSummary(unchanged=[f"{s.name}/{k}" for s, k in unchanged])
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("partitions", total=len(pending) + 1)
+        for source, key in pending:
+            progress.update(task, description=f"{source.name}/{key}")
+            job = defs.resolve_job_def(source_job_name(source.name))
+            result = job.execute_in_process(partition_key=key, instance=instance, run_config=QUIET_LOGS, raise_on_error=False)
+            label = f"{source.name}/{key}"
+            if result.success:
+                summary.processed.append(label)
+            else:
+                summary.failed.append(f"{label}: {_failure_message(result)}")
+            progress.advance(task)
+        progress.update(task, description="corpus: dedup + shards")
+        result = defs.resolve_job_def(CORPUS_JOB).execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False)
+        if not result.success:
+            summary.failed.append(f"corpus: {_failure_message(result)}")
+        else:
+            written = result.asset_materializations_for_node("corpus__shards")
+            if written:
+                summary.shards_written = int(written[-1].metadata["written_this_run"].value)
+        progress.advance(task)
+
+    with store.connection() as conn:
+        summary.records_in = int(conn.execute("SELECT coalesce(sum(records_in), 0) FROM partitions WHERE stage = 'raw'").fetchone()[0])
+    summary.outcomes = dict(sorted(store.outcome_counts().items()))
+    manifest = read_manifest(home)
+    summary.shards_total = manifest["totals"]["shards"] if manifest else 0
+    summary.manifest = str(home.manifest)
+    summary.lineage_db = str(home.lineage_db)
+    return summary
+
+
+def _failure_message(result) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            while error.cause is not None and "PartitionFailed" not in error.cls_name:
+                error = error.cause
+            return f"{error.cls_name}: {error.message.strip()}"
+    return "failed (see the run in the Dagster UI)"

@@ -1,0 +1,176 @@
+"""The `opencorpus` command: build the corpus, trace records, check the catalog."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from opencorpus_dagster.catalog import CATALOG_ENV, load_catalog
+from opencorpus_dagster.fetch import MIRROR_ENV
+from opencorpus_dagster.home import HOME_ENV, data_home
+from opencorpus_dagster.lineage import trace as tracing
+from opencorpus_dagster.lineage.store import LineageStore
+
+app = typer.Typer(help="Assemble an openly licensed, traceable text corpus.", no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+out = Console()
+
+HomeOption = Annotated[Path | None, typer.Option("--home", help=f"data home (default ${HOME_ENV} or ./opencorpus-data)")]
+CatalogOption = Annotated[Path | None, typer.Option("--catalog", help=f"catalog directory (default ${CATALOG_ENV} or the packaged assets/)")]
+MirrorOption = Annotated[
+    list[str] | None,
+    typer.Option("--mirror", help=f"mirror directory or base URL laid out as <host>/<path>, or HOST=BASEURL; repeatable (default ${MIRROR_ENV})"),
+]
+
+
+def _configure_environment(home: Path | None, catalog: Path | None, mirror: list[str] | None) -> None:
+    """Dagster definitions read their settings from the environment; set it before loading them."""
+    if home is not None:
+        os.environ[HOME_ENV] = str(home.resolve())
+    if catalog is not None:
+        os.environ[CATALOG_ENV] = str(catalog.resolve())
+    if mirror:
+        os.environ[MIRROR_ENV] = ",".join(m if "://" in m or "=" in m else str(Path(m).resolve()) for m in mirror)
+    resolved = data_home()
+    os.environ[HOME_ENV] = str(resolved.root)
+    if "DAGSTER_HOME" not in os.environ:
+        os.environ["DAGSTER_HOME"] = str(resolved.dagster_home)
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+@app.command()
+def build(
+    home: HomeOption = None,
+    catalog: CatalogOption = None,
+    mirror: MirrorOption = None,
+    source: Annotated[list[str] | None, typer.Option("--source", help="only these sources (repeatable)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="re-process partitions even if unchanged")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Materialise the whole catalog: new or changed partitions of every source, then the corpus."""
+    _configure_environment(home, catalog, mirror)
+    from opencorpus_dagster.build import run_build
+
+    summary = run_build(sources=source, force=force, console=console)
+    if as_json:
+        out.print_json(json.dumps(dataclasses.asdict(summary)))
+    else:
+        _print_summary(summary)
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
+def _print_summary(summary) -> None:
+    table = Table(title="opencorpus build", show_header=True)
+    table.add_column("")
+    table.add_column("records", justify="right")
+    table.add_row("records in", str(summary.records_in))
+    for outcome, count in summary.outcomes.items():
+        table.add_row(f"  {outcome}", str(count))
+    table.add_row("partitions processed", str(len(summary.processed)))
+    table.add_row("partitions unchanged", str(len(summary.unchanged)))
+    table.add_row("shards written / total", f"{summary.shards_written} / {summary.shards_total}")
+    out.print(table)
+    for failure in summary.failed:
+        out.print(f"[red]FAILED[/red] {failure}")
+    out.print(f"output: {summary.manifest}")
+    out.print(f"lineage: {summary.lineage_db}")
+
+
+@app.command()
+def trace(
+    home: HomeOption = None,
+    doc_id: Annotated[str | None, typer.Option("--doc-id")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="page URL or upstream URI")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", help="shard path as in manifest.json")] = None,
+    row: Annotated[int | None, typer.Option("--row", help="row number in the shard (from 0)")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="list the shards holding this source's records")] = None,
+    license: Annotated[str | None, typer.Option("--license", help="list the shards holding records under this SPDX licence")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Where a record came from, under which licence, and what happened to it."""
+    store = LineageStore.at(data_home(home).lineage_db, read_only=True)
+    try:
+        if source or license:
+            shards = tracing.shards_holding(store, source=source, license=license)
+            if as_json:
+                out.print_json(json.dumps(shards))
+            else:
+                for item in shards:
+                    out.print(f"{item['shard']}\t{item['rows']} rows\tsha256 {item['sha256']}")
+            return
+        if shard is not None:
+            if row is None:
+                raise typer.BadParameter("--shard needs --row")
+            traces = tracing.trace_shard_row(store, shard, row)
+        elif doc_id is not None:
+            traces = tracing.trace_doc(store, doc_id)
+        elif url is not None:
+            traces = tracing.trace_url(store, url)
+        else:
+            raise typer.BadParameter("give one of --doc-id, --url, --shard/--row, --source, --license")
+    except tracing.NotTraced as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from None
+    if as_json:
+        out.print_json(json.dumps(traces, default=str))
+        return
+    for item in traces:
+        _print_trace(item)
+
+
+def _print_trace(item: dict) -> None:
+    out.rule(f"{item['source']} / {item['partition']} / {item['doc_id']}")
+    fields = [
+        ("outcome", item["outcome"]),
+        ("title", item["title"]),
+        ("url", item["url"]),
+        ("upstream uri", item["upstream_uri"]),
+        ("upstream file", _describe_file(item["upstream_file"])),
+        ("licence", item["license"]),
+        ("licence evidence", item["license_evidence"]),
+        ("upstream statement", item["license_statement"]),
+        ("attribution", item["attribution"]),
+        ("language", item["language"]),
+        ("content sha256", item["content_sha256"]),
+    ]
+    for name, value in fields:
+        if value is not None:
+            out.print(f"[bold]{name}:[/bold] {value}", highlight=False)
+    for shard_row in item["shard_rows"]:
+        out.print(f"[bold]shard row:[/bold] {shard_row['shard']} row {shard_row['row']} (sha256 {shard_row['shard_sha256']})")
+    out.print("[bold]decisions:[/bold]")
+    for decision in item["decisions"]:
+        value = f" value={decision['value']}" if decision["value"] is not None else ""
+        detail = f" ({decision['detail']})" if decision["detail"] else ""
+        out.print(f"  {decision['stage']}: {decision['outcome']} [{decision['reason']}]{value}{detail}", highlight=False)
+
+
+def _describe_file(fetched: dict | None) -> str | None:
+    if not fetched:
+        return None
+    return f"{fetched['url']} sha256={fetched['sha256']} ({fetched['size']} bytes, read from {fetched['fetched_from']} at {fetched['retrieved_at']})"
+
+
+@app.command()
+def validate(catalog: CatalogOption = None) -> None:
+    """Check every catalog file; exit 1 if any is invalid."""
+    loaded = load_catalog(catalog)
+    for source in loaded.sources:
+        units = source.connector.units()
+        out.print(f"ok  {source.path.name}: {source.name} ({source.spec.kind}, {len(units)} partitions)")
+    for error in loaded.errors:
+        out.print(f"[red]bad[/red] {error}", highlight=False)
+    if loaded.errors:
+        raise typer.Exit(code=1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,36 @@
+"""The opencorpus code location: the catalog in `assets/` turned into Dagster definitions."""
+
+from __future__ import annotations
+
+import logging
+
+from dagster import Definitions
+
+from opencorpus_dagster.catalog import load_catalog
+from opencorpus_dagster.orchestration.assets import corpus_assets, source_assets
+from opencorpus_dagster.orchestration.catalog_report import catalog_asset
+from opencorpus_dagster.orchestration.checks import corpus_checks
+from opencorpus_dagster.orchestration.jobs import corpus_job, source_jobs
+from opencorpus_dagster.orchestration.resources import default_resources
+from opencorpus_dagster.orchestration.schedules import refresh_schedule
+
+
+def build_definitions(catalog_directory: str | None = None) -> Definitions:
+    catalog = load_catalog(catalog_directory)
+    for error in catalog.errors:
+        logging.getLogger("opencorpus").error("invalid catalog file (source not loaded): %s", error)
+    sources = list(catalog.sources)
+    return Definitions(
+        assets=[
+            *[a for source in sources for a in source_assets(source)],
+            *corpus_assets(sources),
+            catalog_asset(catalog),
+        ],
+        asset_checks=corpus_checks(sources),
+        jobs=[*source_jobs(sources), corpus_job()],
+        schedules=[refresh_schedule(source) for source in sources],
+        resources=default_resources(),
+    )
+
+
+defs = build_definitions()

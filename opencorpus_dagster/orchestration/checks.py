@@ -1,0 +1,46 @@
+"""Asset checks on the published corpus (each wraps one audit from `audit.py`)."""
+
+
+from dagster import AssetCheckResult, AssetChecksDefinition, MetadataValue, asset_check
+from dagster_duckdb import DuckDBResource
+
+from opencorpus_dagster import audit
+from opencorpus_dagster.catalog import Source
+from opencorpus_dagster.orchestration.assets import SHARDS_KEY
+from opencorpus_dagster.orchestration.resources import CorpusSettings, lineage_store
+
+
+def corpus_checks(sources: list[Source]) -> list[AssetChecksDefinition]:
+    policies = {source.name: source.policy for source in sources}
+
+    @asset_check(asset=SHARDS_KEY, description="records in = kept + filtered + duplicate + quarantined + removed + skipped, per partition")
+    def conservation(lineage: DuckDBResource) -> AssetCheckResult:
+        store = lineage_store(lineage)
+        rows = store.conservation()
+        problems = [row for row in rows if row["records_in"] != row["total"]]
+        return AssetCheckResult(
+            passed=not problems,
+            metadata={"partitions": len(rows), "unbalanced": MetadataValue.json(problems[:20])},
+        )
+
+    @asset_check(asset=SHARDS_KEY, description="every shard row has a licence its source's policy allows and an upstream URI")
+    def licences_allowed_and_traceable(corpus: CorpusSettings) -> AssetCheckResult:
+        home = corpus.data_home()
+        disallowed = audit.disallowed_licenses(home, policies)
+        untraceable = audit.rows_without_upstream(home)
+        return AssetCheckResult(
+            passed=not disallowed and untraceable == 0,
+            metadata={"disallowed": MetadataValue.json(disallowed[:20]), "rows_without_upstream_or_licence": untraceable},
+        )
+
+    @asset_check(asset=SHARDS_KEY, description="doc_id is unique across all shards")
+    def doc_ids_unique(corpus: CorpusSettings) -> AssetCheckResult:
+        repeated = audit.repeated_doc_ids(corpus.data_home())
+        return AssetCheckResult(passed=not repeated, metadata={"examples": MetadataValue.json([list(r) for r in repeated])})
+
+    @asset_check(asset=SHARDS_KEY, description="every shard file matches the sha256 and size in manifest.json")
+    def manifest_checksums(corpus: CorpusSettings) -> AssetCheckResult:
+        problems = audit.manifest_mismatches(corpus.data_home())
+        return AssetCheckResult(passed=not problems, metadata={"problems": MetadataValue.json(problems[:20])})
+
+    return [conservation, licences_allowed_and_traceable, doc_ids_unique, manifest_checksums]

@@ -1,0 +1,46 @@
+"""Dagster resources: where the data lives, how upstream is reached, and the lineage store."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import ConfigurableResource
+from dagster_duckdb import DuckDBResource
+
+from opencorpus_dagster.fetch import MIRROR_ENV, Fetcher, mirrors_from
+from opencorpus_dagster.home import DataHome, data_home
+from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.shards import DEFAULT_MAX_SHARD_BYTES
+
+
+class CorpusSettings(ConfigurableResource):
+    """The data home, the mirror(s) and the shard size bound."""
+
+    home: str
+    mirror: str = ""  # comma-separated mirror specs (see fetch.py); empty = upstream
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
+
+    def data_home(self) -> DataHome:
+        return data_home(self.home)
+
+    def fetcher(self) -> Fetcher:
+        return Fetcher(self.data_home().downloads, mirrors_from(self.mirror or ""))
+
+
+def lineage_store(duckdb: DuckDBResource) -> LineageStore:
+    store = LineageStore(duckdb.get_connection)
+    store.ensure_schema()
+    return store
+
+
+def default_resources() -> dict:
+    """Resources from the environment (`OPENCORPUS_HOME`, `OPENCORPUS_MIRROR`)."""
+    home = data_home()
+    return {
+        "corpus": CorpusSettings(
+            home=str(home.root),
+            mirror=os.environ.get(MIRROR_ENV, ""),
+            max_shard_bytes=int(os.environ.get("OPENCORPUS_MAX_SHARD_BYTES", DEFAULT_MAX_SHARD_BYTES)),
+        ),
+        "lineage": DuckDBResource(database=str(home.lineage_db)),
+    }

@@ -1,0 +1,235 @@
+"""End to end: `opencorpus build` on the default catalog against the fixture mirror.
+
+Runs the real console script (Dagster, DuckDB, pyarrow, the connectors) in subprocesses, each
+with its own data home and Dagster instance.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from opencorpus_dagster.audit import conservation_problems, manifest_mismatches, repeated_doc_ids
+from opencorpus_dagster.home import DataHome
+from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.lineage.trace import trace_shard_row
+
+REPO = Path(__file__).resolve().parent.parent
+OPENCORPUS = str(Path(sys.executable).parent / "opencorpus")
+ENWIKI_PARTITION = "enwiki-latest-pages-articles1.xml-p000000010p000030302"
+TABLES_DUMP = "https://dumps.wikimedia.org/enwiki/latest/enwiki-latest-pages-articles2.xml-p000030304p000088444.bz2"
+
+
+def run_opencorpus(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCORPUS_", "DAGSTER_"))}
+    env["DAGSTER_HOME"] = str(home / "dagster")
+    result = subprocess.run(
+        [OPENCORPUS, *args, "--home", str(home)], capture_output=True, text=True, env=env, cwd=REPO, timeout=900
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"opencorpus {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def build(home: Path, mirror: Path, catalog: Path = REPO / "assets", *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run_opencorpus("build", "--catalog", str(catalog), "--mirror", str(mirror), "--json", *extra, home=home, check=check)
+
+
+def shard_bytes(home: Path) -> dict[str, bytes]:
+    corpus = home / "corpus"
+    return {str(p.relative_to(corpus)): p.read_bytes() for p in sorted(corpus.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, fixture_mirror):
+    home = tmp_path_factory.mktemp("home")
+    result = build(home, fixture_mirror)
+    return home, json.loads(result.stdout)
+
+
+def test_summary_equals_lineage_store(built):
+    home, summary = built
+    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    with store.connection() as conn:
+        records_in = conn.execute("SELECT sum(records_in) FROM partitions WHERE stage = 'raw'").fetchone()[0]
+        outcomes = dict(conn.execute("SELECT outcome, count(*) FROM outcomes GROUP BY 1").fetchall())
+        shard_rows = conn.execute("SELECT count(*) FROM shard_rows").fetchone()[0]
+    assert summary["records_in"] == records_in
+    assert summary["outcomes"] == outcomes
+    assert sum(outcomes.values()) == records_in
+    assert outcomes["kept"] == shard_rows
+    assert summary["failed"] == []
+    assert len(summary["processed"]) == 10  # 9 Gutenberg batches + 1 enwiki dump
+    # The enwiki fixture: 206 pages, 100 of them redirects (skipped with their own outcome).
+    assert store.outcome_counts("enwiki").get("skipped", 0) >= 100
+
+
+def test_every_shard_row_traces_to_a_licensed_upstream_record(built):
+    home, _ = built
+    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    assert manifest["totals"]["rows"] > 0
+    for shard in manifest["shards"]:
+        with duckdb.connect() as conn:
+            rows = conn.execute(
+                f"SELECT doc_id, license, upstream_uri FROM read_parquet('{home / 'corpus' / shard['path']}', file_row_number = true) ORDER BY file_row_number"
+            ).fetchall()
+        assert len(rows) == shard["rows"]
+        for row_number, (doc_id, license, upstream_uri) in enumerate(rows):
+            (trace,) = trace_shard_row(store, shard["path"], row_number)
+            assert trace["doc_id"] == doc_id
+            assert trace["outcome"] == "kept"
+            assert trace["license"] == license and license
+            assert trace["license_evidence"]
+            assert trace["upstream_uri"] == upstream_uri
+            assert trace["upstream_file"]["sha256"] and len(trace["upstream_file"]["sha256"]) == 64
+            assert trace["attribution"]
+
+
+def test_licences_in_the_fixture_corpus(built):
+    home, _ = built
+    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    licenses = manifest["totals"]["licenses"]
+    # Moby Dick is the only fixture book with an RDF record; the others have no licence evidence.
+    assert licenses.get("LicenseRef-PublicDomain") == 1
+    assert set(licenses) <= {"LicenseRef-PublicDomain", "CC-BY-SA-3.0", "CC-BY-SA-4.0"}
+    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    with store.connection() as conn:
+        unknown = conn.execute(
+            "SELECT count(*) FROM outcomes WHERE source = 'gutenberg' AND reason = 'license.unknown'"
+        ).fetchone()[0]
+    assert unknown == 14
+
+
+def test_trace_cli_prints_upstream_licence_and_decisions(built):
+    home, _ = built
+    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    shard = next(s for s in manifest["shards"] if s["source"] == "enwiki")
+    result = run_opencorpus("trace", "--shard", shard["path"], "--row", "0", home=home)
+    assert "upstream uri: https://dumps.wikimedia.org/enwiki/latest/" in result.stdout
+    assert "#page=" in result.stdout and "licence: CC-BY-SA-" in result.stdout
+    assert "dedup: kept" in result.stdout
+    listing = run_opencorpus("trace", "--source", "gutenberg", home=home)
+    assert "shards/gutenberg/02000-02999/part-00000.parquet" in listing.stdout
+
+
+def test_corpus_invariants_hold(built):
+    home, _ = built
+    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    assert conservation_problems(store) == []
+    assert manifest_mismatches(DataHome(home)) == []
+    assert repeated_doc_ids(DataHome(home)) == []
+
+
+def test_shards_are_readable_by_pandas_and_duckdb(built):
+    import pandas
+
+    home, _ = built
+    frame = pandas.read_parquet(home / "corpus" / "shards")
+    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    assert len(frame) == manifest["totals"]["rows"]
+    assert frame["doc_id"].is_unique
+    assert frame["text"].str.len().min() > 0
+
+
+def test_two_builds_from_scratch_are_byte_identical(built, tmp_path, fixture_mirror):
+    home, _ = built
+    other = tmp_path / "home2"
+    build(other, fixture_mirror)
+    assert shard_bytes(other) == shard_bytes(home)
+
+
+def test_a_new_upstream_unit_is_the_only_partition_processed(tmp_path, fixture_mirror):
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    shutil.copy(REPO / "assets" / "enwiki.yaml", catalog / "enwiki.yaml")
+    home = tmp_path / "home"
+    first = json.loads(build(home, fixture_mirror, catalog).stdout)
+    assert first["processed"] == [f"enwiki/{ENWIKI_PARTITION}"]
+    raw = home / "raw" / "enwiki" / f"{ENWIKI_PARTITION}.parquet"
+    before = (raw.stat().st_mtime_ns, raw.read_bytes())
+    shards_before = shard_bytes(home)
+
+    text = (catalog / "enwiki.yaml").read_text()
+    (catalog / "enwiki.yaml").write_text(text.replace("  namespaces:", f"    - {TABLES_DUMP}\n  namespaces:"))
+    second = json.loads(build(home, fixture_mirror, catalog).stdout)
+    new_partition = "enwiki-latest-pages-articles2.xml-p000030304p000088444"
+    assert second["processed"] == [f"enwiki/{new_partition}"]
+    assert second["unchanged"] == [f"enwiki/{ENWIKI_PARTITION}"]
+    assert (raw.stat().st_mtime_ns, raw.read_bytes()) == before  # not re-read, not rewritten
+    after = shard_bytes(home)
+    old_shard = f"shards/enwiki/{ENWIKI_PARTITION}/part-00000.parquet"
+    assert after[old_shard] == shards_before[old_shard]
+    assert any(path.startswith(f"shards/enwiki/{new_partition}/") for path in after)
+    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    with store.connection() as conn:
+        fetched = conn.execute("SELECT partition, count(*) FROM fetches GROUP BY 1 ORDER BY 1").fetchall()
+    assert fetched == [(ENWIKI_PARTITION, 1), (new_partition, 1)]
+
+
+def test_truncated_dump_fails_its_partition_only(tmp_path, fixture_mirror):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(fixture_mirror, mirror, symlinks=True)
+    dump = mirror / "dumps.wikimedia.org/enwiki/latest/enwiki-latest-pages-articles2.xml-p000030304p000088444.bz2"
+    data = dump.read_bytes()
+    dump.unlink()
+    dump.write_bytes(data[: len(data) // 2])
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    text = (REPO / "assets" / "enwiki.yaml").read_text()
+    (catalog / "enwiki.yaml").write_text(text.replace("  namespaces:", f"    - {TABLES_DUMP}\n  namespaces:"))
+    home = tmp_path / "home"
+    result = build(home, mirror, catalog, check=False)
+    assert result.returncode == 1
+    summary = json.loads(result.stdout)
+    (failure,) = summary["failed"]
+    assert "enwiki-latest-pages-articles2.xml-p000030304p000088444" in failure
+    assert "articles2.xml-p000030304p000088444.bz2" in failure  # names the file
+    assert summary["processed"] == [f"enwiki/{ENWIKI_PARTITION}"]
+    assert not (home / "raw" / "enwiki" / "enwiki-latest-pages-articles2.xml-p000030304p000088444.parquet").exists()
+    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    assert [s["partition"] for s in manifest["shards"]] == [ENWIKI_PARTITION]
+    assert summary["outcomes"]["kept"] == manifest["totals"]["rows"] > 0
+
+
+def test_catalog_with_a_typo_is_reported_and_the_rest_builds(tmp_path, fixture_mirror):
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    shutil.copy(REPO / "assets" / "enwiki.yaml", catalog / "enwiki.yaml")
+    (catalog / "gutenberg.yaml").write_text((REPO / "assets" / "gutenberg.yaml").read_text().replace("options:", "optoins:"))
+    home = tmp_path / "home"
+    validate = run_opencorpus("validate", "--catalog", str(catalog), home=home, check=False) if False else None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCORPUS_")}
+    validate = subprocess.run([OPENCORPUS, "validate", "--catalog", str(catalog)], capture_output=True, text=True, env=env)
+    assert validate.returncode == 1
+    assert "gutenberg.yaml: optoins: unknown field; did you mean 'options'?" in validate.stdout.replace("\n", " ")
+    summary = json.loads(build(home, fixture_mirror, catalog).stdout)
+    assert summary["processed"] == [f"enwiki/{ENWIKI_PARTITION}"]
+    assert "optoins" in result_text(summary, home)
+
+
+def result_text(summary: dict, home: Path) -> str:
+    return json.dumps(summary) + (home / "catalog.json").read_text()
+
+
+def test_rerun_after_a_kill_mid_shard_gives_the_same_shards(built, tmp_path, fixture_mirror):
+    home, _ = built
+    reference = shard_bytes(home)
+    work = tmp_path / "home"
+    shutil.copytree(home, work)
+    # What a SIGKILL during shard writing leaves: a temporary file, a half-written shard, and a
+    # manifest that does not describe the files.
+    shard = next((work / "corpus" / "shards" / "enwiki").rglob("part-00000.parquet"))
+    (shard.parent / f".{shard.name}.tmp-4242").write_bytes(shard.read_bytes()[:1000])
+    shard.write_bytes(shard.read_bytes()[: len(shard.read_bytes()) // 2])
+    (work / "corpus" / "manifest.json").unlink()
+    build(work, fixture_mirror)
+    assert shard_bytes(work) == reference
