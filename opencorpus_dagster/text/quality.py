@@ -1,0 +1,473 @@
+"""Heuristic quality rules from Gopher, C4 and FineWeb, measured on every document.
+
+Sources of the rules and their default thresholds:
+
+- Gopher: Rae et al. 2021, "Scaling Language Models: Methods, Analysis & Insights from Training
+  Gopher", appendix A.1.1 (MassiveText quality filters) and Table A1 (repetition filters);
+  values as in DataTrove's `gopher_quality_filter.py` / `gopher_repetition_filter.py`.
+- C4: Raffel et al. 2020, "Exploring the Limits of Transfer Learning...", section 2.2; values as
+  in DataTrove's `c4_filters.py`.
+- FineWeb: Penedo et al. 2024, "The FineWeb Datasets", section 3.3 (custom filters); values as in
+  DataTrove's `fineweb_quality_filter.py`.
+
+How this module differs from DataTrove, on purpose:
+
+- Words are whitespace-separated tokens (Gopher's own definition) rather than NLTK tokens, so
+  there is no tokenizer model to download. A token made only of punctuation/symbols is a
+  "symbol word": it counts for `gopher.symbol_word_ratio` and `gopher.alpha_words` but not for
+  `gopher.word_count` / `gopher.mean_word_length`, and word length and n-grams use tokens with
+  leading/trailing punctuation stripped (what NLTK would have split off).
+- Line-ratio rules (`gopher.bullet_lines`, `gopher.ellipsis_lines`, `fineweb.*`) count non-empty
+  lines: the normalised text keeps a blank line between paragraphs, which the web text those
+  thresholds were tuned on (trafilatura output, one paragraph per line) did not have.
+- `gopher.stop_words` counts occurrences case-insensitively (DataTrove is case-sensitive, which
+  misses "The").
+- The duplicate n-gram rules count the characters of words covered by any repeated occurrence of
+  an n-gram (Gopher's "fraction of characters in duplicate n-grams", overlaps counted once);
+  DataTrove approximates this with a greedy skip, so values differ slightly on heavy repetition.
+  The top n-gram rules report 0 when no n-gram occurs twice (there is no repetition to measure).
+- C4's `javascript` rule removes *lines* and its `{` rule drops the *document*. This step never
+  edits text (exact dedup hashes the text, and the measured values must describe the text that
+  is kept), so both are document rules here: `c4.javascript` is the fraction of non-empty lines
+  mentioning "javascript" (threshold is ours, not published: 0.1), `c4.curly_bracket` the number
+  of `{` (C4's published rule: any). Code-bearing sources (Stack Overflow, documentation) and
+  critical editions (Gutenberg uses `{}` for editorial notes) should set
+  `c4_max_curly_brackets: null` in their catalog entry.
+
+Language awareness: for languages written without spaces between words (`no_space_languages`,
+e.g. ja, zh, th) whitespace tokens are not words, so the word-based rules (word count, mean
+word length, symbol ratio, alphabetic words, stop words, n-gram repetition, list ratio) are
+*skipped*, neither measured nor applied; line, paragraph and character rules still apply.
+`gopher.stop_words` applies only to `stop_words_languages` (English: the list is English).
+A document whose language is unknown (None) is treated as space-separated.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from opencorpus_dagster.records import Document, Drop, Outcome
+
+# Punctuation and symbols stripped from word edges (ASCII + the common Unicode ones).
+_EDGE_PUNCT = (
+    "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+    "“”‘’«»„‚‹›–—‐‑‒―…·•¡¿§¶†‡′″、。，；：！？（）【】《》「」『』〈〉〔〕"
+)
+_BULLETS = ("•", "-", "*", "‣", "◦", "▪", "●", "–", "·")
+_ELLIPSES = ("...", "…")
+# FineWeb's stop characters for "line ends in punctuation".
+_LINE_END_PUNCT = (".", "'", '"', "!", "?")
+_PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
+_LINE_SPLIT = re.compile(r"\n+")
+# A whitespace token containing a letter ([^\W\d_] is "alphabetic"). The lookbehind anchors
+# each attempt at a token start, so a long letterless token costs linear, not quadratic, time.
+_ALPHA_TOKEN = re.compile(r"(?<!\S)\S*?[^\W\d_]\S*")
+
+RULES: tuple[str, ...] = (
+    "gopher.word_count",
+    "gopher.mean_word_length",
+    "gopher.symbol_word_ratio",
+    "gopher.bullet_lines",
+    "gopher.ellipsis_lines",
+    "gopher.alpha_words",
+    "gopher.stop_words",
+    "gopher.dup_line_fraction",
+    "gopher.dup_para_fraction",
+    "gopher.dup_line_char_fraction",
+    "gopher.dup_para_char_fraction",
+    "gopher.top_2gram",
+    "gopher.top_3gram",
+    "gopher.top_4gram",
+    "gopher.dup_5gram",
+    "gopher.dup_6gram",
+    "gopher.dup_7gram",
+    "gopher.dup_8gram",
+    "gopher.dup_9gram",
+    "gopher.dup_10gram",
+    "c4.lorem_ipsum",
+    "c4.javascript",
+    "c4.curly_bracket",
+    "fineweb.line_punct_ratio",
+    "fineweb.short_line_ratio",
+    "fineweb.char_dup_ratio",
+    "fineweb.list_ratio",
+)
+
+# Rules that need words, skipped for languages written without spaces.
+WORD_RULES: frozenset[str] = frozenset(
+    {
+        "gopher.word_count",
+        "gopher.mean_word_length",
+        "gopher.symbol_word_ratio",
+        "gopher.alpha_words",
+        "gopher.stop_words",
+        "gopher.top_2gram",
+        "gopher.top_3gram",
+        "gopher.top_4gram",
+        "gopher.dup_5gram",
+        "gopher.dup_6gram",
+        "gopher.dup_7gram",
+        "gopher.dup_8gram",
+        "gopher.dup_9gram",
+        "gopher.dup_10gram",
+        "fineweb.list_ratio",
+    }
+)
+
+
+class QualityConfig(BaseModel):
+    """`filters.quality` in a source's catalog YAML.
+
+    Every threshold is its own field; `null` disables that bound. `enabled_rules` (None = all)
+    and `disabled_rules` select rules by name (see `RULES`); a disabled rule is neither
+    measured nor applied.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    enabled_rules: list[str] | None = None
+    disabled_rules: list[str] = Field(default_factory=list)
+
+    # --- Gopher quality filters (Rae et al. 2021, A.1.1; DataTrove gopher_quality_filter.py) ---
+    # "fewer than 50 or more than 100,000 words"
+    gopher_min_words: int | None = 50
+    gopher_max_words: int | None = 100_000
+    # "mean word length outside the range of 3 to 10 characters"
+    gopher_min_mean_word_length: float | None = 3
+    gopher_max_mean_word_length: float | None = 10
+    # "symbol-to-word ratio greater than 0.1 for either the hash symbol or the ellipsis"
+    gopher_max_symbol_word_ratio: float | None = 0.1
+    # "more than 90% of lines starting with a bullet point"
+    gopher_max_bullet_lines_ratio: float | None = 0.9
+    # "more than 30% ending with an ellipsis"
+    gopher_max_ellipsis_lines_ratio: float | None = 0.3
+    # "80% of words in a document contain at least one alphabetic character"
+    gopher_min_alpha_words_ratio: float | None = 0.8
+    # "apply a 'stop word' filter ... at least two of the following English words"
+    gopher_min_stop_words: int | None = 2
+    gopher_stop_words: list[str] = Field(
+        default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"]
+    )
+    stop_words_languages: list[str] = Field(default_factory=lambda: ["en"])
+
+    # --- Gopher repetition filters (Rae et al. 2021, Table A1; gopher_repetition_filter.py) ---
+    gopher_max_dup_line_fraction: float | None = 0.30
+    gopher_max_dup_para_fraction: float | None = 0.30
+    gopher_max_dup_line_char_fraction: float | None = 0.20
+    gopher_max_dup_para_char_fraction: float | None = 0.20
+    gopher_max_top_2gram_char_fraction: float | None = 0.20
+    gopher_max_top_3gram_char_fraction: float | None = 0.18
+    gopher_max_top_4gram_char_fraction: float | None = 0.16
+    gopher_max_dup_5gram_char_fraction: float | None = 0.15
+    gopher_max_dup_6gram_char_fraction: float | None = 0.14
+    gopher_max_dup_7gram_char_fraction: float | None = 0.13
+    gopher_max_dup_8gram_char_fraction: float | None = 0.12
+    gopher_max_dup_9gram_char_fraction: float | None = 0.11
+    gopher_max_dup_10gram_char_fraction: float | None = 0.10
+
+    # --- C4 (Raffel et al. 2020, 2.2; DataTrove c4_filters.py) ---
+    # "removed any page where the phrase 'lorem ipsum' appeared"
+    c4_max_lorem_ipsum: int | None = 0
+    # C4 removes every line mentioning "javascript"; as a document rule (see module docstring)
+    # this threshold on the fraction of such lines is opencorpus's choice, not published.
+    c4_max_javascript_line_ratio: float | None = 0.1
+    # "removed any pages that contained a curly bracket"; null it for code-bearing sources.
+    c4_max_curly_brackets: int | None = 0
+
+    # --- FineWeb custom filters (Penedo et al. 2024, 3.3; fineweb_quality_filter.py) ---
+    # drop when <= 12% of lines end in punctuation
+    fineweb_min_line_punct_ratio: float | None = 0.12
+    # drop when >= 67% of lines are at most 30 characters long
+    fineweb_max_short_line_ratio: float | None = 0.67
+    fineweb_short_line_length: int = 30
+    # drop when >= 1% of characters are in duplicated lines
+    fineweb_max_char_dup_ratio: float | None = 0.01
+    # drop when line breaks / words > 0.3 (lists)
+    fineweb_max_list_ratio: float | None = 0.3
+
+    # Languages written without spaces between words: word-based rules are skipped for them.
+    no_space_languages: list[str] = Field(
+        default_factory=lambda: ["ja", "zh", "yue", "wuu", "th", "lo", "km", "my", "bo", "dz"]
+    )
+
+    @model_validator(mode="after")
+    def _known_rule_names(self) -> QualityConfig:
+        for field_name in ("enabled_rules", "disabled_rules"):
+            names = getattr(self, field_name) or []
+            unknown = [name for name in names if name not in RULES]
+            if unknown:
+                raise ValueError(
+                    f"{field_name}: unknown rule(s) {unknown}; known rules: {', '.join(RULES)}"
+                )
+        return self
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """One threshold of a rule: the config field, and how a value fails it."""
+
+    field: str
+    kind: str  # "min": fails below (or at, if inclusive); "max": fails above (or at)
+    inclusive: bool = False  # FineWeb's rules fail at equality; Gopher's and C4's do not
+
+    def fails(self, value: float, threshold: float) -> bool:
+        if self.kind == "min":
+            return value <= threshold if self.inclusive else value < threshold
+        return value >= threshold if self.inclusive else value > threshold
+
+    def describe(self, threshold: float) -> str:
+        """The requirement a passing value meets, e.g. ">= 50"."""
+        op = {("min", False): ">=", ("min", True): ">", ("max", False): "<=", ("max", True): "<"}
+        return f"{op[(self.kind, self.inclusive)]} {threshold}"
+
+
+_BOUNDS: dict[str, tuple[_Bound, ...]] = {
+    "gopher.word_count": (_Bound("gopher_min_words", "min"), _Bound("gopher_max_words", "max")),
+    "gopher.mean_word_length": (
+        _Bound("gopher_min_mean_word_length", "min"),
+        _Bound("gopher_max_mean_word_length", "max"),
+    ),
+    "gopher.symbol_word_ratio": (_Bound("gopher_max_symbol_word_ratio", "max"),),
+    "gopher.bullet_lines": (_Bound("gopher_max_bullet_lines_ratio", "max"),),
+    "gopher.ellipsis_lines": (_Bound("gopher_max_ellipsis_lines_ratio", "max"),),
+    "gopher.alpha_words": (_Bound("gopher_min_alpha_words_ratio", "min"),),
+    "gopher.stop_words": (_Bound("gopher_min_stop_words", "min"),),
+    "gopher.dup_line_fraction": (_Bound("gopher_max_dup_line_fraction", "max"),),
+    "gopher.dup_para_fraction": (_Bound("gopher_max_dup_para_fraction", "max"),),
+    "gopher.dup_line_char_fraction": (_Bound("gopher_max_dup_line_char_fraction", "max"),),
+    "gopher.dup_para_char_fraction": (_Bound("gopher_max_dup_para_char_fraction", "max"),),
+    **{
+        f"gopher.top_{n}gram": (_Bound(f"gopher_max_top_{n}gram_char_fraction", "max"),)
+        for n in (2, 3, 4)
+    },
+    **{
+        f"gopher.dup_{n}gram": (_Bound(f"gopher_max_dup_{n}gram_char_fraction", "max"),)
+        for n in range(5, 11)
+    },
+    "c4.lorem_ipsum": (_Bound("c4_max_lorem_ipsum", "max"),),
+    "c4.javascript": (_Bound("c4_max_javascript_line_ratio", "max"),),
+    "c4.curly_bracket": (_Bound("c4_max_curly_brackets", "max"),),
+    "fineweb.line_punct_ratio": (_Bound("fineweb_min_line_punct_ratio", "min", inclusive=True),),
+    "fineweb.short_line_ratio": (_Bound("fineweb_max_short_line_ratio", "max", inclusive=True),),
+    "fineweb.char_dup_ratio": (_Bound("fineweb_max_char_dup_ratio", "max", inclusive=True),),
+    "fineweb.list_ratio": (_Bound("fineweb_max_list_ratio", "max"),),
+}
+assert tuple(_BOUNDS) == RULES
+
+
+def _duplicates(items: Iterable[str]) -> tuple[int, int]:
+    """(number of items seen before, total characters of those items)."""
+    seen: set[str] = set()
+    count = chars = 0
+    for item in items:
+        if item in seen:
+            count += 1
+            chars += len(item)
+        else:
+            seen.add(item)
+    return count, chars
+
+
+def _ngram_hashes(word_ids: np.ndarray) -> dict[int, np.ndarray]:
+    """64-bit polynomial hashes of every n-gram, n = 2..10, keyed by n.
+
+    `word_ids` are random 64-bit values per distinct word, so collisions are negligible;
+    uint64 arithmetic wraps, which is what a hash wants.
+    """
+    hashes: dict[int, np.ndarray] = {}
+    prime = np.uint64(1_000_003)
+    current = word_ids
+    for n in range(2, 11):
+        if len(word_ids) < n:
+            break
+        current = current[:-1] * prime + word_ids[n - 1 :]
+        hashes[n] = current
+    return hashes
+
+
+def _top_ngram_chars(hashes: np.ndarray, word_lengths: np.ndarray, n: int) -> int:
+    """Characters covered by the most frequent n-gram (length with spaces x count); 0 when no
+    n-gram repeats (DataTrove would report the first n-gram's length, which on a short
+    document fails the rule without any repetition)."""
+    _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
+    top = counts.max()
+    if top < 2:
+        return 0
+    position = int(first[counts == top].min())  # ties: the n-gram that occurs first
+    length = int(word_lengths[position : position + n].sum()) + n - 1
+    return length * int(top)
+
+
+def _dup_ngram_chars(hashes: np.ndarray, word_lengths: np.ndarray, n: int) -> int:
+    """Characters of the words covered by any repeated occurrence of an n-gram."""
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    repeated = np.nonzero(first[inverse] != np.arange(len(hashes)))[0]
+    if len(repeated) == 0:
+        return 0
+    cover = np.zeros(len(word_lengths) + 1, dtype=np.int64)
+    np.add.at(cover, repeated, 1)
+    np.add.at(cover, repeated + n, -1)
+    covered = np.cumsum(cover[:-1]) > 0
+    return int(word_lengths[covered].sum())
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else 0.0
+
+
+def measure_quality(
+    text: str, language: str | None, config: QualityConfig, rules: Iterable[str] | None = None
+) -> dict[str, float | int]:
+    """Measured value of each rule in `rules` (default: all of `RULES`) that applies to
+    `language`; word-based rules are absent for `no_space_languages`, `gopher.stop_words`
+    for languages outside `stop_words_languages`. Pure; never raises."""
+    wanted = set(RULES if rules is None else rules)
+    if language in config.no_space_languages:
+        wanted -= WORD_RULES
+    if language not in config.stop_words_languages:
+        wanted.discard("gopher.stop_words")
+    values: dict[str, float | int] = {}
+    n_chars = len(text)
+
+    tokens = text.split()
+    stripped = [token.strip(_EDGE_PUNCT) for token in tokens]
+    words = [word for word in stripped if word]
+    nonempty_lines = [line for line in text.split("\n") if line.strip()]
+
+    if "gopher.word_count" in wanted:
+        values["gopher.word_count"] = len(words)
+    if "gopher.mean_word_length" in wanted:
+        values["gopher.mean_word_length"] = _ratio(sum(map(len, words)), len(words))
+    if "gopher.symbol_word_ratio" in wanted:
+        hashes = text.count("#")
+        ellipses = text.count("...") + text.count("…")
+        values["gopher.symbol_word_ratio"] = _ratio(max(hashes, ellipses), len(tokens))
+    if "gopher.bullet_lines" in wanted:
+        bullets = sum(line.lstrip().startswith(_BULLETS) for line in nonempty_lines)
+        values["gopher.bullet_lines"] = _ratio(bullets, len(nonempty_lines))
+    if "gopher.ellipsis_lines" in wanted:
+        ellipsis_lines = sum(line.rstrip().endswith(_ELLIPSES) for line in nonempty_lines)
+        values["gopher.ellipsis_lines"] = _ratio(ellipsis_lines, len(nonempty_lines))
+    if "gopher.alpha_words" in wanted:
+        values["gopher.alpha_words"] = _ratio(len(_ALPHA_TOKEN.findall(text)), len(tokens))
+    if "gopher.stop_words" in wanted:
+        stop_words = set(config.gopher_stop_words)
+        values["gopher.stop_words"] = len([w for w in map(str.lower, words) if w in stop_words])
+
+    if wanted & {"gopher.dup_para_fraction", "gopher.dup_para_char_fraction"}:
+        paragraphs = _PARAGRAPH_SPLIT.split(text.strip())
+        dup_paras, dup_para_chars = _duplicates(paragraphs)
+        values["gopher.dup_para_fraction"] = _ratio(dup_paras, len(paragraphs))
+        values["gopher.dup_para_char_fraction"] = _ratio(dup_para_chars, n_chars)
+    if wanted & {"gopher.dup_line_fraction", "gopher.dup_line_char_fraction"}:
+        lines = _LINE_SPLIT.split(text)
+        dup_lines, dup_line_chars = _duplicates(lines)
+        values["gopher.dup_line_fraction"] = _ratio(dup_lines, len(lines))
+        values["gopher.dup_line_char_fraction"] = _ratio(dup_line_chars, n_chars)
+
+    ngram_rules = [r for r in wanted if r.startswith(("gopher.top_", "gopher.dup_")) and "gram" in r]
+    if ngram_rules:
+        index: dict[str, int] = {}
+        ids = np.fromiter((index.setdefault(w, len(index)) for w in words), np.int64, len(words))
+        # A fixed seed keeps the hashes (and so the values) deterministic across runs.
+        table = np.random.default_rng(0x0C0).integers(0, 2**63, len(index) or 1, dtype=np.uint64)
+        word_ids = table[ids]
+        word_lengths = np.fromiter(map(len, words), np.int64, len(words))
+        hashes = _ngram_hashes(word_ids)
+        for n in (2, 3, 4):
+            rule = f"gopher.top_{n}gram"
+            if rule in wanted:
+                chars = _top_ngram_chars(hashes[n], word_lengths, n) if n in hashes else 0
+                values[rule] = _ratio(chars, n_chars)
+        for n in range(5, 11):
+            rule = f"gopher.dup_{n}gram"
+            if rule in wanted:
+                chars = _dup_ngram_chars(hashes[n], word_lengths, n) if n in hashes else 0
+                values[rule] = _ratio(chars, n_chars)
+
+    if "c4.lorem_ipsum" in wanted:
+        values["c4.lorem_ipsum"] = text.lower().count("lorem ipsum")
+    if "c4.javascript" in wanted:
+        js_lines = sum("javascript" in line.lower() for line in nonempty_lines)
+        values["c4.javascript"] = _ratio(js_lines, len(nonempty_lines))
+    if "c4.curly_bracket" in wanted:
+        values["c4.curly_bracket"] = text.count("{")
+
+    if "fineweb.line_punct_ratio" in wanted:
+        punct = sum(line.rstrip().endswith(_LINE_END_PUNCT) for line in nonempty_lines)
+        values["fineweb.line_punct_ratio"] = _ratio(punct, len(nonempty_lines))
+    if "fineweb.short_line_ratio" in wanted:
+        limit = config.fineweb_short_line_length
+        short = sum(len(line.strip()) <= limit for line in nonempty_lines)
+        values["fineweb.short_line_ratio"] = _ratio(short, len(nonempty_lines))
+    if "fineweb.char_dup_ratio" in wanted:
+        _, dup_chars = _duplicates(nonempty_lines)
+        values["fineweb.char_dup_ratio"] = _ratio(dup_chars, n_chars - text.count("\n"))
+    if "fineweb.list_ratio" in wanted:
+        values["fineweb.list_ratio"] = _ratio(max(len(nonempty_lines) - 1, 0), len(tokens))
+
+    # Keep only what was asked (paragraph/line pairs are computed together), in RULES order.
+    return {
+        rule: (round(values[rule], 4) if isinstance(values[rule], float) else values[rule])
+        for rule in RULES
+        if rule in wanted and rule in values
+    }
+
+
+def _failed_bounds(rule: str, value: float, config: QualityConfig) -> list[str]:
+    """The requirements `value` fails to meet, e.g. [">= 50"]; empty if it passes."""
+    failed = []
+    for bound in _BOUNDS[rule]:
+        threshold = getattr(config, bound.field)
+        if threshold is not None and bound.fails(value, threshold):
+            failed.append(bound.describe(threshold))
+    return failed
+
+
+class QualityFilter:
+    """Step: measure every enabled rule, record the values, drop on the first failing rule.
+
+    All measured values go to `doc.metadata["quality"]` (rule -> value), for kept and dropped
+    documents alike, so statistics can show the distributions on both sides. A failing
+    document becomes `Drop(FILTERED, reason=<first failing rule in RULES order>,
+    value=<its measured value>, detail=<its threshold; the other failing rules>)`.
+    """
+
+    name = "quality"  # the step name in decisions and run metadata
+
+    def __init__(self, config: QualityConfig | None = None) -> None:
+        self.config = config or QualityConfig()
+        selected = RULES if self.config.enabled_rules is None else self.config.enabled_rules
+        disabled = set(self.config.disabled_rules)
+        # A rule whose every threshold is null is disabled too: nothing to measure it against.
+        self.rules: tuple[str, ...] = tuple(
+            rule
+            for rule in RULES
+            if rule in selected
+            and rule not in disabled
+            and any(getattr(self.config, b.field) is not None for b in _BOUNDS[rule])
+        )
+
+    def __call__(self, doc: Document) -> Document | Drop:
+        values = measure_quality(doc.text, doc.language, self.config, self.rules)
+        doc.metadata["quality"] = values
+        failures: list[tuple[str, float, list[str]]] = []
+        for rule, value in values.items():
+            failed = _failed_bounds(rule, value, self.config)
+            if failed:
+                failures.append((rule, value, failed))
+        if not failures:
+            return doc
+        rule, value, failed = failures[0]
+        detail = f"required {' and '.join(failed)}"
+        if len(failures) > 1:
+            others = "; ".join(f"{r}={v} ({' and '.join(f)})" for r, v, f in failures[1:])
+            detail += f"; also failing: {others}"
+        return Drop(Outcome.FILTERED, rule, value=value, detail=detail)
+

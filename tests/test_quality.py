@@ -1,0 +1,221 @@
+"""Quality rules on real fixture text: for each rule one text that fails it and one that passes.
+
+Texts: Stack Exchange post bodies (`se:<site>:<post id>`), Mozilla Readability test pages'
+expected article text (`read:<page>`), 5,000-character chunks of Gutenberg clean texts
+(`gut:<book>:<offset>`), a line range of the Debian Reference (`debref:<first>:<last>`), all
+normalised with `normalise_text` as the documents stage does before the quality step.
+"""
+
+from __future__ import annotations
+
+import gzip
+from functools import cache
+
+import pytest
+from lxml import etree, html
+
+from conftest import require_fixture
+from opencorpus_dagster.records import Document, Drop, Outcome
+from opencorpus_dagster.text.normalise import normalise_text
+from opencorpus_dagster.text.quality import RULES, QualityConfig, QualityFilter, measure_quality
+
+SE_SITES = {
+    "beer": "stackexchange/beer.stackexchange.com-2017-03/Posts.xml.gz",
+    "coffee": "stackexchange/coffee.stackexchange.com-2015-03/Posts.xml.gz",
+}
+
+
+@cache
+def se_posts(site: str) -> dict[str, str]:
+    """Post id -> body as plain text (HTML tags dropped), parsed without entity expansion."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    with gzip.open(require_fixture(SE_SITES[site])) as f:
+        root = etree.parse(f, parser).getroot()
+    return {
+        row.get("Id"): html.fromstring(row.get("Body")).text_content()
+        for row in root.iter("row")
+        if (row.get("Body") or "").strip()
+    }
+
+
+@cache
+def gutenberg_clean(book: str) -> str:
+    path = require_fixture(f"gutenberg/c-w-gutenberg/clean-texts/{book}.txt.gz")
+    return normalise_text(gzip.open(path, "rt", encoding="utf-8").read())
+
+
+@cache
+def debian_reference_lines() -> list[str]:
+    path = require_fixture("debian/debian-reference-en/debian-reference.en.txt.gz")
+    return gzip.open(path, "rt", encoding="utf-8").read().split("\n")
+
+
+def load_text(ref: str) -> str:
+    kind, _, rest = ref.partition(":")
+    if kind == "se":
+        site, post_id = rest.split(":")
+        return normalise_text(se_posts(site)[post_id])
+    if kind == "read":
+        page = require_fixture(f"html_extraction/mozilla-readability-test-pages/pages/{rest}")
+        return normalise_text(html.fromstring(gzip.open(page / "expected.html.gz").read()).text_content())
+    if kind == "gut":
+        book, offset = rest.split(":")
+        return gutenberg_clean(book)[int(offset) : int(offset) + 5000]
+    if kind == "debref":
+        first, last = map(int, rest.split(":"))
+        return normalise_text("\n".join(debian_reference_lines()[first : last + 1]))
+    raise ValueError(ref)
+
+
+def make_doc(text: str, language: str | None = "en") -> Document:
+    return Document(
+        doc_id="d", source="fixture", source_record_id="r", upstream_uri="u", url=None,
+        title=None, text=text, language=language, license=None, license_evidence=None,
+        attribution=None,
+    )
+
+
+CASES = [
+    # (rule, text, measured value, fails the rule)
+    ("gopher.word_count", "se:beer:1011", 6, True),  # "You can try on BeerRate forum."
+    ("gopher.word_count", "se:beer:4749", 50, False),  # exactly the minimum
+    ("gopher.mean_word_length", "read:mathjax", 2.2134, True),  # TeX tokens
+    ("gopher.mean_word_length", "read:qq", 32.5909, True),  # Chinese, measured as if English
+    ("gopher.mean_word_length", "se:beer:380", 4.6538, False),
+    ("gopher.symbol_word_ratio", "se:beer:884", 0.1111, True),  # "And the list goes on..."
+    ("gopher.symbol_word_ratio", "se:beer:380", 0.0, False),
+    ("gopher.bullet_lines", "debref:14910:14925", 1.0, True),  # a bare "* item" list
+    ("gopher.bullet_lines", "debref:14907:14925", 0.8889, False),  # same list with its lead-in
+    ("gopher.ellipsis_lines", "se:beer:5213", 1.0, True),
+    ("gopher.ellipsis_lines", "se:beer:380", 0.0, False),
+    ("gopher.alpha_words", "se:beer:848", 0.7143, True),  # "below 3.2% ABV"
+    ("gopher.alpha_words", "se:beer:380", 1.0, False),
+    ("gopher.stop_words", "se:beer:3248", 0, True),
+    ("gopher.stop_words", "se:beer:380", 6, False),
+    ("gopher.dup_line_fraction", "read:003-metadata-preferred", 0.3333, True),
+    ("gopher.dup_line_fraction", "se:beer:384", 0.1538, False),
+    ("gopher.dup_para_fraction", "read:dev418", 0.3846, True),
+    ("gopher.dup_para_fraction", "se:beer:380", 0.0, False),
+    ("gopher.dup_line_char_fraction", "read:basic-tags-cleaning", 0.2591, True),
+    ("gopher.dup_line_char_fraction", "se:beer:384", 0.1504, False),
+    ("gopher.dup_para_char_fraction", "read:dev418", 0.5486, True),
+    ("gopher.dup_para_char_fraction", "se:beer:380", 0.0, False),
+    ("gopher.top_2gram", "se:beer:6435", 0.3, True),  # "... with Brie." twice
+    ("gopher.top_2gram", "se:beer:4749", 0.0664, False),
+    ("gopher.top_3gram", "se:beer:6429", 0.3883, True),  # "Whiskey is distilled" twice
+    ("gopher.top_3gram", "se:beer:380", 0.0, False),
+    ("gopher.top_4gram", "se:beer:118", 0.3167, True),  # "draught beer with a" twice
+    ("gopher.top_4gram", "se:beer:4749", 0.0, False),
+    ("gopher.dup_5gram", "se:beer:384", 0.3033, True),  # two near-identical statute clauses
+    ("gopher.dup_5gram", "se:beer:380", 0.0, False),
+    ("gopher.dup_6gram", "se:beer:384", 0.3033, True),
+    ("gopher.dup_6gram", "se:beer:380", 0.0, False),
+    ("gopher.dup_7gram", "se:beer:384", 0.3033, True),
+    ("gopher.dup_7gram", "se:beer:380", 0.0, False),
+    ("gopher.dup_8gram", "se:beer:384", 0.3033, True),
+    ("gopher.dup_8gram", "se:beer:380", 0.0, False),
+    ("gopher.dup_9gram", "se:beer:384", 0.3033, True),
+    ("gopher.dup_9gram", "se:beer:380", 0.0, False),
+    ("gopher.dup_10gram", "se:beer:384", 0.3033, True),
+    ("gopher.dup_10gram", "se:beer:380", 0.0, False),
+    ("c4.lorem_ipsum", "read:invalid-attributes", 1, True),
+    ("c4.lorem_ipsum", "se:beer:380", 0, False),
+    ("c4.javascript", "read:mozilla-2", 0.1429, True),
+    ("c4.javascript", "se:beer:380", 0.0, False),
+    ("c4.curly_bracket", "se:beer:5193", 1, True),  # "(2) {since i don't have 10 reputation..."
+    ("c4.curly_bracket", "gut:35190:285000", 1, True),  # an editor's {emendation} in verse
+    ("c4.curly_bracket", "se:beer:380", 0, False),
+    ("fineweb.line_punct_ratio", "se:beer:3255", 0.0, True),  # a list of beer names
+    ("fineweb.line_punct_ratio", "se:beer:380", 1.0, False),
+    ("fineweb.short_line_ratio", "se:beer:1011", 1.0, True),
+    ("fineweb.short_line_ratio", "se:beer:380", 0.0, False),
+    ("fineweb.char_dup_ratio", "se:beer:384", 0.1535, True),
+    ("fineweb.char_dup_ratio", "se:beer:380", 0.0, False),
+    ("fineweb.list_ratio", "se:beer:3255", 0.6, True),
+    ("fineweb.list_ratio", "se:beer:380", 0.0385, False),
+]
+
+
+def test_every_rule_has_a_failing_and_a_passing_case():
+    assert {rule for rule, _, _, fails in CASES if fails} == set(RULES)
+    assert {rule for rule, _, _, fails in CASES if not fails} == set(RULES)
+
+
+@pytest.mark.parametrize(("rule", "ref", "value", "fails"), CASES, ids=lambda x: str(x))
+def test_rule_on_real_text(rule, ref, value, fails):
+    text = load_text(ref)
+    measured = measure_quality(text, "en", QualityConfig(), [rule])
+    assert measured == {rule: value}
+    # Only this rule enabled: the step drops exactly when the rule fails, with its value.
+    result = QualityFilter(QualityConfig(enabled_rules=[rule]))(make_doc(text))
+    if fails:
+        assert isinstance(result, Drop)
+        assert (result.outcome, result.reason, result.value) == (Outcome.FILTERED, rule, value)
+    else:
+        assert isinstance(result, Document)
+        assert result.metadata["quality"] == {rule: value}
+
+
+def test_long_book_fails_max_word_count():
+    text = gutenberg_clean("2701")  # Moby Dick
+    measured = measure_quality(text, "en", QualityConfig(), ["gopher.word_count"])
+    assert measured == {"gopher.word_count": 212_100}
+    assert measured["gopher.word_count"] > QualityConfig().gopher_max_words
+
+
+def test_kept_doc_records_every_rule_value():
+    doc = QualityFilter()(make_doc(load_text("se:beer:380")))
+    assert isinstance(doc, Document)
+    assert list(doc.metadata["quality"]) == list(RULES)
+    assert doc.metadata["quality"]["gopher.word_count"] == 52
+    assert doc.metadata["quality"]["gopher.stop_words"] == 6
+
+
+def test_drop_names_first_failing_rule_and_the_others():
+    result = QualityFilter()(make_doc(load_text("se:beer:848")))
+    assert isinstance(result, Drop)
+    assert (result.reason, result.value) == ("gopher.word_count", 6)
+    assert result.detail == (
+        "required >= 50; also failing: gopher.alpha_words=0.7143 (>= 0.8); "
+        "gopher.stop_words=0 (>= 2); fineweb.line_punct_ratio=0.0 (> 0.12)"
+    )
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        QualityConfig(disabled_rules=["c4.curly_bracket"]),
+        QualityConfig(c4_max_curly_brackets=None),
+    ],
+    ids=["disabled_rules", "null_threshold"],
+)
+def test_disabling_a_rule_keeps_the_doc_and_stops_measuring_it(config):
+    doc = QualityFilter(config)(make_doc(load_text("se:beer:5193")))
+    assert isinstance(doc, Document)
+    assert "c4.curly_bracket" not in doc.metadata["quality"]
+
+
+def test_unknown_rule_name_is_a_config_error():
+    with pytest.raises(ValueError, match="unknown rule"):
+        QualityConfig(disabled_rules=["gopher.word_cnt"])
+    with pytest.raises(ValueError, match="Extra inputs"):
+        QualityConfig(gopher_min_word=10)
+
+
+def test_no_space_language_skips_word_rules():
+    text = load_text("read:qq")  # a Chinese article: whitespace tokens are not words
+    as_english = QualityFilter()(make_doc(text, language="en"))
+    assert (as_english.reason, as_english.value) == ("gopher.word_count", 22)
+    as_chinese = QualityFilter()(make_doc(text, language="zh"))
+    assert as_chinese.reason == "fineweb.line_punct_ratio"  # a line rule, not a word rule
+    quality = measure_quality(text, "zh", QualityConfig())
+    assert "gopher.mean_word_length" not in quality
+    assert "gopher.word_count" not in quality
+    assert "gopher.dup_line_fraction" in quality
+
+
+def test_stop_words_only_for_english():
+    text = load_text("se:beer:380")
+    assert "gopher.stop_words" in measure_quality(text, "en", QualityConfig())
+    assert "gopher.stop_words" not in measure_quality(text, "de", QualityConfig())
+    assert "gopher.stop_words" not in measure_quality(text, None, QualityConfig())
