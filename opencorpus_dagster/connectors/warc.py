@@ -1,0 +1,434 @@
+"""WARC / WET / ARC files (`kind: warc`): one file is one unit, each HTML page one raw record.
+
+Reads with warcio's `ArchiveIterator`, which streams gzip members (one record per member, as
+Common Crawl writes them), reads plain WARC and converts ARC. Every WARC record leaves as one
+`RawRecord` or one `Decision`:
+
+- `response` (HTTP 2xx, HTML content type) and `resource` (HTML) records -> `RawRecord` with the
+  decoded HTML (`PayloadType.HTML`); WET `conversion` records -> `RawRecord` with the text
+  (`PayloadType.TEXT`);
+- `request`, `metadata`, `warcinfo`, `revisit`, ... -> skipped, reason `warc.<type>`;
+  non-HTML content -> skipped `warc.non_html` (value: the content type); non-2xx status ->
+  skipped `warc.http_status`; an empty body -> skipped `warc.empty_payload`;
+- binary bytes labelled as HTML (more than 1 % control characters after decoding) -> skipped
+  `warc.binary_payload`: the upstream mislabelled a non-text file, it is not content we failed
+  to read, like `warc.non_html`;
+- a response whose HTTP status line or status code cannot be parsed -> quarantined
+  `warc.bad_http_header`; a body that does not decode (more than 1 % of characters replaced by
+  U+FFFD even with the best detected charset) -> quarantined `warc.undecodable`; fewer
+  replacements are kept and counted in `metadata["decode_replacements"]`; a WARC-Record-ID seen
+  before in the same file -> quarantined `warc.duplicate_record_id` (the id must be unique for
+  `doc_id` to be).
+
+`upstream_uri` is `<file url>#offset=<o>&length=<n>`: the record's byte range in the file as
+stored (the gzip member for `.warc.gz`), which `fetch_record` reads back.
+
+A truncated file (the last gzip member or record cut short) yields every record before the
+cut, then raises `UnreadableInput(url, "truncated gzip member at offset N")`.
+
+WET files with LF line endings (cc_net's test data, hand-edited files): warcio parses the first
+record, then trusts its Content-Length, which does not match the bytes (cc_net's file counts
+characters rather than bytes), reads into the next record and fails with `ArchiveLoadFailed`
+("Invalid WARC record, first line: WARC-Type: conversion"). Such files are not valid WARC (the
+standard requires CRLF), but their structure is unambiguous, so an uncompressed file whose first
+line ends in a bare LF is read by a lenient line-based parser instead: a record starts at a `WARC/1.x` line at the start
+of the file or after a blank line, and Content-Length is ignored (as cc_net does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersParserException
+
+from opencorpus_dagster.compression import compression_of, open_decompressed
+from opencorpus_dagster.connectors.base import Connector, ConnectorOptions, Unit, UnreadableInput, register
+from opencorpus_dagster.fetch import Fetcher
+from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
+from opencorpus_dagster.text.html import decode_html
+
+STAGE = "raw"
+HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+# Above this share of control characters (NUL, ...) a decoded "HTML" body is a binary file.
+BINARY_CONTROL_FRACTION = 0.01
+# Above this share of U+FFFD replacements a body is not trustworthy text.
+UNDECODABLE_FRACTION = 0.01
+_SAMPLE_CHARS = 65536
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_HTTP_PROTOCOLS = ["HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/2", "HTTP/3.0", "HTTP/3", "HTTP/0.9"]
+_WARC_VERSION_LINE = re.compile(rb"^WARC/1\.[01]\r?\n$")
+_COMPRESSION_SUFFIXES = (".gz", ".bz2")
+
+
+class WarcOptions(ConnectorOptions):
+    warcs: list[str] = []  # explicit WARC / WET / ARC file URLs, one unit each
+    listing: str | None = None  # Common Crawl `warc.paths(.gz)`: one path per line, relative to listing_base
+    listing_base: str = "https://data.commoncrawl.org/"
+    max_files: int | None = None  # read at most this many files of the listing (explicit files always count)
+
+
+@register
+class WarcConnector(Connector):
+    """Web archive files; see the module docstring for the outcome of every record type."""
+
+    kind = "warc"
+    Options = WarcOptions
+
+    def units(self) -> list[Unit]:
+        """The explicitly listed files (`warcs`), one unit each; see `discover_units` for listings."""
+        return units_for(list(self.options.warcs))
+
+    def discover_units(self, fetcher: Fetcher) -> list[Unit]:
+        """Explicit files, then the files of `listing` (first `max_files` of them), one unit each.
+
+        Raises `UnreadableInput` when the listing cannot be decompressed; fetch errors propagate.
+        """
+        urls = list(self.options.warcs)
+        if self.options.listing:
+            listed = read_listing(fetcher, self.options.listing, self.options.listing_base)
+            if self.options.max_files is not None:
+                listed = listed[: self.options.max_files]
+            urls += listed
+        return units_for(urls)
+
+    def read(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
+        for url in unit.urls:
+            fetched = fetcher.fetch(url)
+            yield from read_warc_file(url, fetched.path)
+
+
+# -- units -----------------------------------------------------------------------------------
+
+
+def units_for(urls: list[str]) -> list[Unit]:
+    """One unit per distinct URL, keyed by its file name (compression suffix dropped).
+
+    File names are unique within a Common Crawl crawl; when two URLs share one, both keys get
+    the first 8 hex digits of the URL's sha256, so keys stay readable and unique.
+    """
+    urls = list(dict.fromkeys(urls))
+    names = [unit_name(url) for url in urls]
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    units = []
+    for url, name in zip(urls, names, strict=True):
+        key = name if counts[name] == 1 else f"{name}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
+        units.append(Unit(key=key, urls=(url,)))
+    return units
+
+
+def unit_name(url: str) -> str:
+    name = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]) or "warc"
+    for suffix in _COMPRESSION_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def read_listing(fetcher: Fetcher, listing: str, base: str) -> list[str]:
+    """File URLs of a `warc.paths`-style listing (gzip or plain), in listing order."""
+    fetched = fetcher.fetch(listing)
+    try:
+        with open_decompressed(fetched.path) as handle:
+            lines = handle.read().decode("utf-8").splitlines()
+    except (OSError, EOFError, UnicodeDecodeError) as error:
+        raise UnreadableInput(listing, f"listing cannot be read: {error}") from error
+    base = base.rstrip("/") + "/"
+    urls = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        urls.append(line if urlsplit(line).scheme else base + line.lstrip("/"))
+    return urls
+
+
+# -- re-fetching one record --------------------------------------------------------------------
+
+
+def record_location(upstream_uri: str) -> tuple[str, int, int]:
+    """(file url, offset, length) of an `upstream_uri` made by this connector; ValueError otherwise."""
+    url, sep, fragment = upstream_uri.partition("#")
+    query = parse_qs(fragment)
+    if not sep or "offset" not in query or "length" not in query:
+        raise ValueError(f"{upstream_uri!r} is not a WARC record URI (<file url>#offset=<o>&length=<n>)")
+    offset, length = int(query["offset"][0]), int(query["length"][0])
+    if offset < 0 or length <= 0:
+        raise ValueError(f"{upstream_uri!r}: offset must be >= 0 and length > 0")
+    return url, offset, length
+
+
+def fetch_record(fetcher: Fetcher, upstream_uri: str) -> bytes:
+    """The raw bytes of one record (a whole gzip member for `.warc.gz`), as stored in its file."""
+    url, offset, length = record_location(upstream_uri)
+    return fetcher.fetch_range(url, offset, length)
+
+
+# -- reading one file --------------------------------------------------------------------------
+
+
+@dataclass
+class _Record:
+    """One record as either parser saw it, before it is judged."""
+
+    rec_type: str
+    headers: dict[str, str]  # WARC headers, names as written
+    offset: int
+    length: int
+    http_status: str | None = None
+    http_headers: dict[str, str] = field(default_factory=dict)  # lowercased names
+    http_error: str | None = None
+    body: bytes | None = None  # payload (after HTTP headers, de-chunked, content-decoded)
+    body_error: str | None = None
+
+
+def read_warc_file(url: str, path: Path) -> Iterator[RawRecord | Decision]:
+    """Records of one local WARC / WET / ARC file downloaded from `url`.
+
+    Raises `UnreadableInput(url, ...)` when the file is truncated or not a web archive; the
+    records before the damage have been yielded by then.
+    """
+    try:
+        with open_decompressed(path) as handle:
+            first_line = handle.readline(4096)
+    except (OSError, EOFError, zlib.error) as error:
+        raise UnreadableInput(url, f"cannot be decompressed: {error}") from error
+    is_arc = first_line.startswith(b"filedesc://")
+    lenient = bool(_WARC_VERSION_LINE.match(first_line)) and not first_line.endswith(b"\r\n")
+    if lenient and compression_of(path) is not None:
+        # Line-based offsets would be offsets into the decompressed stream, which
+        # `fetch_record` cannot read back; no such files are known to exist.
+        raise UnreadableInput(url, "compressed WARC with LF line endings (not CRLF) is not supported")
+    records = _lenient_records(url, path) if lenient else _warcio_records(url, path)
+    seen: dict[str, int] = {}
+    for record in records:
+        yield _judge(url, record, is_arc, lenient, seen)
+
+
+def _warcio_records(url: str, path: Path) -> Iterator[_Record]:
+    compressed = compression_of(path) == "gzip"
+    with open(path, "rb") as handle:
+        # no_record_parse: HTTP headers are parsed here, per record, so one broken header is one
+        # quarantined record, not an exception that ends the iterator (and the file).
+        iterator = ArchiveIterator(handle, arc2warc=True, no_record_parse=True)
+        records = iter(iterator)
+        end = 0  # where the last complete record ended
+        while True:
+            start = iterator.offset
+            try:
+                warc = next(records)
+            except StopIteration:
+                _check_tail(url, handle, end, compressed)
+                return
+            except (ArchiveLoadFailed, EOFError, zlib.error, ValueError) as error:
+                raise UnreadableInput(url, f"not a readable WARC/ARC record at offset {start}: {error}") from error
+            record = _Record(rec_type=warc.rec_type or "", headers=dict(warc.rec_headers.headers), offset=0, length=0)
+            if record.rec_type in ("response", "resource", "conversion"):
+                _read_payload(warc, record)
+            record.offset = iterator.get_record_offset()
+            record.length = iterator.get_record_length()
+            missing = getattr(warc.raw_stream, "limit", 0)
+            decompressor = iterator.reader.decompressor if iterator.reader else None
+            if missing or (compressed and decompressor is not None and not decompressor.eof):
+                what = "gzip member" if compressed else "record"
+                raise UnreadableInput(url, f"truncated {what} at offset {record.offset}")
+            end = record.offset + record.length
+            yield record
+
+
+def _check_tail(url: str, handle: BinaryIO, end: int, compressed: bool) -> None:
+    """Raise if bytes other than blank lines follow the last record warcio returned.
+
+    warcio ends the iteration quietly when a gzip member is cut before its first deflate
+    block (nothing decompresses, which looks like the end of the file).
+    """
+    handle.seek(end)
+    tail = handle.read(65536)
+    if tail.strip(b"\r\n"):
+        what = "truncated gzip member" if compressed else "unparseable bytes"
+        raise UnreadableInput(url, f"{what} at offset {end}")
+
+
+def _read_payload(warc: ArcWarcRecord, record: _Record) -> None:
+    """Parse the HTTP head (response records with an http(s) URI) and read the decoded body."""
+    target = warc.rec_headers.get_header("WARC-Target-URI") or ""
+    if record.rec_type == "response" and target.lower().startswith(("http:", "https:")):
+        try:
+            head = StatusAndHeadersParser(_HTTP_PROTOCOLS, verify=True).parse(warc.raw_stream)
+            status = head.get_statuscode()
+            if not (status and len(status) == 3 and status.isdigit()):
+                raise StatusAndHeadersParserException(f"no status code in status line {head.statusline!r}", "")
+        except (StatusAndHeadersParserException, EOFError, ValueError, UnicodeDecodeError) as error:
+            record.http_error = str(error) or type(error).__name__
+            return
+        record.http_status = status
+        record.http_headers = {name.lower(): value for name, value in head.headers}
+        warc.http_headers = head  # lets warcio de-chunk and content-decode the body
+    try:
+        record.body = warc.content_stream().read()
+    except Exception as error:  # noqa: BLE001 - any decoder failure is this record's problem, not the file's
+        record.body_error = f"{type(error).__name__}: {error}"
+
+
+def _lenient_records(url: str, path: Path) -> Iterator[_Record]:
+    """Records of an uncompressed WARC/WET file with LF line endings; Content-Length is ignored."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    starts = [m.start() for m in re.finditer(rb"(?:^|(?<=\n\n))WARC/1\.[01]\n", data)]
+    if not starts:
+        raise UnreadableInput(url, "no WARC record found")
+    for index, start in enumerate(starts):
+        end = starts[index + 1] if index + 1 < len(starts) else len(data)
+        chunk = data[start:end]
+        head, sep, body = chunk.partition(b"\n\n")
+        if not sep:
+            raise UnreadableInput(url, f"truncated record at offset {start}: no end of WARC headers")
+        body = body.rstrip(b"\n")  # the blank separator lines belong to no record
+        headers = {}
+        for line in head.decode("utf-8", "replace").split("\n")[1:]:
+            name, colon, value = line.partition(":")
+            if colon:
+                headers[name.strip()] = value.strip()
+        length = len(head) + 2 + len(body)
+        yield _Record(
+            rec_type=headers.get("WARC-Type", ""),
+            headers=headers,
+            offset=start,
+            length=length,
+            body=body,
+        )
+
+
+# -- judging one record ------------------------------------------------------------------------
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == lowered), None)
+
+
+def _media_type(content_type: str | None) -> tuple[str, str | None]:
+    """('text/html', 'utf-8') from 'text/html; charset=UTF-8'."""
+    if not content_type:
+        return "", None
+    parts = content_type.split(";")
+    charset = None
+    for param in parts[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip("\"'") or None
+    return parts[0].strip().lower(), charset
+
+
+def _judge(url: str, record: _Record, is_arc: bool, lenient: bool, seen: dict[str, int]) -> RawRecord | Decision:
+    upstream_uri = f"{url}#offset={record.offset}&length={record.length}"
+    record_id = _header(record.headers, "WARC-Record-ID")
+    if is_arc or not record_id:
+        # ARC has no record ids (warcio invents random ones when converting); the byte offset in
+        # the file is stable, so the id is too.
+        record_id = f"<urn:offset:{unit_name(url)}:{record.offset}>"
+
+    def decision(outcome: Outcome, reason: str, value: str | None = None, detail: str | None = None) -> Decision:
+        return Decision(record_id, upstream_uri, outcome, STAGE, reason, value, detail)
+
+    if record_id in seen:
+        return decision(
+            Outcome.QUARANTINED,
+            "warc.duplicate_record_id",
+            record_id,
+            f"WARC-Record-ID already used by the record at offset {seen[record_id]}",
+        )
+    seen[record_id] = record.offset
+
+    rec_type = record.rec_type
+    if rec_type not in ("response", "resource", "conversion"):
+        return decision(Outcome.SKIPPED, f"warc.{rec_type or 'unknown_type'}")
+    if record.http_error is not None:
+        return decision(Outcome.QUARANTINED, "warc.bad_http_header", detail=record.http_error)
+    if record.body_error is not None or record.body is None:
+        return decision(Outcome.QUARANTINED, "warc.bad_payload", detail=record.body_error or "no payload")
+    if record.http_status is not None and not ("200" <= record.http_status < "300"):
+        return decision(Outcome.SKIPPED, "warc.http_status", record.http_status)
+
+    if record.http_status is not None:
+        content_type_header = record.http_headers.get("content-type")
+    else:
+        content_type_header = _header(record.headers, "Content-Type")
+    media_type, declared_charset = _media_type(content_type_header)
+    if rec_type == "conversion":
+        if media_type not in ("text/plain", ""):
+            return decision(Outcome.SKIPPED, "warc.non_html", media_type)
+        payload_type = PayloadType.TEXT
+    elif media_type in HTML_CONTENT_TYPES:
+        payload_type = PayloadType.HTML
+    else:
+        return decision(Outcome.SKIPPED, "warc.non_html", media_type or "(none)")
+    if not record.body.strip():
+        return decision(Outcome.SKIPPED, "warc.empty_payload", "0")
+
+    if payload_type is PayloadType.TEXT:
+        # WET is UTF-8 by definition of the format (Common Crawl writes it so).
+        text = record.body.decode(declared_charset or "utf-8", errors="replace")
+        charset, charset_source, replaced = declared_charset or "utf-8", "format", text.count("\ufffd")
+    else:
+        decoded = decode_html(record.body, declared_charset)
+        text, charset, charset_source, replaced = (
+            decoded.text,
+            decoded.charset,
+            decoded.charset_source,
+            decoded.replaced,
+        )
+
+    sample = text[:_SAMPLE_CHARS]
+    controls = len(_CONTROL.findall(sample)) / max(len(sample), 1)
+    if controls > BINARY_CONTROL_FRACTION:
+        return decision(
+            Outcome.SKIPPED, "warc.binary_payload", f"{controls:.3f}", f"{controls:.1%} control characters as {charset}"
+        )
+    if replaced / max(len(text), 1) > UNDECODABLE_FRACTION:
+        return decision(
+            Outcome.QUARANTINED,
+            "warc.undecodable",
+            f"{replaced / len(text):.3f}",
+            f"{replaced} of {len(text)} characters undecodable as {charset} ({charset_source})",
+        )
+
+    metadata = {
+        "http_headers": record.http_headers,
+        "http_status": int(record.http_status) if record.http_status else None,
+        "warc_type": rec_type,
+        "warc_date": _header(record.headers, "WARC-Date"),
+        "content_type": media_type,
+        "charset": charset,
+        "charset_source": charset_source,
+        "decode_replacements": replaced,
+        "warc_file": url,
+        "offset": record.offset,
+        "length": record.length,
+    }
+    for name, key in (("WARC-Truncated", "warc_truncated"), ("WARC-Refers-To", "warc_refers_to")):
+        if (value := _header(record.headers, name)) is not None:
+            metadata[key] = value
+    if lenient:
+        metadata["lenient_parse"] = True
+    return RawRecord(
+        source_record_id=record_id,
+        upstream_uri=upstream_uri,
+        payload=text,
+        payload_type=payload_type,
+        url=_header(record.headers, "WARC-Target-URI"),
+        license=None,
+        metadata=metadata,
+    )
