@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +23,9 @@ import pyarrow.parquet as pq
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
+from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.licensing.gate import LicenseGate
+from opencorpus_dagster.licensing.page_rights import PageRights
 from opencorpus_dagster.records import Document, Drop, Outcome
 from opencorpus_dagster.text.extract import Extract
 from opencorpus_dagster.text.filters_config import build_steps
@@ -68,25 +70,17 @@ class DocumentsResult:
     path: Path | None = None
 
 
-def steps_for(source: Source) -> list[Step]:
-    """The documents-stage chain for one catalog source."""
-    steps: list[Step] = []
-    page_rights = _page_rights_step(source)
-    if page_rights is not None:
-        steps.append(page_rights)
+def steps_for(source: Source, fetcher: Fetcher | None = None) -> list[Step]:
+    """The documents-stage chain for one catalog source.
+
+    `fetcher` lets the page-rights step read robots.txt / tdmrep.json of web pages' hosts.
+    """
+    steps: list[Step] = [PageRights(fetcher)]
     # The gate runs before extraction: a record whose licence is refused costs nothing more.
     steps.append(LicenseGate(source.policy))
     steps.append(Extract(source.extraction))
     steps.extend(build_steps(source.filters))
     return steps
-
-
-def _page_rights_step(source: Source) -> Step | None:
-    try:
-        from opencorpus_dagster.licensing.page_rights import PageRights
-    except ImportError:
-        return None
-    return PageRights.for_source(source)
 
 
 def documents_from_raw(source: Source, raw_path: Path) -> Iterator[Document]:
@@ -142,14 +136,14 @@ def process_partition(
     store: LineageStore,
     run_id: str,
     steps: list[Step] | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    fetcher: Fetcher | None = None,
 ) -> DocumentsResult:
     """Raw records of one partition -> `<home>/documents/<source>/<partition>.parquet`.
 
     The output file appears atomically; the partition's documents-stage decisions replace the
     previous ones in the lineage store in one transaction.
     """
-    steps = steps if steps is not None else steps_for(source)
+    steps = steps if steps is not None else steps_for(source, fetcher)
     raw_path = home.raw_path(source.name, partition)
     if not raw_path.is_file():
         raise FileNotFoundError(f"{raw_path}: the raw stage of {source.name}/{partition} has not been materialised")
@@ -210,8 +204,6 @@ def process_partition(
             if len(batch) >= BATCH_ROWS:
                 writer.write_table(pa.Table.from_pylist(batch, schema=DOCUMENT_SCHEMA))
                 batch = []
-            if on_progress is not None:
-                on_progress(result.records_in)
         if batch:
             writer.write_table(pa.Table.from_pylist(batch, schema=DOCUMENT_SCHEMA))
         writer.close()

@@ -97,7 +97,9 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
     )
     def documents(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
         store = lineage_store(lineage)
-        result = process_partition(source, context.partition_key, corpus.data_home(), store, context.run_id)
+        result = process_partition(
+            source, context.partition_key, corpus.data_home(), store, context.run_id, fetcher=corpus.fetcher()
+        )
         with store.connection() as conn:
             raw_in, raw_decided = conn.execute(
                 "SELECT any_value(records_in), (SELECT count(*) FROM decisions WHERE source = $1 AND partition = $2 AND stage = 'raw') "
