@@ -2,7 +2,7 @@
 
 Each pending partition runs as its source's job (so the runs, their logs and metadata show in
 the Dagster UI), then one run of the corpus job. A partition is pending when its documents
-stage has never been recorded or was recorded with another catalog fingerprint; unchanged
+stage has never been recorded or was recorded with another fingerprint (its unit or the source's shared settings changed); unchanged
 partitions are not re-read. A failed partition is reported and does not stop the others.
 """
 
@@ -42,7 +42,7 @@ def pending_partitions(sources, store: LineageStore, home, force: bool) -> tuple
     for source in sources:
         for unit in source.connector.units():
             recorded = store.partition_fingerprint(source.name, unit.key, "documents")
-            fresh = recorded == source.fingerprint and home.documents_path(source.name, unit.key).is_file()
+            fresh = recorded == source.partition_fingerprint(unit) and home.documents_path(source.name, unit.key).is_file()
             (unchanged if fresh and not force else pending).append((source, unit.key))
     return pending, unchanged
 

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from opencorpus_dagster.connectors.base import Connector, connector_class, known_kinds
+from opencorpus_dagster.connectors.base import Connector, Unit, connector_class, known_kinds
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.text.filters_config import FiltersConfig
 from opencorpus_dagster.text.html import ExtractionOptions
@@ -81,9 +81,22 @@ class Source:
 
     @property
     def fingerprint(self) -> str:
-        """Hash of everything in the entry that changes what a partition produces."""
-        relevant = self.spec.model_dump(mode="json", exclude={"description", "owners", "tags", "enabled"})
-        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+        """Hash of the settings that change how every partition is processed.
+
+        The list of upstream units is left out: listing one more unit must not make the other
+        partitions stale.
+        """
+        shared = self.spec.model_dump(mode="json", exclude={"description", "owners", "tags", "enabled", "options"})
+        shared["options"] = self.connector.processing_options()
+        return _short_hash(shared)
+
+    def partition_fingerprint(self, unit: Unit) -> str:
+        """Hash of what one partition's output depends on: the shared settings and its unit."""
+        return _short_hash([self.fingerprint, unit.key, list(unit.urls), unit.extra])
+
+
+def _short_hash(data: object) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

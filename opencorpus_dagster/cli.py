@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import json
 import os
 from pathlib import Path
@@ -20,7 +21,8 @@ from opencorpus_dagster.lineage.store import LineageStore
 
 app = typer.Typer(help="Assemble an openly licensed, traceable text corpus.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
-out = Console()
+# Long URIs and messages stay on one line (for grep); tables get room when piped.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 HomeOption = Annotated[Path | None, typer.Option("--home", help=f"data home (default ${HOME_ENV} or ./opencorpus-data)")]
 CatalogOption = Annotated[Path | None, typer.Option("--catalog", help=f"catalog directory (default ${CATALOG_ENV} or the packaged assets/)")]
@@ -157,6 +159,32 @@ def _describe_file(fetched: dict | None) -> str | None:
     if not fetched:
         return None
     return f"{fetched['url']} sha256={fetched['sha256']} ({fetched['size']} bytes, read from {fetched['fetched_from']} at {fetched['retrieved_at']})"
+
+
+@app.command()
+def report(
+    home: HomeOption = None,
+    source: Annotated[str | None, typer.Option("--source", help="only this source")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Records removed by each rule, per source, with the distribution of the measured value."""
+    from opencorpus_dagster.lineage.report import rule_report
+
+    rows = [r for r in rule_report(LineageStore.at(data_home(home).lineage_db, read_only=True)) if not source or r["source"] == source]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="records removed per rule")
+    for column in ("source", "rule", "removed", "measured", "min", "median", "max"):
+        table.add_column(column, justify="left" if column in ("source", "rule") else "right")
+    for row in rows:
+        numbers = [_fmt(row[k]) for k in ("minimum", "median", "maximum")]
+        table.add_row(row["source"], row["rule"], str(row["removed"]), str(row["measured"]), *numbers)
+    out.print(table)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}"
 
 
 @app.command()

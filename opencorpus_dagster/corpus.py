@@ -10,12 +10,15 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from opencorpus_dagster.dedup.exact import Duplicate, find_exact_duplicates
+from opencorpus_dagster.dedup.clusters import DEFAULT_KEEPER_POLICY, Criterion, DocInfo, choose_keeper, exact_jaccard, form_clusters
+from opencorpus_dagster.dedup.exact import Member, find_exact_groups, load_members, member_key
+from opencorpus_dagster.dedup.near import NearDuplicateIndex
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.policy import permissiveness_rank
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
@@ -33,6 +36,9 @@ DUPLICATES_SCHEMA = pa.schema(
         ("similarity", pa.float64()),
     ]
 )
+CLUSTERS_SCHEMA = pa.schema(
+    [("cluster", pa.int64()), ("rank", pa.int64()), ("source", pa.string()), ("partition", pa.string()), ("doc_id", pa.string())]
+)
 
 
 @dataclass
@@ -40,58 +46,150 @@ class DedupReport:
     documents: int
     duplicates: int
     by_reason: Counter
+    clusters: int = 0
+    reindexed_partitions: int = 0
+
+
+@dataclass(frozen=True)
+class DuplicateDecision:
+    member: Member
+    keeper: Member
+    reason: str  # dedup.superseded | dedup.exact | dedup.near
+    similarity: float
 
 
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
-def duplicates_path(home: DataHome):
+def duplicates_path(home: DataHome) -> Path:
     return home.dedup_dir / "duplicates.parquet"
 
 
-def removed_path(home: DataHome):
+def clusters_path(home: DataHome) -> Path:
+    return home.dedup_dir / "clusters.parquet"
+
+
+def removed_path(home: DataHome) -> Path:
     return home.dedup_dir / "removed.parquet"
 
 
-def deduplicate_corpus(home: DataHome, store: LineageStore, run_id: str) -> DedupReport:
+def removed_keys(home: DataHome) -> frozenset[str]:
+    """Keys of taken-down records: absent for dedup, so their cluster's next member is kept."""
+    path = removed_path(home)
+    if not path.is_file():
+        return frozenset()
+    table = pq.read_table(path, columns=["source", "partition", "doc_id"])
+    return frozenset(
+        member_key(s, p, d)
+        for s, p, d in zip(table["source"].to_pylist(), table["partition"].to_pylist(), table["doc_id"].to_pylist(), strict=True)
+    )
+
+
+def _keeper_info(member: Member) -> DocInfo:
+    return DocInfo(
+        doc_id=member.key,
+        license_rank=permissiveness_rank(member.license),
+        upstream_order="\x00".join((member.source, member.partition, member.source_record_id)),
+        text_length=member.text_length,
+    )
+
+
+def find_duplicates(
+    home: DataHome, near: bool = True, keeper_policy: tuple[Criterion, ...] = DEFAULT_KEEPER_POLICY
+) -> tuple[list[DuplicateDecision], list[list[Member]], int]:
+    """All duplicate decisions of the corpus, the ordered clusters, and partitions re-indexed.
+
+    Clusters join exact (same normalised text) groups and verified near-duplicate pairs across
+    all sources; each is ordered by the keeper policy (default: most permissive licence, then
+    earlier upstream record, then longer text) and its first member is kept.
+    """
+    excluded = removed_keys(home)
+    superseded, groups = find_exact_groups(home.documents_glob(), excluded)
+    gone = {old.key for old, _ in superseded} | excluded
+    pairs: list[tuple[str, str, float]] = []
+    reindexed: list = []
+    index = NearDuplicateIndex(home)
+    if near:
+        pairs, reindexed = index.update()
+        pairs = [p for p in pairs if p[0] not in gone and p[1] not in gone]
+    links = [(g[i].key, g[i + 1].key) for g in groups for i in range(len(g) - 1)] + [(a, b) for a, b, _ in pairs]
+    members = {m.key: m for g in groups for m in g}
+    members.update(load_members(home.documents_glob(), {k for a, b, _ in pairs for k in (a, b)} - set(members)))
+    similarity = {(a, b): s for a, b, s in pairs}
+
+    decisions = [DuplicateDecision(old, newest, "dedup.superseded", 1.0) for old, newest in superseded]
+    ordered_clusters: list[list[Member]] = []
+    for cluster in form_clusters(links):
+        ordered = [members[info.doc_id] for info in choose_keeper([_keeper_info(members[k]) for k in cluster], keeper_policy)]
+        ordered_clusters.append(ordered)
+        keeper = ordered[0]
+        for member in ordered[1:]:
+            if member.content_sha256 == keeper.content_sha256:
+                decisions.append(DuplicateDecision(member, keeper, "dedup.exact", 1.0))
+            else:
+                pair = tuple(sorted((member.key, keeper.key)))
+                value = similarity.get(pair)
+                if value is None:  # joined the cluster through another member
+                    texts = index.texts([member.key, keeper.key])
+                    value = exact_jaccard(texts[member.key], texts[keeper.key], index.config.shingle_words)
+                decisions.append(DuplicateDecision(member, keeper, "dedup.near", value))
+    decisions.sort(key=lambda d: d.member.key)
+    return decisions, ordered_clusters, len(reindexed)
+
+
+def deduplicate_corpus(home: DataHome, store: LineageStore, run_id: str, near: bool = True) -> DedupReport:
     """Find duplicates over every documents file; record `duplicate` / `kept` decisions."""
-    duplicates: list[Duplicate] = find_exact_duplicates(home.documents_glob(), permissiveness_rank)
-    rows = [
-        {
-            "source": d.member.source,
-            "partition": d.member.partition,
-            "doc_id": d.member.doc_id,
-            "keeper_source": d.keeper.source,
-            "keeper_partition": d.keeper.partition,
-            "keeper_doc_id": d.keeper.doc_id,
-            "reason": d.reason,
-            "similarity": d.similarity,
-        }
-        for d in duplicates
-    ]
+    duplicates, clusters, reindexed = find_duplicates(home, near=near)
     home.dedup_dir.mkdir(parents=True, exist_ok=True)
-    target = duplicates_path(home)
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    pq.write_table(pa.Table.from_pylist(rows, schema=DUPLICATES_SCHEMA), temporary, compression="zstd")
-    os.replace(temporary, target)
+    _write_table(
+        duplicates_path(home),
+        pa.Table.from_pylist(
+            [
+                {
+                    "source": d.member.source,
+                    "partition": d.member.partition,
+                    "doc_id": d.member.doc_id,
+                    "keeper_source": d.keeper.source,
+                    "keeper_partition": d.keeper.partition,
+                    "keeper_doc_id": d.keeper.doc_id,
+                    "reason": d.reason,
+                    "similarity": d.similarity,
+                }
+                for d in duplicates
+            ],
+            schema=DUPLICATES_SCHEMA,
+        ),
+    )
+    _write_table(
+        clusters_path(home),
+        pa.Table.from_pylist(
+            [
+                {"cluster": number, "rank": rank, "source": m.source, "partition": m.partition, "doc_id": m.doc_id}
+                for number, cluster in enumerate(clusters)
+                for rank, m in enumerate(cluster)
+            ],
+            schema=CLUSTERS_SCHEMA,
+        ),
+    )
 
     now = _now()
-    by_member = {(d.member.source, d.member.partition, d.member.doc_id): d for d in duplicates}
+    by_member = {d.member.key: d for d in duplicates}
     decisions = []
-    connection = duckdb.connect()
     try:
-        try:
+        with duckdb.connect() as connection:
             keys = connection.execute(
                 f"SELECT source, partition, doc_id, source_record_id, upstream_uri "
                 f"FROM read_parquet('{home.documents_glob()}', union_by_name = true) ORDER BY ALL"
             ).fetchall()
-        except duckdb.IOException:
-            keys = []
-    finally:
-        connection.close()
+    except duckdb.IOException:
+        keys = []
+    excluded = removed_keys(home)
     for source, partition, doc_id, record_id, upstream_uri in keys:
-        duplicate = by_member.get((source, partition, doc_id))
+        key = member_key(source, partition, doc_id)
+        if key in excluded:
+            continue  # its terminal decision is the takedown
+        duplicate = by_member.get(key)
         decisions.append(
             {
                 "source": source,
@@ -103,15 +201,26 @@ def deduplicate_corpus(home: DataHome, store: LineageStore, run_id: str) -> Dedu
                 "outcome": "duplicate" if duplicate else "kept",
                 "reason": duplicate.reason if duplicate else "dedup.unique",
                 "value": duplicate.keeper.doc_id if duplicate else None,
-                "detail": f"similarity {duplicate.similarity:.3f} to {duplicate.keeper.source}/{duplicate.keeper.doc_id}"
-                if duplicate
-                else None,
+                "detail": _duplicate_detail(duplicate) if duplicate else None,
                 "run_id": run_id,
                 "decided_at": now,
             }
         )
     store.replace_stage("dedup", decisions_table(decisions))
-    return DedupReport(len(keys), len(duplicates), Counter(d.reason for d in duplicates))
+    return DedupReport(len(keys), len(duplicates), Counter(d.reason for d in duplicates), len(clusters), reindexed)
+
+
+def _duplicate_detail(duplicate: DuplicateDecision) -> str:
+    keeper = f"{duplicate.keeper.source}/{duplicate.keeper.partition}/{duplicate.keeper.doc_id}"
+    if duplicate.reason == "dedup.superseded":
+        return f"superseded by the same record in a newer unit: {keeper}"
+    return f"similarity {duplicate.similarity:.3f} to {keeper}"
+
+
+def _write_table(target: Path, table: pa.Table) -> None:
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    pq.write_table(table, temporary, compression="zstd")
+    os.replace(temporary, target)
 
 
 def publish_corpus(
@@ -138,7 +247,7 @@ def _write_excluded(home: DataHome, target) -> None:
     try:
         if parts:
             union = " UNION ".join(f"SELECT source, partition, doc_id FROM read_parquet('{p}')" for p in parts)
-            table = connection.execute(union + " ORDER BY ALL").to_arrow_table()
+            table = connection.sql(union + " ORDER BY ALL").to_arrow_table()
         else:
             table = pa.table({"source": pa.array([], pa.string()), "partition": pa.array([], pa.string()), "doc_id": pa.array([], pa.string())})
     finally:

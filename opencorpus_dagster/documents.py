@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.home import DataHome
+from opencorpus_dagster.ingest import find_unit
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
 from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.licensing.gate import LicenseGate
@@ -115,16 +117,21 @@ def step_name(step: Step) -> str:
     return getattr(step, "name", None) or type(step).__name__
 
 
-def run_steps(doc: Document, steps: list[Step]) -> tuple[Document | None, Drop | None, str | None]:
-    """Run the chain on one document; returns (document, None, None) or (None, drop, step name)."""
+def run_steps(doc: Document, steps: list[Step]) -> tuple[Document, Drop | None, str | None]:
+    """Run the chain on one document.
+
+    Returns (document, None, None) when every step passed it, else (the document as the failing
+    step saw it, the drop, the step's name): what was decided before the drop (licence,
+    language, measured values) stays visible to the lineage store.
+    """
     for step in steps:
         name = step_name(step)
         try:
             result = step(doc)
         except Exception as error:  # a step bug or a pathological record must not sink the partition
-            return None, Drop(Outcome.QUARANTINED, f"{name}.error", None, f"{type(error).__name__}: {error}"), name
+            return doc, Drop(Outcome.QUARANTINED, f"{name}.error", None, f"{type(error).__name__}: {error}"), name
         if isinstance(result, Drop):
-            return None, result, name
+            return doc, result, name
         doc = result
     return doc, None, None
 
@@ -161,6 +168,23 @@ def process_partition(
             result.records_in += 1
             upstream_uri, record_id = raw_doc.upstream_uri, raw_doc.source_record_id
             doc, drop, _ = run_steps(raw_doc, steps)
+            for rule, value in (doc.metadata.get("quality") or {}).items():
+                if isinstance(value, int | float):
+                    result.measurements[rule].append(float(value))
+            lineage_rows.append(
+                {
+                    "source": source.name,
+                    "partition": partition,
+                    "doc_id": doc.doc_id,
+                    "passed": drop is None,
+                    "license": doc.license,
+                    "license_evidence": doc.license_evidence,
+                    "language": doc.language,
+                    "content_sha256": doc.content_sha256 if drop is None else None,
+                    "text_length": len(doc.text) if drop is None else None,
+                    "run_id": run_id,
+                }
+            )
             if drop is not None:
                 decisions.append(
                     {
@@ -183,24 +207,7 @@ def process_partition(
                 continue
             result.kept += 1
             result.licenses[doc.license or "none"] += 1
-            for rule, value in (doc.metadata.get("quality") or {}).items():
-                if isinstance(value, int | float):
-                    result.measurements[rule].append(float(value))
-            row = _document_row(doc, partition)
-            batch.append(row)
-            lineage_rows.append(
-                {
-                    "source": source.name,
-                    "partition": partition,
-                    "doc_id": doc.doc_id,
-                    "license": doc.license,
-                    "license_evidence": doc.license_evidence,
-                    "language": doc.language,
-                    "content_sha256": row["content_sha256"],
-                    "text_length": len(doc.text),
-                    "run_id": run_id,
-                }
-            )
+            batch.append(_document_row(doc, partition))
             if len(batch) >= BATCH_ROWS:
                 writer.write_table(pa.Table.from_pylist(batch, schema=DOCUMENT_SCHEMA))
                 batch = []
@@ -217,15 +224,57 @@ def process_partition(
         partition,
         "documents",
         decisions=decisions_table(decisions),
-        fingerprint=source.fingerprint,
+        fingerprint=source.partition_fingerprint(find_unit(source, partition)),
         records_in=result.records_in,
         counts={**result.counts, "passed": result.kept},
         run_id=run_id,
         materialized_at=now,
         documents=pa.Table.from_pylist(lineage_rows) if lineage_rows else None,
+        rule_stats=rule_stats_table(source.name, partition, result, run_id),
     )
     result.path = target
     return result
+
+
+RULE_STATS_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("partition", pa.string()),
+        ("rule", pa.string()),
+        ("removed", pa.int64()),
+        ("measured", pa.int64()),
+        ("minimum", pa.float64()),
+        ("p05", pa.float64()),
+        ("median", pa.float64()),
+        ("p95", pa.float64()),
+        ("maximum", pa.float64()),
+        ("run_id", pa.string()),
+    ]
+)
+
+
+def rule_stats_table(source: str, partition: str, result: DocumentsResult, run_id: str) -> pa.Table:
+    """Per rule: records it removed and the distribution of what it measured (kept and dropped)."""
+    rows = []
+    for rule in sorted(set(result.reasons) | set(result.measurements)):
+        values = np.asarray(result.measurements.get(rule, []), dtype=float)
+        quantiles = np.quantile(values, [0.0, 0.05, 0.5, 0.95, 1.0]).tolist() if len(values) else [None] * 5
+        rows.append(
+            {
+                "source": source,
+                "partition": partition,
+                "rule": rule,
+                "removed": result.reasons.get(rule, 0),
+                "measured": len(values),
+                "minimum": quantiles[0],
+                "p05": quantiles[1],
+                "median": quantiles[2],
+                "p95": quantiles[3],
+                "maximum": quantiles[4],
+                "run_id": run_id,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=RULE_STATS_SCHEMA)
 
 
 def _document_row(doc: Document, partition: str) -> dict:

@@ -68,6 +68,9 @@ class RecordingFetcher:
         self._fetcher = fetcher
         self.fetched: list[FetchedFile] = []
 
+    def __getattr__(self, name: str):
+        return getattr(self._fetcher, name)  # cache_dir, mirrors, ...: as the wrapped fetcher
+
     def fetch(self, url: str) -> FetchedFile:
         fetched = self._fetcher.fetch(url)
         self.fetched.append(fetched)
@@ -159,7 +162,7 @@ def ingest_partition(
         partition,
         "raw",
         decisions=decisions_table(decisions),
-        fingerprint=source.fingerprint,
+        fingerprint=source.partition_fingerprint(unit),
         records_in=records_in,
         counts=dict(counts),
         run_id=run_id,

@@ -127,14 +127,14 @@ def write_shards(
 
 def _group_rows(connection: duckdb.DuckDBPyConnection, group: ShardGroup) -> pa.Table:
     columns = ", ".join(f"d.{c}" for c in SHARD_COLUMNS)
-    table = connection.execute(
+    table = connection.sql(
         f"""
         SELECT {columns}
         FROM read_parquet(?) AS d
         ANTI JOIN excluded AS e ON e.source = d.source AND e.partition = d.partition AND e.doc_id = d.doc_id
         ORDER BY d.doc_id
         """,
-        [str(group.documents_path)],
+        params=[str(group.documents_path)],
     ).to_arrow_table()
     return table.cast(SHARD_SCHEMA)
 

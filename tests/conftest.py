@@ -6,7 +6,9 @@ Outside CI a missing fixtures folder skips the tests that need it, with the reas
 
 from __future__ import annotations
 
+import io
 import os
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,51 @@ def fixture_mirror(tmp_path_factory, fixtures_dir) -> Path:
     from fixture_mirror import build_fixture_mirror
 
     return build_fixture_mirror(tmp_path_factory.mktemp("mirror"), fixtures_dir)
+
+
+class _MirrorHandler(SimpleHTTPRequestHandler):
+    """Static files with single-range `Range: bytes=a-b` support (as Common Crawl's server has)."""
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def send_head(self):
+        spec = self.headers.get("Range")
+        if not spec or not spec.startswith("bytes="):
+            return super().send_head()
+        path = self.translate_path(self.path)
+        try:
+            handle = open(path, "rb")
+        except OSError:
+            self.send_error(404)
+            return None
+        size = os.fstat(handle.fileno()).st_size
+        first, _, last = spec[len("bytes="):].partition("-")
+        start, end = int(first), min(int(last) if last else size - 1, size - 1)
+        handle.seek(start)
+        body = handle.read(end - start + 1)
+        handle.close()
+        self.send_response(206)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+
+        return io.BytesIO(body)
+
+
+@pytest.fixture(scope="session")
+def http_mirror(fixture_mirror):
+    """The fixture mirror served over real HTTP on 127.0.0.1; yields its base URL."""
+    import functools
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_MirrorHandler, directory=str(fixture_mirror)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -6,46 +6,25 @@ with its own data home and Dagster instance.
 
 from __future__ import annotations
 
-import gzip
+import io
 import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
+
+from cli_runner import OPENCORPUS, REPO, build, run_opencorpus, shard_bytes
 
 from opencorpus_dagster.audit import conservation_problems, manifest_mismatches, repeated_doc_ids
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.lineage.trace import trace_shard_row
 
-REPO = Path(__file__).resolve().parent.parent
-OPENCORPUS = str(Path(sys.executable).parent / "opencorpus")
 ENWIKI_PARTITION = "enwiki-latest-pages-articles1.xml-p000000010p000030302"
 TABLES_DUMP = "https://dumps.wikimedia.org/enwiki/latest/enwiki-latest-pages-articles2.xml-p000030304p000088444.bz2"
-
-
-def run_opencorpus(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCORPUS_", "DAGSTER_"))}
-    env["DAGSTER_HOME"] = str(home / "dagster")
-    result = subprocess.run(
-        [OPENCORPUS, *args, "--home", str(home)], capture_output=True, text=True, env=env, cwd=REPO, timeout=900
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"opencorpus {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def build(home: Path, mirror: Path, catalog: Path = REPO / "assets", *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run_opencorpus("build", "--catalog", str(catalog), "--mirror", str(mirror), "--json", *extra, home=home, check=check)
-
-
-def shard_bytes(home: Path) -> dict[str, bytes]:
-    corpus = home / "corpus"
-    return {str(p.relative_to(corpus)): p.read_bytes() for p in sorted(corpus.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -166,9 +145,17 @@ def test_a_new_upstream_unit_is_the_only_partition_processed(tmp_path, fixture_m
     assert second["unchanged"] == [f"enwiki/{ENWIKI_PARTITION}"]
     assert (raw.stat().st_mtime_ns, raw.read_bytes()) == before  # not re-read, not rewritten
     after = shard_bytes(home)
-    old_shard = f"shards/enwiki/{ENWIKI_PARTITION}/part-00000.parquet"
-    assert after[old_shard] == shards_before[old_shard]
     assert any(path.startswith(f"shards/enwiki/{new_partition}/") for path in after)
+    # The second dump repeats one page (id 316) at a newer revision: that record supersedes the
+    # old one, so the old partition's shard is rewritten without it and with nothing else changed.
+    old_shard = home / "corpus" / f"shards/enwiki/{ENWIKI_PARTITION}/part-00000.parquet"
+    with duckdb.connect() as conn:
+        superseded = conn.execute(f"SELECT doc_id, reason FROM '{home}/dedup/duplicates.parquet'").fetchall()
+        ids_after = {r[0] for r in conn.execute(f"SELECT doc_id FROM '{old_shard}'").fetchall()}
+    ((superseded_id, reason),) = superseded
+    assert reason == "dedup.superseded"
+    old_rows = pq.read_table(io.BytesIO(shards_before[f"shards/enwiki/{ENWIKI_PARTITION}/part-00000.parquet"]))
+    assert ids_after == set(old_rows["doc_id"].to_pylist()) - {superseded_id}
     store = LineageStore.at(home / "lineage.duckdb", read_only=True)
     with store.connection() as conn:
         fetched = conn.execute("SELECT partition, count(*) FROM fetches GROUP BY 1 ORDER BY 1").fetchall()
@@ -206,18 +193,18 @@ def test_catalog_with_a_typo_is_reported_and_the_rest_builds(tmp_path, fixture_m
     shutil.copy(REPO / "assets" / "enwiki.yaml", catalog / "enwiki.yaml")
     (catalog / "gutenberg.yaml").write_text((REPO / "assets" / "gutenberg.yaml").read_text().replace("options:", "optoins:"))
     home = tmp_path / "home"
-    validate = run_opencorpus("validate", "--catalog", str(catalog), home=home, check=False) if False else None
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCORPUS_")}
     validate = subprocess.run([OPENCORPUS, "validate", "--catalog", str(catalog)], capture_output=True, text=True, env=env)
     assert validate.returncode == 1
-    assert "gutenberg.yaml: optoins: unknown field; did you mean 'options'?" in validate.stdout.replace("\n", " ")
-    summary = json.loads(build(home, fixture_mirror, catalog).stdout)
+    assert "gutenberg.yaml: optoins: unknown field; did you mean 'options'?" in validate.stdout
+    assert "ok  enwiki.yaml" in validate.stdout
+    result = build(home, fixture_mirror, catalog)
+    assert "skipping invalid catalog file" in result.stderr and "optoins" in result.stderr
+    summary = json.loads(result.stdout)
     assert summary["processed"] == [f"enwiki/{ENWIKI_PARTITION}"]
-    assert "optoins" in result_text(summary, home)
-
-
-def result_text(summary: dict, home: Path) -> str:
-    return json.dumps(summary) + (home / "catalog.json").read_text()
+    snapshot = json.loads((home / "catalog.json").read_text())
+    assert list(snapshot["sources"]) == ["enwiki"]
+    assert "optoins" in snapshot["errors"][0]
 
 
 def test_rerun_after_a_kill_mid_shard_gives_the_same_shards(built, tmp_path, fixture_mirror):

@@ -50,9 +50,15 @@ class Connector(ABC):
 
     kind: ClassVar[str]
     Options: ClassVar[type[ConnectorOptions]] = ConnectorOptions
+    # Options that only list upstream units: adding a unit must not make the others stale.
+    unit_listing_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: ConnectorOptions):
         self.options = options
+
+    def processing_options(self) -> dict:
+        """The options that change how every unit is read (all but the unit listing)."""
+        return self.options.model_dump(mode="json", exclude=set(self.unit_listing_options))
 
     @abstractmethod
     def units(self) -> list[Unit]:

@@ -56,6 +56,7 @@ class _Catalog:
 @register
 class GutenbergConnector(Connector):
     kind = "gutenberg"
+    unit_listing_options = ("books",)
 
     class Options(ConnectorOptions):
         """`books`: ebook numbers; batches of `batch_size` consecutive ids form one unit."""

@@ -131,6 +131,7 @@ class MediaWikiConnector(Connector):
     """MediaWiki XML export files, one partition per dump file."""
 
     kind = "mediawiki"
+    unit_listing_options = ("dumps", "partition_keys")
 
     class Options(ConnectorOptions):
         dumps: list[str] = Field(min_length=1, description="URLs of dump files; one file = one partition")

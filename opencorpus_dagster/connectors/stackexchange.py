@@ -150,6 +150,7 @@ class StackExchangeConnector(Connector):
     """Reads Stack Exchange `Posts.xml` dumps; one unit per site dump, one record per question."""
 
     kind = "stackexchange"
+    unit_listing_options = ("sites",)
     Options = StackExchangeOptions
     options: StackExchangeOptions
 

@@ -82,6 +82,7 @@ class WarcConnector(Connector):
     """Web archive files; see the module docstring for the outcome of every record type."""
 
     kind = "warc"
+    unit_listing_options = ("warcs", "listing", "max_files")
     Options = WarcOptions
 
     def units(self) -> list[Unit]:

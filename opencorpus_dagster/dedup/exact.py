@@ -1,103 +1,104 @@
-"""Exact deduplication across sources on normalised text, with a deterministic keeper.
-
-Two kinds of exact duplicate are found over all documents files with DuckDB (only the keys
-are read, never the text):
+"""Exact duplicates over all documents files, found with DuckDB (only candidate keys reach Python).
 
 - superseded: the same doc_id in several partitions of one source (a page present in two dump
-  dates); the record of the greatest partition key (the newest unit) is kept;
-- same text: equal `content_sha256` (the text after normalisation); the keeper is the first by
-  the keeper order (most permissive licence, then the earlier upstream record, then doc_id).
+  dates); the record of the greatest partition key (the newest unit) stays, the others go;
+- same text: equal `content_sha256` (the hash of the normalised text); these groups become
+  clusters whose keeper the corpus dedup chooses by the keeper policy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 
 @dataclass(frozen=True)
 class Member:
+    """One document as the dedup stage sees it (no text)."""
+
     source: str
     partition: str
     doc_id: str
     source_record_id: str
     upstream_uri: str
     license: str | None
+    content_sha256: str
+    text_length: int
+
+    @property
+    def key(self) -> str:
+        """Unique across the corpus (a doc_id may repeat across partitions of one source)."""
+        return member_key(self.source, self.partition, self.doc_id)
 
 
-@dataclass(frozen=True)
-class Duplicate:
-    member: Member
-    keeper: Member
-    reason: str  # dedup.superseded | dedup.exact
-    similarity: float
-    cluster: tuple[Member, ...]  # every member, keeper first: the order a takedown promotes in
+def member_key(source: str, partition: str, doc_id: str) -> str:
+    return f"{source}|{partition}|{doc_id}"
 
 
-def keeper_order(license_rank: Callable[[str | None], int]) -> Callable[[Member], tuple]:
-    """Sort key of the default keeper policy: permissive licence, earlier upstream record, doc_id."""
-
-    def key(member: Member) -> tuple:
-        return (license_rank(member.license), member.source, member.partition, member.source_record_id, member.doc_id)
-
-    return key
+MEMBER_COLUMNS = "source, partition, doc_id, source_record_id, upstream_uri, license, content_sha256, length(text)"
 
 
-def find_exact_duplicates(
-    documents_glob: str, license_rank: Callable[[str | None], int], excluded: set[tuple[str, str, str]] = frozenset()
-) -> list[Duplicate]:
-    """Duplicates among all documents files matching `documents_glob`.
+def find_exact_groups(
+    documents_glob: str, excluded: frozenset[str] = frozenset()
+) -> tuple[list[tuple[Member, Member]], list[list[Member]]]:
+    """(superseded pairs (old, newest), groups of two or more members with the same text).
 
-    `excluded` (source, partition, doc_id) triples are treated as absent (taken-down records),
-    so their cluster's next member becomes the keeper.
+    Members whose key is in `excluded` (taken down) are treated as absent, so the next member
+    of their group becomes the keeper.
     """
-    connection = duckdb.connect()
     try:
-        # Only candidate rows (a repeated doc_id or a repeated text hash) reach Python.
-        rows = connection.execute(
-            f"""
-            WITH docs AS (
-                SELECT source, partition, doc_id, source_record_id, upstream_uri, license, content_sha256
+        with duckdb.connect() as connection:
+            rows = connection.execute(
+                f"""
+                WITH docs AS (
+                    SELECT source, partition, doc_id, content_sha256
+                    FROM read_parquet('{documents_glob}', union_by_name = true)
+                ),
+                repeated_ids AS (SELECT source, doc_id FROM docs GROUP BY ALL HAVING count(*) > 1),
+                repeated_texts AS (SELECT content_sha256 FROM docs GROUP BY ALL HAVING count(*) > 1)
+                SELECT {MEMBER_COLUMNS}
                 FROM read_parquet('{documents_glob}', union_by_name = true)
-            ),
-            repeated_ids AS (SELECT source, doc_id FROM docs GROUP BY ALL HAVING count(*) > 1),
-            repeated_texts AS (SELECT content_sha256 FROM docs GROUP BY ALL HAVING count(*) > 1)
-            SELECT source, partition, doc_id, source_record_id, upstream_uri, license, 0, content_sha256
-            FROM docs
-            WHERE content_sha256 IN (SELECT content_sha256 FROM repeated_texts)
-               OR (source, doc_id) IN (SELECT (source, doc_id) FROM repeated_ids)
-            """
-        ).fetchall()
+                WHERE content_sha256 IN (SELECT content_sha256 FROM repeated_texts)
+                   OR (source, doc_id) IN (SELECT (source, doc_id) FROM repeated_ids)
+                ORDER BY source, partition, doc_id
+                """
+            ).fetchall()
     except duckdb.IOException:
-        return []  # no documents files yet
-    finally:
-        connection.close()
-
-    members = [Member(*row[:6]) for row in rows if (row[0], row[1], row[2]) not in excluded]
-    hashes = {(r[0], r[1], r[2]): r[7] for r in rows}
-    order = keeper_order(license_rank)
-    duplicates: list[Duplicate] = []
+        return [], []  # no documents files yet
+    members = [Member(*row) for row in rows]
+    members = [m for m in members if m.key not in excluded]
 
     by_doc: dict[tuple[str, str], list[Member]] = {}
     for member in members:
         by_doc.setdefault((member.source, member.doc_id), []).append(member)
+    superseded: list[tuple[Member, Member]] = []
     current: list[Member] = []
     for group in by_doc.values():
         group.sort(key=lambda m: m.partition, reverse=True)
         current.append(group[0])
-        for older in group[1:]:
-            duplicates.append(Duplicate(older, group[0], "dedup.superseded", 1.0, tuple(group)))
+        superseded.extend((older, group[0]) for older in group[1:])
 
     by_hash: dict[str, list[Member]] = {}
     for member in current:
-        by_hash.setdefault(hashes[(member.source, member.partition, member.doc_id)], []).append(member)
-    for group in by_hash.values():
-        if len(group) < 2:
-            continue
-        group.sort(key=order)
-        for member in group[1:]:
-            duplicates.append(Duplicate(member, group[0], "dedup.exact", 1.0, tuple(group)))
-    duplicates.sort(key=lambda d: (d.member.source, d.member.partition, d.member.doc_id))
-    return duplicates
+        by_hash.setdefault(member.content_sha256, []).append(member)
+    groups = [group for group in by_hash.values() if len(group) > 1]
+    return superseded, groups
+
+
+def load_members(documents_glob: str, keys: set[str]) -> dict[str, Member]:
+    """Members for the given keys (near-duplicate candidates), read without their text."""
+    if not keys:
+        return {}
+    wanted = sorted(keys)
+    with duckdb.connect() as connection:
+        connection.register("wanted", pa.table({"key": pa.array(wanted, pa.string())}))
+        rows = connection.execute(
+            f"""
+            SELECT {MEMBER_COLUMNS}
+            FROM read_parquet('{documents_glob}', union_by_name = true)
+            WHERE source || '|' || partition || '|' || doc_id IN (SELECT key FROM wanted)
+            """
+        ).fetchall()
+    return {member.key: member for member in (Member(*row) for row in rows)}

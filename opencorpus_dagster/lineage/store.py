@@ -37,8 +37,13 @@ CREATE TABLE IF NOT EXISTS raw_records (
     retrieved_at VARCHAR, run_id VARCHAR
 );
 CREATE TABLE IF NOT EXISTS documents (
-    source VARCHAR, partition VARCHAR, doc_id VARCHAR, license VARCHAR, license_evidence VARCHAR,
-    language VARCHAR, content_sha256 VARCHAR, text_length BIGINT, run_id VARCHAR
+    source VARCHAR, partition VARCHAR, doc_id VARCHAR, passed BOOLEAN, license VARCHAR,
+    license_evidence VARCHAR, language VARCHAR, content_sha256 VARCHAR, text_length BIGINT,
+    run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS rule_stats (
+    source VARCHAR, partition VARCHAR, rule VARCHAR, removed BIGINT, measured BIGINT,
+    minimum DOUBLE, p05 DOUBLE, median DOUBLE, p95 DOUBLE, maximum DOUBLE, run_id VARCHAR
 );
 CREATE TABLE IF NOT EXISTS decisions (
     source VARCHAR, partition VARCHAR, doc_id VARCHAR, source_record_id VARCHAR,
@@ -119,6 +124,7 @@ class LineageStore:
         raw_records: pa.Table | None = None,
         documents: pa.Table | None = None,
         fetches: pa.Table | None = None,
+        rule_stats: pa.Table | None = None,
     ) -> None:
         """Replace everything one stage recorded for one partition, in one transaction."""
         with self._connect() as conn:
@@ -133,6 +139,7 @@ class LineageStore:
                     conn.execute("DELETE FROM fetches WHERE source = ? AND partition = ?", key)
                 if stage == "documents":
                     conn.execute("DELETE FROM documents WHERE source = ? AND partition = ?", key)
+                    conn.execute("DELETE FROM rule_stats WHERE source = ? AND partition = ?", key)
                 _insert(conn, "decisions", decisions)
                 if raw_records is not None:
                     _insert(conn, "raw_records", raw_records)
@@ -140,6 +147,8 @@ class LineageStore:
                     _insert(conn, "documents", documents)
                 if fetches is not None:
                     _insert(conn, "fetches", fetches)
+                if rule_stats is not None:
+                    _insert(conn, "rule_stats", rule_stats)
                 conn.execute(
                     "INSERT INTO partitions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [source, partition, stage, fingerprint, records_in, json.dumps(counts, sort_keys=True), run_id, materialized_at],

@@ -19,9 +19,9 @@ from dagster_duckdb import DuckDBResource
 
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.corpus import deduplicate_corpus, publish_corpus
-from opencorpus_dagster.documents import process_partition
+from opencorpus_dagster.documents import process_partition, rule_stats_table
 from opencorpus_dagster.ingest import PartitionFailed, find_unit, ingest_partition
-from opencorpus_dagster.orchestration.metadata import counts_table
+from opencorpus_dagster.orchestration.metadata import counts_table, rules_table
 from opencorpus_dagster.orchestration.resources import CorpusSettings, lineage_store
 
 CORPUS_GROUP = "corpus"
@@ -115,6 +115,7 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
                 "outcomes": counts_table("outcome", {**result.counts, "passed": result.kept}, result.records_in),
                 "reasons": counts_table("reason", dict(result.reasons), result.records_in),
                 "licenses": counts_table("licence", dict(result.licenses), result.kept),
+                "rules": rules_table(rule_stats_table(source.name, context.partition_key, result, context.run_id)),
                 "path": MetadataValue.path(str(result.path)),
             },
             check_results=[

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pyarrow as pa
+
 from dagster import MetadataValue
 
 
@@ -13,4 +15,13 @@ def counts_table(title: str, counts: Mapping[str, int | float], total: int | Non
     for key, value in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         share = f" ({value / total:.1%})" if total else ""
         lines.append(f"| {key} | {value}{share} |")
+    return MetadataValue.md("\n".join(lines))
+
+
+def rules_table(stats: pa.Table) -> MetadataValue:
+    """Per rule: records removed, records measured, and the measured value's distribution."""
+    lines = ["| rule | removed | measured | min | p05 | median | p95 | max |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in sorted(stats.to_pylist(), key=lambda r: (-r["removed"], r["rule"])):
+        numbers = " | ".join("" if row[k] is None else f"{row[k]:.3g}" for k in ("minimum", "p05", "median", "p95", "maximum"))
+        lines.append(f"| {row['rule']} | {row['removed']} | {row['measured']} | {numbers} |")
     return MetadataValue.md("\n".join(lines))

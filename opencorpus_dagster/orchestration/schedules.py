@@ -11,7 +11,7 @@ import os
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleDefinition, ScheduleEvaluationContext, SkipReason, schedule
 
 from opencorpus_dagster.catalog import Source
-from opencorpus_dagster.orchestration.assets import documents_key, partitions_for
+from opencorpus_dagster.orchestration.assets import documents_key
 from opencorpus_dagster.orchestration.jobs import source_job_name
 
 REFRESH_CRON_ENV = "OPENCORPUS_REFRESH_CRON"
@@ -29,9 +29,9 @@ def refresh_schedule(source: Source) -> ScheduleDefinition:
     def refresh(context: ScheduleEvaluationContext):
         done = context.instance.get_materialized_partitions(documents_key(source.name))
         requests = [
-            RunRequest(run_key=f"{source.name}:{key}:{source.fingerprint}", partition_key=key)
-            for key in partitions_for(source).get_partition_keys()
-            if key not in done
+            RunRequest(run_key=f"{source.name}:{unit.key}:{source.partition_fingerprint(unit)}", partition_key=unit.key)
+            for unit in source.connector.units()
+            if unit.key not in done
         ]
         return requests or SkipReason(f"every upstream unit of {source.name} is materialised")
 

@@ -1,0 +1,72 @@
+"""A local (or mirrored) collection of plain-text files (kind `textfiles`).
+
+Each file is one record; the files are grouped into named partitions in the catalog. The
+collection states no licence per file: declare it in the catalog entry's `license:` block
+(with the evidence), or the licence gate removes the records as `license.unknown`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+
+from opencorpus_dagster.compression import read_decompressed_bytes
+from opencorpus_dagster.connectors.base import Connector, ConnectorOptions, Unit, UnreadableInput, register
+from opencorpus_dagster.fetch import Fetcher, NotFound
+from opencorpus_dagster.home import check_partition_key
+from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
+
+
+@register
+class TextFilesConnector(Connector):
+    kind = "textfiles"
+    unit_listing_options = ("partitions",)
+
+    class Options(ConnectorOptions):
+        """`partitions`: partition key -> file URLs (http(s), file:// or paths); `encoding` of the files."""
+
+        partitions: dict[str, list[str]] = Field(min_length=1)
+        encoding: str = "utf-8"
+
+        @field_validator("partitions")
+        @classmethod
+        def _safe_keys(cls, partitions: dict[str, list[str]]) -> dict[str, list[str]]:
+            for key, files in partitions.items():
+                check_partition_key(key)
+                if not files:
+                    raise ValueError(f"partition {key!r} lists no files")
+            return partitions
+
+    def units(self) -> list[Unit]:
+        return [Unit(key, tuple(files)) for key, files in sorted(self.options.partitions.items())]
+
+    def read(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
+        for url in unit.urls:
+            record_id = PurePosixPath(urlsplit(url).path).name
+            try:
+                fetched = fetcher.fetch(url)
+            except NotFound as error:
+                yield Decision(record_id, url, Outcome.QUARANTINED, "raw", "textfiles.missing", None, str(error))
+                continue
+            try:
+                data = read_decompressed_bytes(fetched.path)
+            except (OSError, EOFError) as error:
+                raise UnreadableInput(url, f"cannot be decompressed: {error}") from error
+            try:
+                text = data.decode(self.options.encoding).lstrip("\ufeff")
+            except UnicodeDecodeError as error:
+                yield Decision(record_id, url, Outcome.QUARANTINED, "raw", "textfiles.undecodable", error.start, str(error))
+                continue
+            yield RawRecord(
+                source_record_id=record_id,
+                upstream_uri=url,
+                payload=text,
+                payload_type=PayloadType.TEXT,
+                url=url if urlsplit(url).scheme in ("http", "https") else None,
+                title=PurePosixPath(urlsplit(url).path).stem,
+                attribution=url,
+                metadata={"file_sha256": fetched.sha256},
+            )

@@ -1,0 +1,137 @@
+"""Near duplicates across the corpus, incrementally: only changed partitions pay.
+
+The MinHash LSH index (`lsh_index.LshIndex`) keeps signatures and band hashes per documents
+partition. On each run, partitions whose documents file changed since they were indexed are
+(re)signed and replaced in the index, vanished ones are removed, and only they are queried for
+candidates against the whole index. Candidates are verified on the exact shingle Jaccard of the
+two texts (the signature estimate has a spread of about +-0.035 at 128 permutations, too wide
+for 0.99 precision), and the verified pairs are kept in `pairs.parquet`, so unchanged
+partitions' pairs are reused. Index keys are `source|partition|doc_id`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from opencorpus_dagster.dedup.clusters import verify_pairs_exact
+from opencorpus_dagster.dedup.exact import member_key
+from opencorpus_dagster.dedup.lsh_index import LshIndex
+from opencorpus_dagster.dedup.minhash import MinHashConfig, compute_signatures
+from opencorpus_dagster.home import DataHome
+
+SIGN_BATCH_ROWS = 1024
+PAIRS_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("similarity", pa.float64())])
+
+
+def _partition_of(key: str) -> tuple[str, str]:
+    source, partition, _ = key.split("|", 2)
+    return source, partition
+
+
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+class NearDuplicateIndex:
+    def __init__(self, home: DataHome, config: MinHashConfig | None = None):
+        self.home = home
+        self.config = config or MinHashConfig()
+        self.root = home.dedup_dir / "minhash"
+        self.index = LshIndex(self.root, self.config)
+        self.state_file = self.root / "indexed.json"
+        self.pairs_file = self.root / "pairs.parquet"
+
+    def documents_files(self) -> dict[tuple[str, str], Path]:
+        return {
+            (path.parent.name, path.stem): path
+            for path in sorted((self.home.root / "documents").glob("*/*.parquet"))
+            if not path.name.startswith(".")
+        }
+
+    def update(self) -> tuple[list[tuple[str, str, float]], list[tuple[str, str]]]:
+        """Bring the index up to date; returns (all verified pairs, partitions re-indexed)."""
+        state = json.loads(self.state_file.read_text()) if self.state_file.is_file() else {}
+        files = self.documents_files()
+        stale = {
+            part for part, path in files.items() if state.get("|".join(part)) != _stamp(path)
+        } | {part for part in self.index.inconsistent_partitions() if part in files}
+        gone = {part for part in self.index.partitions() if part not in files}
+        for part in sorted(gone):
+            self.index.remove_partition(*part)
+            state.pop("|".join(part), None)
+        for part in sorted(stale):
+            self._index_partition(part, files[part])
+        changed = stale | gone
+        pairs = [p for p in self._stored_pairs() if _partition_of(p[0]) not in changed and _partition_of(p[1]) not in changed]
+        for part in sorted(stale):
+            candidates = list(self.index.candidate_pairs(*part))
+            pairs.extend(self._verify(candidates))
+        pairs = sorted(set(pairs))
+        self._write_pairs(pairs)
+        for part in stale:
+            state["|".join(part)] = _stamp(files[part])
+        _write_text_atomically(self.state_file, json.dumps(state, indent=1, sort_keys=True))
+        return pairs, sorted(changed)
+
+    def _index_partition(self, part: tuple[str, str], path: Path) -> None:
+        source, partition = part
+        keys: list[str] = []
+        signatures: list[np.ndarray] = []
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=SIGN_BATCH_ROWS, columns=["doc_id", "text"]):
+            keys.extend(member_key(source, partition, d) for d in batch.column("doc_id").to_pylist())
+            signatures.append(compute_signatures(batch.column("text").to_pylist(), self.config))
+        stacked = np.concatenate(signatures) if signatures else np.zeros((0, self.config.num_perm), self.config.signature_dtype)
+        self.index.add_partition(source, partition, keys, stacked)
+
+    def _verify(self, candidates: list[tuple[str, str]]) -> list[tuple[str, str, float]]:
+        if not candidates:
+            return []
+        texts = self.texts({k for pair in candidates for k in pair})
+        verified = verify_pairs_exact(candidates, texts, self.config.threshold, self.config.shingle_words)
+        return [(a, b, round(float(s), 6)) for a, b, s in verified]
+
+    def texts(self, keys: Iterable[str]) -> dict[str, str]:
+        """Texts of the given keys, read partition by partition from the documents files."""
+        by_partition: dict[tuple[str, str], set[str]] = {}
+        for key in keys:
+            source, partition, doc_id = key.split("|", 2)
+            by_partition.setdefault((source, partition), set()).add(doc_id)
+        files = self.documents_files()
+        found: dict[str, str] = {}
+        with duckdb.connect() as connection:
+            for (source, partition), doc_ids in sorted(by_partition.items()):
+                connection.register("wanted", pa.table({"doc_id": pa.array(sorted(doc_ids), pa.string())}))
+                rows = connection.execute(
+                    "SELECT doc_id, text FROM read_parquet(?) WHERE doc_id IN (SELECT doc_id FROM wanted)",
+                    [str(files[(source, partition)])],
+                ).fetchall()
+                connection.unregister("wanted")
+                found.update({member_key(source, partition, doc_id): text for doc_id, text in rows})
+        return found
+
+    def _stored_pairs(self) -> list[tuple[str, str, float]]:
+        if not self.pairs_file.is_file():
+            return []
+        table = pq.read_table(self.pairs_file)
+        return list(zip(table["a"].to_pylist(), table["b"].to_pylist(), table["similarity"].to_pylist(), strict=True))
+
+    def _write_pairs(self, pairs: list[tuple[str, str, float]]) -> None:
+        table = pa.Table.from_pylist([{"a": a, "b": b, "similarity": s} for a, b, s in pairs], schema=PAIRS_SCHEMA)
+        temporary = self.pairs_file.with_name(f".{self.pairs_file.name}.tmp-{os.getpid()}")
+        pq.write_table(table, temporary)
+        os.replace(temporary, self.pairs_file)
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, path)

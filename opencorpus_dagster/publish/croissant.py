@@ -1,0 +1,216 @@
+"""Croissant 1.0 metadata (`<home>/corpus/croissant.json`): the corpus's files and columns in JSON-LD.
+
+Describes, relative to the corpus folder (where the file lives): a `cr:FileObject` for
+`manifest.json` with its sha256, a `cr:FileSet` for the shards (`shards/**/*.parquet`), and one
+`cr:RecordSet` whose fields are the shard columns, each with the Croissant data type of its
+Parquet type (read from the shards' footers). The licence is a list of licence URLs. The
+`@context` is the Croissant 1.0 one (mlcommons/croissant datasets/1.0, plus the
+`equivalentProperty` and `samplingRate` terms mlcroissant expects). Validated by
+`mlcroissant` in tests/test_card.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from opencorpus_dagster.home import DataHome
+from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.publish import write_text_atomically
+from opencorpus_dagster.publish.attribution import license_keys, license_urls, shard_files
+from opencorpus_dagster.publish.card import SHARD_GLOB
+from opencorpus_dagster.shards import SHARD_SCHEMA
+
+CROISSANT_FILE = "croissant.json"
+CROISSANT_CONFORMS_TO = "http://mlcommons.org/croissant/1.0"
+CROISSANT_CONTEXT = {
+    "@language": "en",
+    "@vocab": "https://schema.org/",
+    "citeAs": "cr:citeAs",
+    "column": "cr:column",
+    "conformsTo": "dct:conformsTo",
+    "cr": "http://mlcommons.org/croissant/",
+    "rai": "http://mlcommons.org/croissant/RAI/",
+    "data": {"@id": "cr:data", "@type": "@json"},
+    "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
+    "dct": "http://purl.org/dc/terms/",
+    "equivalentProperty": "cr:equivalentProperty",
+    "examples": {"@id": "cr:examples", "@type": "@json"},
+    "extract": "cr:extract",
+    "field": "cr:field",
+    "fileProperty": "cr:fileProperty",
+    "fileObject": "cr:fileObject",
+    "fileSet": "cr:fileSet",
+    "format": "cr:format",
+    "includes": "cr:includes",
+    "isLiveDataset": "cr:isLiveDataset",
+    "jsonPath": "cr:jsonPath",
+    "key": "cr:key",
+    "md5": "cr:md5",
+    "parentField": "cr:parentField",
+    "path": "cr:path",
+    "recordSet": "cr:recordSet",
+    "references": "cr:references",
+    "regex": "cr:regex",
+    "repeated": "cr:repeated",
+    "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
+    "sc": "https://schema.org/",
+    "separator": "cr:separator",
+    "source": "cr:source",
+    "subField": "cr:subField",
+    "transform": "cr:transform",
+}
+RECORD_SET = "documents"
+_COLUMN_DESCRIPTIONS = {
+    "doc_id": "Stable document id, derived from the source name and the upstream record id.",
+    "source": "Catalog name of the source.",
+    "partition": "Upstream unit (dump file, batch of books, crawl segment) the record came from.",
+    "source_record_id": "The record's id in its source (page id, book id, WARC record id).",
+    "upstream_uri": "Where to fetch the record again (file URL plus page/revision, offset/length).",
+    "url": "The record's canonical web address.",
+    "title": "Title of the page or book.",
+    "text": "The document text, extracted and normalised.",
+    "language": "ISO 639-1 code of the identified language.",
+    "license": "SPDX licence expression of the document.",
+    "license_evidence": "How the licence was decided.",
+    "attribution": "Attribution string to reproduce when the licence requires it.",
+    "content_sha256": "sha256 of the text (UTF-8).",
+}
+
+
+def write_croissant(home: DataHome, store: LineageStore, *, name: str = "opencorpus") -> Path:
+    """Write `<home>/corpus/croissant.json` for the corpus as published; returns its path.
+
+    `store` is accepted for symmetry with the other publishers: the file describes files and
+    columns, which the manifest and the shard footers hold. Byte-identical for the same corpus.
+    Raises FileNotFoundError when the corpus has no manifest.
+    """
+    del store
+    files = shard_files(home)
+    manifest = json.loads(home.manifest.read_text())
+    totals = manifest["totals"]
+    licences = sorted({key for license in totals["licenses"] for key in license_keys(license)})
+    urls = sorted({link for license in totals["licenses"] for link in license_urls(license)})
+    description = (
+        f"An openly licensed text corpus with record-level lineage: {totals['rows']} documents from "
+        f"{len(totals['sources'])} sources ({', '.join(totals['sources'])}) in {totals['shards']} Parquet "
+        f"shards, under {', '.join(licences) or 'no licence'}. Every row carries its SPDX licence, the "
+        "evidence for it, its attribution and the URI of its upstream record."
+    )
+    document = {
+        "@context": CROISSANT_CONTEXT,
+        "@type": "sc:Dataset",
+        "name": name,
+        "description": description,
+        "conformsTo": CROISSANT_CONFORMS_TO,
+        "license": urls,
+        "url": "README.md",
+        "version": _version(manifest),
+        "inLanguage": _languages(files),
+        "distribution": [
+            {
+                "@type": "cr:FileObject",
+                "@id": "manifest.json",
+                "name": "manifest.json",
+                "description": "The shard list: path, rows, bytes, sha256 and licence counts of every shard.",
+                "contentUrl": "manifest.json",
+                "encodingFormat": "application/json",
+                "sha256": _sha256(home.manifest),
+            },
+            {
+                "@type": "cr:FileSet",
+                "@id": "shards",
+                "name": "shards",
+                "description": "The corpus shards (sha256 of each in manifest.json).",
+                "encodingFormat": "application/x-parquet",
+                "includes": SHARD_GLOB,
+            },
+        ],
+        "recordSet": [
+            {
+                "@type": "cr:RecordSet",
+                "@id": RECORD_SET,
+                "name": RECORD_SET,
+                "description": "One record per document (one shard row).",
+                "key": {"@id": f"{RECORD_SET}/doc_id"},
+                "field": [_field(column) for column in _schema(files)],
+            }
+        ],
+    }
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return write_text_atomically(home.corpus_dir / CROISSANT_FILE, [text])
+
+
+def croissant_data_type(arrow_type: pa.DataType) -> str:
+    """The Croissant (schema.org) data type of one Arrow column type.
+
+    Raises ValueError for a type the shards should never hold (nested, binary).
+    """
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "sc:Text"
+    if pa.types.is_boolean(arrow_type):
+        return "sc:Boolean"
+    if pa.types.is_integer(arrow_type):
+        return "sc:Integer"
+    if pa.types.is_floating(arrow_type):
+        return "sc:Float"
+    if pa.types.is_timestamp(arrow_type):
+        return "sc:DateTime"
+    if pa.types.is_date(arrow_type):
+        return "sc:Date"
+    if pa.types.is_dictionary(arrow_type):
+        return croissant_data_type(arrow_type.value_type)
+    raise ValueError(f"no Croissant data type for Arrow type {arrow_type}")
+
+
+def _field(column: pa.Field) -> dict:
+    return {
+        "@type": "cr:Field",
+        "@id": f"{RECORD_SET}/{column.name}",
+        "name": column.name,
+        "description": _COLUMN_DESCRIPTIONS.get(column.name, f"Shard column {column.name}."),
+        "dataType": croissant_data_type(column.type),
+        "source": {"fileSet": {"@id": "shards"}, "extract": {"column": column.name}},
+    }
+
+
+def _schema(files: list[str]) -> pa.Schema:
+    """The shards' schema (from the first footer; every shard is checked to agree)."""
+    if not files:
+        return SHARD_SCHEMA
+    schema = pq.read_schema(files[0])
+    for path in files[1:]:
+        other = pq.read_schema(path)
+        if not other.remove_metadata().equals(schema.remove_metadata()):
+            raise ValueError(f"{path}: schema {other} differs from {files[0]}'s {schema}")
+    return schema.remove_metadata()
+
+
+def _languages(files: list[str]) -> list[str]:
+    if not files:
+        return []
+    with duckdb.connect() as connection:
+        rows = connection.execute(
+            "SELECT DISTINCT language FROM read_parquet(?) WHERE language IS NOT NULL ORDER BY language", [files]
+        ).fetchall()
+    return [language for (language,) in rows]
+
+
+def _version(manifest: dict) -> str:
+    """A content version: the first 12 hex digits of the sha256 over the shards' sha256s.
+
+    Croissant wants a version; the corpus has no release number of its own, and a date would
+    break byte-identical output. This one changes exactly when a shard's bytes change.
+    """
+    digest = hashlib.sha256("".join(f"{s['path']}:{s['sha256']}\n" for s in manifest["shards"]).encode())
+    return f"0.0.0+{digest.hexdigest()[:12]}"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

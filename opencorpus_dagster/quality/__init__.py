@@ -1,0 +1,1 @@
+"""Data-quality checks over the stage tables: Great Expectations suites run in bounded memory."""

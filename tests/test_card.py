@@ -1,0 +1,458 @@
+"""The dataset card, ATTRIBUTION and Croissant metadata of the fixture corpus.
+
+The corpus is built once (the real `opencorpus build` on the default catalog against the fixture
+mirror, as in tests/test_build.py); every figure the card prints is compared with a query the
+test writes itself, over the lineage store and the shard files (tokens counted in Python with
+`str.split()`, not with the card's SQL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from opencorpus_dagster.home import DataHome
+from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.publish import write_attribution, write_card, write_croissant
+from opencorpus_dagster.publish.attribution import license_url, requires_attribution
+from opencorpus_dagster.publish.card import hub_license_id, size_category
+from opencorpus_dagster.publish.croissant import croissant_data_type
+from opencorpus_dagster.shards import SHARD_COLUMNS
+
+REPO = Path(__file__).resolve().parent.parent
+OPENCORPUS = str(Path(sys.executable).parent / "opencorpus")
+DESCRIPTIONS = {"enwiki": "English Wikipedia articles.", "gutenberg": "Project Gutenberg e-books | plain text."}
+
+
+def build_corpus(home: Path, mirror: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCORPUS_", "DAGSTER_"))}
+    env["DAGSTER_HOME"] = str(home / "dagster")
+    result = subprocess.run(
+        [OPENCORPUS, "build", "--home", str(home), "--mirror", str(mirror), "--json"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, f"opencorpus build failed:\n{result.stdout}\n{result.stderr}"
+
+
+def publish(home: DataHome) -> dict[str, Path]:
+    store = LineageStore.at(home.lineage_db, read_only=True)
+    return {
+        "card": write_card(home, store, DESCRIPTIONS),
+        "attribution": write_attribution(home, store),
+        "croissant": write_croissant(home, store),
+    }
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, fixture_mirror):
+    root = tmp_path_factory.mktemp("card-home")
+    build_corpus(root, fixture_mirror)
+    home = DataHome(root)
+    return home, publish(home)
+
+
+@pytest.fixture(scope="module")
+def card(corpus) -> tuple[dict, str]:
+    _, files = corpus
+    text = files["card"].read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    header, body = text[4:].split("\n---\n", 1)
+    return yaml.safe_load(header), body
+
+
+@pytest.fixture(scope="module")
+def shard_rows(corpus) -> list[dict]:
+    """Every shard row as Python dicts, read with pyarrow (independently of the card's DuckDB)."""
+    home, _ = corpus
+    manifest = json.loads(home.manifest.read_text())
+    rows = []
+    for shard in manifest["shards"]:
+        rows += pq.read_table(home.corpus_dir / shard["path"]).to_pylist()
+    return rows
+
+
+def lineage(home: DataHome, query: str) -> list[tuple]:
+    with duckdb.connect(str(home.lineage_db), read_only=True) as conn:
+        return conn.execute(query).fetchall()
+
+
+def section(body: str, heading: str) -> str:
+    """The text of one `## heading` section (up to the next `## `)."""
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", body, re.M | re.S)
+    assert match, f"no section {heading!r} in the card"
+    return match.group(1)
+
+
+def table(text: str, first_header_cell: str) -> list[list[str]]:
+    """Rows (cells stripped) of the Markdown table whose header starts with `first_header_cell`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header_cell} |"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
+    return rows
+
+
+def number(cell: str) -> int:
+    return int(cell.replace(",", ""))
+
+
+# --- the YAML header ------------------------------------------------------------------------
+
+
+def test_header_is_hub_metadata_derived_from_the_shards(corpus, card, shard_rows):
+    metadata, _ = card
+    assert metadata["language"] == sorted({row["language"] for row in shard_rows}) == ["en"]
+    assert {row["license"] for row in shard_rows} == {"CC-BY-SA-3.0", "LicenseRef-PublicDomain"}
+    assert metadata["license"] == ["cc-by-sa-3.0", "other"]
+    assert metadata["license_name"] == "public-domain"
+    assert metadata["license_link"] == "https://creativecommons.org/publicdomain/mark/1.0/"
+    assert len(shard_rows) < 1000 and metadata["size_categories"] == ["n<1K"]
+    assert metadata["task_categories"] == ["text-generation"]
+    assert metadata["pretty_name"] == "opencorpus"
+    assert metadata["configs"] == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "shards/**/*.parquet"}], "default": True}
+    ]
+
+
+def test_load_dataset_with_the_cards_config_reads_every_row(corpus, card, tmp_path):
+    home, _ = corpus
+    metadata, _ = card
+    (data_files,) = metadata["configs"][0]["data_files"]
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    script = (
+        "import json, sys, datasets\n"
+        "d = datasets.load_dataset('parquet', data_files={sys.argv[1]: sys.argv[2]}, split=sys.argv[1])\n"
+        "print(json.dumps({'rows': d.num_rows, 'columns': d.column_names}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, data_files["split"], data_files["path"]],
+        capture_output=True, text=True, env=env, cwd=home.corpus_dir, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    manifest = json.loads(home.manifest.read_text())
+    assert loaded == {"rows": manifest["totals"]["rows"], "columns": list(SHARD_COLUMNS)}
+    assert loaded["rows"] == 89
+
+
+# --- the body: every number against the shards and the lineage store ------------------------
+
+
+def test_sources_table_counts_documents_and_whitespace_tokens(card, shard_rows):
+    _, body = card
+    documents = Counter(row["source"] for row in shard_rows)
+    tokens = Counter()
+    for row in shard_rows:
+        tokens[row["source"]] += len(row["text"].split())
+    total_documents, total_tokens = sum(documents.values()), sum(tokens.values())
+    rows = table(section(body, "Sources"), "Source")
+    expected = [
+        [source, DESCRIPTIONS[source].replace("|", "\\|"), f"{documents[source]:,}",
+         f"{100 * documents[source] / total_documents:.2f}%", f"{tokens[source]:,}",
+         f"{100 * tokens[source] / total_tokens:.2f}%"]
+        for source in sorted(documents)
+    ]  # fmt: skip
+    assert rows[:-1] == expected
+    assert rows[-1] == ["**total**", "", f"{total_documents:,}", "100.00%", f"{total_tokens:,}", "100.00%"]
+    assert documents == {"enwiki": 88, "gutenberg": 1}
+    assert "whitespace-separated words" in section(body, "Summary")
+    assert f"{total_documents} documents, {total_tokens:,} tokens, from 2 sources" in section(body, "Summary")
+
+
+def test_licences_table_has_document_and_token_shares(card, shard_rows):
+    _, body = card
+    documents, tokens = Counter(), Counter()
+    for row in shard_rows:
+        documents[row["license"]] += 1
+        tokens[row["license"]] += len(row["text"].split())
+    rows = table(section(body, "Licences"), "Licence")
+    got = {row[0]: (row[1], row[2], number(row[3]), row[4], number(row[5]), row[6]) for row in rows}
+    total_documents, total_tokens = sum(documents.values()), sum(tokens.values())
+    assert got == {
+        license: (
+            f"<{license_url(license)}>",
+            "yes" if license.startswith("CC-BY") else "no",
+            documents[license],
+            f"{100 * documents[license] / total_documents:.2f}%",
+            tokens[license],
+            f"{100 * tokens[license] / total_tokens:.2f}%",
+        )
+        for license in documents
+    }
+    assert got["CC-BY-SA-3.0"][0] == "<https://creativecommons.org/licenses/by-sa/3.0/>"
+
+
+def test_processing_table_equals_terminal_outcomes(corpus, card):
+    home, _ = corpus
+    _, body = card
+    records_in = dict(lineage(home, "SELECT source, sum(records_in) FROM partitions WHERE stage = 'raw' GROUP BY 1"))
+    outcomes: dict[str, Counter] = {}
+    for source, outcome, n in lineage(home, "SELECT source, outcome, count(*) FROM outcomes GROUP BY 1, 2"):
+        outcomes.setdefault(source, Counter())[outcome] = n
+    text = section(body, "Processing")
+    rows = table(text, "Source")
+    columns = ["kept", "filtered", "duplicate", "quarantined", "removed", "skipped"]
+    for row in rows[:-1]:
+        source = row[0]
+        assert number(row[1]) == records_in[source]
+        assert [number(cell) for cell in row[2:]] == [outcomes[source][c] for c in columns]
+        assert number(row[1]) == sum(number(cell) for cell in row[2:])  # conservation, as printed
+    assert [r[0] for r in rows] == ["enwiki", "gutenberg", "**total**"]
+    assert rows[-1][1:] == ["221", "89", "32", "0", "0", "0", "100"]
+
+    filters = table(text, "Source | Stage")
+    expected = lineage(
+        home,
+        "SELECT source, stage, reason, count(*) FROM outcomes WHERE outcome = 'filtered' GROUP BY 1, 2, 3",
+    )
+    assert sorted((s, st, r.strip("`"), number(n)) for s, st, r, n in filters) == sorted(expected)
+    assert ["gutenberg", "documents", "`license.unknown`", "14"] in filters
+
+
+def test_dedup_removal_and_set_aside_sections_equal_the_store(corpus, card):
+    home, _ = corpus
+    _, body = card
+    considered = dict(lineage(home, "SELECT source, count(*) FROM decisions WHERE stage = 'dedup' GROUP BY 1"))
+    duplicates = dict(
+        lineage(home, "SELECT source, count(*) FROM decisions WHERE stage = 'dedup' AND outcome = 'duplicate' GROUP BY 1")
+    )
+    rows = table(section(body, "Deduplication"), "Source")
+    for source, documents, found, rate in rows[:-1]:
+        assert number(documents) == considered[source]
+        assert number(found) == duplicates.get(source, 0)
+        assert rate == f"{100 * duplicates.get(source, 0) / considered[source]:.2f}%"
+    assert rows[-1] == ["**total**", "89", "0", "0.00%"]
+
+    removed = lineage(home, "SELECT count(*) FROM outcomes WHERE outcome = 'removed'")[0][0]
+    assert removed == 0
+    assert "Opt-outs honoured: 0. Takedown requests applied: 0." in section(body, "Opt-outs and takedowns")
+
+    set_aside = section(body, "Quarantined and skipped records")
+    expected = lineage(
+        home,
+        "SELECT source, outcome, reason, count(*) FROM outcomes WHERE outcome IN ('quarantined', 'skipped') GROUP BY ALL",
+    )
+    got = [(s, o, r.strip("`"), number(n)) for s, o, r, n in table(set_aside, "Source")]
+    assert sorted(got) == sorted(expected)
+    assert ("enwiki", "skipped", "mediawiki.redirect", 99) in got
+    assert "Quarantined (bad input, kept out with the error): 0." in set_aside
+
+
+def test_limitations_name_the_licence_evidence_actually_used(card, shard_rows):
+    _, body = card
+    limitations = section(body, "Known limitations")
+    gutenberg = sum("Gutenberg rights statement" in row["license_evidence"] for row in shard_rows)
+    wikimedia = sum("Wikimedia terms of use" in row["license_evidence"] for row in shard_rows)
+    assert (gutenberg, wikimedia) == (1, 88)
+    assert 'Project Gutenberg books (1 document): included on Project Gutenberg\'s statement "Public domain in the USA"' in limitations
+    assert "Wikimedia pages (88 documents): the licence follows the revision date" in limitations
+    assert "Web pages (" not in limitations  # no web source in the default catalog
+    assert "Token counts are whitespace-separated words, not model tokens" in limitations
+
+
+def test_removals_duplicates_and_quarantine_are_counted_by_kind(corpus, tmp_path):
+    """Decisions a takedown, an opt-out, the dedup stage and a bad record would leave, in a copy of the store."""
+    home, _ = corpus
+    copy = DataHome(tmp_path / "home")
+    shutil.copytree(home.corpus_dir, copy.corpus_dir)
+    shutil.copy(home.lineage_db, copy.lineage_db)
+    with duckdb.connect(str(copy.lineage_db)) as conn:
+        kept = conn.execute(
+            "SELECT source, partition, doc_id FROM outcomes WHERE outcome = 'kept' AND source = 'enwiki' "
+            "ORDER BY doc_id LIMIT 6"
+        ).fetchall()
+        # As the stages record them: a takedown (reason `takedown:<kind>`, takedown.py) and the
+        # documents stage (opt-out, quarantine) take records out before dedup, which never sees
+        # them; dedup marks two others duplicate.
+        doc_ids = [doc_id for _, _, doc_id in kept]
+        conn.execute("DELETE FROM decisions WHERE stage = 'dedup' AND doc_id IN (?, ?, ?, ?)", doc_ids[:4])
+        conn.execute(
+            "UPDATE decisions SET outcome = 'duplicate', reason = 'dedup.exact' WHERE stage = 'dedup' AND doc_id IN (?, ?)",
+            doc_ids[4:],
+        )
+        added = [
+            (*kept[0], "takedown", "removed", "takedown:url"),
+            (*kept[1], "takedown", "removed", "takedown:domain"),
+            (*kept[2], "documents", "removed", "opt-out:tdm-reservation"),
+            (*kept[3], "documents", "quarantined", "extract.malformed"),
+        ]
+        for row in added:
+            conn.execute(
+                "INSERT INTO decisions (source, partition, doc_id, stage, outcome, reason) VALUES (?, ?, ?, ?, ?, ?)", row
+            )
+    store = LineageStore.at(copy.lineage_db, read_only=True)
+    body = write_card(copy, store).read_text().split("\n---\n", 1)[1]
+    removals = section(body, "Opt-outs and takedowns")
+    assert "Opt-outs honoured: 1. Takedown requests applied: 2.\n" in removals
+    assert table(removals, "Kind") == [
+        ["opt-out", "enwiki", "`opt-out:tdm-reservation`", "1"],
+        ["takedown", "enwiki", "`takedown:domain`", "1"],
+        ["takedown", "enwiki", "`takedown:url`", "1"],
+    ]
+    dedup = section(body, "Deduplication")
+    assert table(dedup, "Source") == [
+        ["enwiki", "84", "2", "2.38%"], ["gutenberg", "1", "0", "0.00%"], ["**total**", "85", "2", "2.35%"],
+    ]  # fmt: skip
+    assert table(dedup, "Reason") == [["`dedup.exact`", "2", "2.35%"]]
+    set_aside = section(body, "Quarantined and skipped records")
+    assert "Quarantined (bad input, kept out with the error): 1." in set_aside
+    assert ["enwiki", "quarantined", "`extract.malformed`", "1"] in table(set_aside, "Source")
+    processing = table(section(body, "Processing"), "Source")
+    assert processing[0] == ["enwiki", "206", "82", "18", "2", "1", "3", "100"]
+
+
+# --- ATTRIBUTION ------------------------------------------------------------------------------
+
+
+def test_attribution_lists_each_cc_by_sa_record_once_and_no_public_domain_one(corpus, shard_rows):
+    _, files = corpus
+    text = files["attribution"].read_text(encoding="utf-8")
+    assert text.startswith("ATTRIBUTION\n===========\n\nFormat: plain text (UTF-8).")
+    urls = re.findall(r"^  URL: (.*)$", text, re.M)
+    share_alike = sorted(row["url"] for row in shard_rows if row["license"].startswith("CC-BY-SA"))
+    assert len(share_alike) == 88
+    assert sorted(urls) == share_alike  # each exactly once, nothing else
+    assert Counter(urls).most_common(1)[0][1] == 1
+    public_domain = [row for row in shard_rows if row["license"] == "LicenseRef-PublicDomain"]
+    assert [row["url"] for row in public_domain] == ["https://www.gutenberg.org/ebooks/2701"]
+    for row in public_domain:
+        assert row["url"] not in text and row["title"] not in text
+    assert "  LicenseRef-PublicDomain: 1 document; https://creativecommons.org/publicdomain/mark/1.0/; no attribution required" in text
+    assert "\nLicence: CC-BY-SA-3.0 <https://creativecommons.org/licenses/by-sa/3.0/> (88 records)\n" in text
+    amphibian = next(row for row in shard_rows if row["title"] == "Amphibian")
+    block = f"  Title: Amphibian\n  URL: {amphibian['url']}\n  Attribution: {amphibian['attribution']}\n"
+    assert block in text
+    assert "authors: https://en.wikipedia.org/w/index.php?title=Amphibian&action=history" in block
+    titles = re.findall(r"^  Title: (.*)$", text, re.M)
+    assert titles == sorted(titles)  # one source, one licence: sorted by title
+
+
+# --- Croissant --------------------------------------------------------------------------------
+
+
+def test_croissant_structure(corpus):
+    home, files = corpus
+    document = json.loads(files["croissant"].read_text())
+    assert document["@type"] == "sc:Dataset"
+    assert document["conformsTo"] == "http://mlcommons.org/croissant/1.0"
+    assert document["@context"]["cr"] == "http://mlcommons.org/croissant/"
+    assert document["license"] == [
+        "https://creativecommons.org/licenses/by-sa/3.0/",
+        "https://creativecommons.org/publicdomain/mark/1.0/",
+    ]
+    manifest_object, shards = document["distribution"]
+    assert manifest_object["@type"] == "cr:FileObject" and manifest_object["contentUrl"] == "manifest.json"
+    assert manifest_object["sha256"] == hashlib.sha256(home.manifest.read_bytes()).hexdigest()
+    assert shards == {
+        "@type": "cr:FileSet", "@id": "shards", "name": "shards",
+        "description": "The corpus shards (sha256 of each in manifest.json).",
+        "encodingFormat": "application/x-parquet", "includes": "shards/**/*.parquet",
+    }  # fmt: skip
+    (record_set,) = document["recordSet"]
+    assert [(f["name"], f["dataType"]) for f in record_set["field"]] == [(c, "sc:Text") for c in SHARD_COLUMNS]
+    assert record_set["field"][7]["source"] == {"fileSet": {"@id": "shards"}, "extract": {"column": "text"}}
+
+
+def test_croissant_validates_and_reads_the_shards_with_mlcroissant(corpus, shard_rows):
+    mlc = pytest.importorskip("mlcroissant")
+    _, files = corpus
+    dataset = mlc.Dataset(jsonld=files["croissant"])  # raises ValidationError on any error
+    records = list(dataset.records("documents"))
+    assert len(records) == len(shard_rows) == 89
+    by_id = {r["documents/doc_id"].decode(): r for r in records}
+    for row in shard_rows[:5]:
+        record = by_id[row["doc_id"]]
+        assert record["documents/license"].decode() == row["license"]
+        assert record["documents/text"].decode() == row["text"]
+
+
+# --- determinism and atomicity ----------------------------------------------------------------
+
+
+def test_rewriting_gives_byte_identical_files_and_leaves_no_temporaries(corpus):
+    home, files = corpus
+    before = {name: path.read_bytes() for name, path in files.items()}
+    again = publish(home)
+    assert {name: path.read_bytes() for name, path in again.items()} == before
+    assert sorted(p.name for p in home.corpus_dir.iterdir()) == [
+        "ATTRIBUTION", "README.md", "croissant.json", "manifest.json", "shards",
+    ]  # fmt: skip
+
+
+def test_no_manifest_is_an_error_naming_it_and_writes_nothing(tmp_path):
+    home = DataHome(tmp_path)
+    store = LineageStore.at(tmp_path / "lineage.duckdb")
+    for write in (write_card, write_attribution, write_croissant):
+        with pytest.raises(FileNotFoundError, match=re.escape(str(home.manifest))):
+            write(home, store)
+    assert not home.corpus_dir.exists() or list(home.corpus_dir.iterdir()) == []
+
+
+# --- the licence and type tables ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "url", "hub_id", "attribution"),
+    [
+        ("CC-BY-SA-4.0", "https://creativecommons.org/licenses/by-sa/4.0/", "cc-by-sa-4.0", True),
+        ("CC-BY-SA-3.0", "https://creativecommons.org/licenses/by-sa/3.0/", "cc-by-sa-3.0", True),
+        ("CC-BY-4.0", "https://creativecommons.org/licenses/by/4.0/", "cc-by-4.0", True),
+        ("CC-BY-3.0-DE", "https://creativecommons.org/licenses/by/3.0/de/", "other", True),
+        ("CC0-1.0", "https://creativecommons.org/publicdomain/zero/1.0/", "cc0-1.0", False),
+        ("LicenseRef-PublicDomain", "https://creativecommons.org/publicdomain/mark/1.0/", "other", False),
+        ("PDDL-1.0", "https://spdx.org/licenses/PDDL-1.0.html", "pddl", False),
+        ("MIT", "https://spdx.org/licenses/MIT.html", "mit", True),
+        ("GFDL-1.3-or-later", "https://spdx.org/licenses/GFDL-1.3-or-later.html", "gfdl", True),
+        ("GPL-3.0-only", "https://spdx.org/licenses/GPL-3.0-only.html", "gpl-3.0", True),
+        ("ODbL-1.0", "https://spdx.org/licenses/ODbL-1.0.html", "odbl", True),
+        ("LicenseRef-Custom", None, "other", True),
+    ],
+)
+def test_licence_facts(key, url, hub_id, attribution):
+    assert license_url(key) == url
+    assert hub_license_id(key) == hub_id
+    assert requires_attribution(key) is attribution
+
+
+@pytest.mark.parametrize(
+    ("expression", "attribution"),
+    [("CC0-1.0 OR CC-BY-4.0", False), ("CC-BY-SA-3.0 OR GFDL-1.3-or-later", True), ("CC0-1.0 AND MIT", True), (None, True)],
+)
+def test_expressions_need_attribution_unless_a_branch_is_public_domain(expression, attribution):
+    assert requires_attribution(expression) is attribution
+
+
+@pytest.mark.parametrize(
+    ("documents", "category"),
+    [(0, "n<1K"), (999, "n<1K"), (1_000, "1K<n<10K"), (123_456, "100K<n<1M"), (5 * 10**9, "1B<n<10B"), (10**13, "n>1T")],
+)
+def test_size_categories(documents, category):
+    assert size_category(documents) == category
+
+
+@pytest.mark.parametrize(
+    ("arrow_type", "croissant"),
+    [
+        (pa.string(), "sc:Text"), (pa.large_string(), "sc:Text"), (pa.int64(), "sc:Integer"),
+        (pa.float32(), "sc:Float"), (pa.bool_(), "sc:Boolean"), (pa.timestamp("s"), "sc:DateTime"),
+        (pa.date32(), "sc:Date"), (pa.dictionary(pa.int32(), pa.string()), "sc:Text"),
+    ],
+)  # fmt: skip
+def test_croissant_data_types(arrow_type, croissant):
+    assert croissant_data_type(arrow_type) == croissant

@@ -1,0 +1,110 @@
+"""Near-duplicate clusters on real fixtures: the same book from two sources, wiki revisions."""
+
+from __future__ import annotations
+
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from plain_pipeline import run_plain
+
+from opencorpus_dagster.corpus import clusters_path, deduplicate_corpus, duplicates_path, removed_path
+from opencorpus_dagster.dedup.near import NearDuplicateIndex
+
+from conftest import REPO_ROOT
+
+CATALOG = REPO_ROOT / "tests" / "catalogs" / "near_duplicates"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, fixture_mirror):
+    home, store = run_plain(CATALOG, tmp_path_factory.mktemp("near"), fixture_mirror)
+    return home, store
+
+
+def clusters(home) -> list[list[tuple]]:
+    with duckdb.connect() as conn:
+        rows = conn.execute(
+            f"""
+            SELECT c.cluster, c.rank, c.source, c.doc_id, d.source_record_id
+            FROM '{clusters_path(home)}' c
+            JOIN read_parquet('{home.documents_glob()}') d USING (source, partition, doc_id)
+            ORDER BY 1, 2
+            """
+        ).fetchall()
+    grouped: dict[int, list[tuple]] = {}
+    for cluster, _, source, doc_id, record_id in rows:
+        grouped.setdefault(cluster, []).append((source, doc_id, record_id))
+    return list(grouped.values())
+
+
+def test_each_book_clusters_with_its_clean_copy_and_nothing_else(corpus):
+    home, _ = corpus
+    books = [c for c in clusters(home) if c[0][0].startswith("gutenberg")]
+    assert len(books) == 15
+    for cluster in books:
+        assert [member[0] for member in cluster] == ["gutenberg", "gutenberg_clean"]  # keeper first
+        book_id, clean_file = cluster[0][2], cluster[1][2]
+        assert clean_file == f"{book_id}.txt"
+
+
+def test_wiki_revisions_cluster_within_their_page_only(corpus):
+    home, _ = corpus
+    wiki = [c for c in clusters(home) if c[0][0] == "simplewiki_history"]
+    assert len(wiki) == 2
+    for cluster in wiki:
+        pages = {record_id.split("@")[0] for _, _, record_id in cluster}
+        assert len(pages) == 1, cluster
+        assert len(cluster) == 3
+    with duckdb.connect() as conn:
+        near = conn.execute(
+            f"SELECT reason, count(*), min(similarity) FROM '{duplicates_path(home)}' WHERE source = 'simplewiki_history' GROUP BY 1"
+        ).fetchall()
+    assert near[0][0] == "dedup.near" and near[0][1] == 4
+    assert 0.6 < near[0][2] < 0.8  # a member joined through its neighbour, measured against the keeper
+
+
+def test_every_duplicate_decision_names_its_keeper_and_similarity(corpus):
+    home, store = corpus
+    with store.connection() as conn:
+        rows = conn.execute(
+            "SELECT source, reason, value, detail FROM outcomes WHERE outcome = 'duplicate' ORDER BY ALL"
+        ).fetchall()
+        kept = {r[0] for r in conn.execute("SELECT doc_id FROM outcomes WHERE outcome = 'kept'").fetchall()}
+    assert len(rows) == 19
+    for source, reason, keeper, detail in rows:
+        assert keeper in kept
+        assert detail.startswith("similarity ") and keeper in detail
+        assert reason == ("dedup.exact" if source.startswith("gutenberg") else "dedup.near")
+
+
+def test_unchanged_partitions_are_not_signed_again(corpus):
+    home, store = corpus
+    before = clusters(home)
+    report = deduplicate_corpus(home, store, "second-run")
+    assert report.reindexed_partitions == 0
+    assert clusters(home) == before
+    assert len(NearDuplicateIndex(home).index.partitions()) == 11
+
+
+def test_a_removed_keeper_promotes_the_next_member(corpus, tmp_path):
+    home, store = corpus
+    first = clusters(home)[0]
+    keeper_source, keeper_doc, _ = first[0]
+    with duckdb.connect() as conn:
+        partition = conn.execute(
+            f"SELECT partition FROM read_parquet('{home.documents_glob()}') WHERE doc_id = ?", [keeper_doc]
+        ).fetchone()[0]
+    pq.write_table(pa.table({"source": [keeper_source], "partition": [partition], "doc_id": [keeper_doc]}), removed_path(home))
+    try:
+        deduplicate_corpus(home, store, "takedown-run")
+        after = clusters(home)
+        promoted = [c for c in after if c[0][1] == first[1][1]]
+        assert promoted == [] or promoted[0][0][1] == first[1][1]
+        with store.connection() as conn:
+            outcome = conn.execute("SELECT outcome FROM outcomes WHERE doc_id = ? AND stage = 'dedup'", [first[1][1]]).fetchone()
+        assert outcome == ("kept",)
+    finally:
+        removed_path(home).unlink()
+        deduplicate_corpus(home, store, "restore")
