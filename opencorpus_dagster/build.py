@@ -37,17 +37,33 @@ class BuildSummary:
     lineage_db: str = ""
 
 
-def pending_partitions(sources, store: LineageStore, home, force: bool) -> tuple[list[tuple], list[tuple]]:
+def pending_partitions(
+    sources, store: LineageStore, home, force: bool, only: set[str] | None = None
+) -> tuple[list[tuple], list[tuple]]:
+    """(pending, unchanged) (source, partition key) pairs; `only` limits forcing to these keys."""
     pending, unchanged = [], []
     for source in sources:
         for unit in source.connector.units():
+            if only is not None and unit.key not in only:
+                unchanged.append((source, unit.key))
+                continue
             recorded = store.partition_fingerprint(source.name, unit.key, "documents")
             fresh = recorded == source.partition_fingerprint(unit) and home.documents_path(source.name, unit.key).is_file()
             (unchanged if fresh and not force else pending).append((source, unit.key))
     return pending, unchanged
 
 
-def run_build(sources: list[str] | None = None, force: bool = False, console: Console | None = None) -> BuildSummary:
+def run_build(
+    sources: list[str] | None = None,
+    force: bool = False,
+    console: Console | None = None,
+    partitions: list[str] | None = None,
+) -> BuildSummary:
+    """Materialise pending partitions of `sources` (all by default), then the corpus assets.
+
+    `force` re-processes partitions even when unchanged; `partitions` restricts the work to
+    these partition keys (a backfill of part of one source).
+    """
     console = console or Console(stderr=True)
     home = data_home()
     catalog = load_catalog()
@@ -60,7 +76,12 @@ def run_build(sources: list[str] | None = None, force: bool = False, console: Co
     defs = build_definitions()
     instance = DagsterInstance.get()
     store = LineageStore.at(home.lineage_db)
-    pending, unchanged = pending_partitions(selected, store, home, force)
+    if partitions:
+        known = {unit.key for source in selected for unit in source.connector.units()}
+        missing = sorted(set(partitions) - known)
+        if missing:
+            raise SystemExit(f"unknown partition(s) {', '.join(missing)}; known: {', '.join(sorted(known))}")
+    pending, unchanged = pending_partitions(selected, store, home, force, set(partitions) if partitions else None)
     summary = BuildSummary(unchanged=[f"{s.name}/{k}" for s, k in unchanged])
 
     with Progress(

@@ -69,6 +69,32 @@ def build(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def backfill(
+    source: Annotated[str, typer.Argument(help="the source to re-materialise")],
+    partitions: Annotated[list[str] | None, typer.Option("--partitions", "--partition", help="only these partition keys (repeatable)")] = None,
+    home: HomeOption = None,
+    catalog: CatalogOption = None,
+    mirror: MirrorOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Re-materialise one source's partitions (all, or --partitions), then the corpus assets.
+
+    Other sources' partitions are not touched: their documents, decisions and shards keep
+    their bytes unless the new data changes a duplicate cluster they are part of.
+    """
+    _configure_environment(home, catalog, mirror)
+    from opencorpus_dagster.build import run_build
+
+    summary = run_build(sources=[source], force=True, console=console, partitions=partitions)
+    if as_json:
+        out.print_json(json.dumps(dataclasses.asdict(summary)))
+    else:
+        _print_summary(summary)
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
 def _print_summary(summary) -> None:
     table = Table(title="opencorpus build", show_header=True)
     table.add_column("")
@@ -185,6 +211,50 @@ def report(
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.3g}"
+
+
+takedown_app = typer.Typer(help="Takedown requests: remove records from the corpus, with an audit trail.", no_args_is_help=True)
+app.add_typer(takedown_app, name="takedown")
+
+
+@takedown_app.command("add")
+def takedown_add(
+    reason: Annotated[str, typer.Option("--reason", help="why (the request, a ticket, the rights holder)")],
+    url: Annotated[str | None, typer.Option("--url")] = None,
+    domain: Annotated[str | None, typer.Option("--domain", help="a host and its subdomains")] = None,
+    doc_id: Annotated[str | None, typer.Option("--doc-id")] = None,
+    sha256: Annotated[str | None, typer.Option("--sha256", help="content_sha256 of the text")] = None,
+    requested_by: Annotated[str | None, typer.Option("--by")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Add a request to the takedown list; the next `opencorpus build` applies it."""
+    from opencorpus_dagster.takedown import add_takedown
+
+    given = [(kind, value) for kind, value in (("url", url), ("domain", domain), ("doc_id", doc_id), ("sha256", sha256)) if value]
+    if len(given) != 1:
+        raise typer.BadParameter("give exactly one of --url, --domain, --doc-id, --sha256")
+    try:
+        request = add_takedown(data_home(home), given[0][0], given[0][1], reason, requested_by)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    out.print(f"takedown {request.id}: {request.kind} {request.value} ({request.reason}); run `opencorpus build` to apply it")
+
+
+@takedown_app.command("list")
+def takedown_list(home: HomeOption = None) -> None:
+    """The takedown requests in the list."""
+    from opencorpus_dagster.takedown import load_takedowns
+
+    for request in load_takedowns(data_home(home)):
+        out.print(f"{request.id}\t{request.kind}\t{request.value}\t{request.requested_at}\t{request.reason}", highlight=False)
+
+
+@takedown_app.command("audit")
+def takedown_audit_command(home: HomeOption = None) -> None:
+    """What each application of the list removed, when, why, and which shards changed."""
+    from opencorpus_dagster.takedown import takedown_audit
+
+    out.print_json(json.dumps(takedown_audit(LineageStore.at(data_home(home).lineage_db, read_only=True)), default=str))
 
 
 @app.command()

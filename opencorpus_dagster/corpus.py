@@ -20,6 +20,7 @@ from opencorpus_dagster.dedup.clusters import DEFAULT_KEEPER_POLICY, Criterion, 
 from opencorpus_dagster.dedup.exact import Member, find_exact_groups, load_members, member_key
 from opencorpus_dagster.dedup.near import NearDuplicateIndex
 from opencorpus_dagster.home import DataHome
+from opencorpus_dagster.takedown import removed_keys as taken_down
 from opencorpus_dagster.licensing.policy import permissiveness_rank
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
 from opencorpus_dagster.shards import DEFAULT_MAX_SHARD_BYTES, ShardGroup, ShardingReport, write_shards
@@ -70,20 +71,9 @@ def clusters_path(home: DataHome) -> Path:
     return home.dedup_dir / "clusters.parquet"
 
 
-def removed_path(home: DataHome) -> Path:
-    return home.dedup_dir / "removed.parquet"
-
-
 def removed_keys(home: DataHome) -> frozenset[str]:
-    """Keys of taken-down records: absent for dedup, so their cluster's next member is kept."""
-    path = removed_path(home)
-    if not path.is_file():
-        return frozenset()
-    table = pq.read_table(path, columns=["source", "partition", "doc_id"])
-    return frozenset(
-        member_key(s, p, d)
-        for s, p, d in zip(table["source"].to_pylist(), table["partition"].to_pylist(), table["doc_id"].to_pylist(), strict=True)
-    )
+    """Member keys of taken-down records: absent for dedup, so their cluster's next member is kept."""
+    return frozenset(member_key(*key) for key in taken_down(home))
 
 
 def _keeper_info(member: Member) -> DocInfo:
@@ -242,7 +232,7 @@ def publish_corpus(
 def _write_excluded(home: DataHome, target) -> None:
     """(source, partition, doc_id) of every record that must not be in a shard."""
     home.dedup_dir.mkdir(parents=True, exist_ok=True)
-    parts = [p for p in (duplicates_path(home), removed_path(home)) if p.is_file()]
+    parts = [p for p in (duplicates_path(home), home.removed_records) if p.is_file()]
     connection = duckdb.connect()
     try:
         if parts:

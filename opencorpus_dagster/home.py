@@ -56,6 +56,15 @@ class DataHome:
         return self.root / "dedup"
 
     @property
+    def removed_records(self) -> Path:
+        """(source, partition, doc_id) of taken-down records, with the request that removed them."""
+        return self.dedup_dir / "removed.parquet"
+
+    @property
+    def takedowns(self) -> Path:
+        return self.root / "takedowns.jsonl"
+
+    @property
     def corpus_dir(self) -> Path:
         return self.root / "corpus"
 

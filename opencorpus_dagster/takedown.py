@@ -43,7 +43,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from opencorpus_dagster.corpus import removed_path
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
 
@@ -245,7 +244,7 @@ def _root(home: DataHome | Path | str) -> DataHome:
 
 
 def takedowns_path(home: DataHome | Path | str) -> Path:
-    return _root(home).root / "takedowns.jsonl"
+    return _root(home).takedowns
 
 
 def add_takedown(
@@ -461,7 +460,7 @@ def removed_keys(home: DataHome | Path | str) -> set[tuple[str, str, str]]:
     The records the dedup must treat as absent, so a removed keeper's cluster promotes its
     next member (corpus.find_duplicates reads the same file). Empty before any application.
     """
-    path = removed_path(_root(home))
+    path = _root(home).removed_records
     if not path.is_file():
         return set()
     table = pq.read_table(path, columns=["source", "partition", "doc_id"])
@@ -497,7 +496,7 @@ def apply_takedowns(
     by_id = {r.id: r for r in requests}
     matches = match_takedowns(root, requests).to_pylist()
 
-    target = removed_path(root)
+    target = root.removed_records
     previous = _previous_removals(target)
     rows = [{name: m[name] for name in REMOVED_SCHEMA.names} for m in matches]
     root.dedup_dir.mkdir(parents=True, exist_ok=True)

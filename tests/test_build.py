@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+from pathlib import Path
 import subprocess
 
 import duckdb
@@ -220,3 +221,69 @@ def test_rerun_after_a_kill_mid_shard_gives_the_same_shards(built, tmp_path, fix
     (work / "corpus" / "manifest.json").unlink()
     build(work, fixture_mirror)
     assert shard_bytes(work) == reference
+
+
+def test_takedown_of_one_url_rewrites_only_its_shard_and_stays_down(built, tmp_path, fixture_mirror):
+    home, _ = built
+    work = tmp_path / "home"
+    shutil.copytree(home, work)
+    before = shard_bytes(work)
+    store = LineageStore.at(work / "lineage.duckdb", read_only=True)
+    with store.connection() as conn:
+        (url,) = conn.execute(
+            "SELECT r.url FROM raw_records r JOIN outcomes o USING (source, partition, doc_id) "
+            "WHERE r.source = 'enwiki' AND o.outcome = 'kept' ORDER BY r.url LIMIT 1"
+        ).fetchone()
+    run_opencorpus("takedown", "add", "--url", url, "--reason", "rights holder request #1", home=work)
+    summary = json.loads(build(work, fixture_mirror).stdout)
+    assert summary["outcomes"]["removed"] == 1
+    after = shard_bytes(work)
+    changed = sorted(path for path in before if before[path] != after.get(path))
+    enwiki_shard = f"shards/enwiki/{ENWIKI_PARTITION}/part-00000.parquet"
+    # The affected shard and the files that describe the corpus change; the other shard keeps its bytes.
+    assert [p for p in changed if p.startswith("shards/")] == [enwiki_shard]
+    assert after["shards/gutenberg/02000-02999/part-00000.parquet"] == before["shards/gutenberg/02000-02999/part-00000.parquet"]
+    trace = run_opencorpus("trace", "--url", url, home=work).stdout
+    assert "outcome: removed" in trace and "takedown: removed [takedown:url]" in trace and "rights holder request #1" in trace
+    audit = json.loads(run_opencorpus("takedown", "audit", home=work).stdout)
+    assert audit[-1]["records"] == 1 and enwiki_shard in audit[-1]["shards_changed"]
+    # A forced rebuild re-reads every upstream unit: the page comes back from the dump and is removed again.
+    again = json.loads(build(work, fixture_mirror, REPO / "assets", "--force").stdout)
+    assert again["outcomes"]["removed"] == 1
+    with duckdb.connect() as conn:
+        assert conn.execute(f"SELECT count(*) FROM '{work}/corpus/shards/**/*.parquet' WHERE url = ?", [url]).fetchone()[0] == 0
+
+
+def source_outputs(home: Path, source: str) -> dict:
+    """Everything the pipeline keeps about one source: files' bytes and lineage rows."""
+    files = [
+        *sorted((home / "documents" / source).glob("*.parquet")),
+        *sorted((home / "raw" / source).glob("*.parquet")),
+        *sorted((home / "corpus" / "shards" / source).rglob("*.parquet")),
+        *sorted((home / "dedup" / "minhash").glob(f"*/{source}/*.parquet")),
+    ]
+    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    with store.connection() as conn:
+        tables = {
+            table: conn.execute(f"SELECT * FROM {table} WHERE source = ? ORDER BY ALL", [source]).fetchall()
+            for table in ("decisions", "raw_records", "documents", "fetches", "shards")
+        }
+        tables["shard_rows"] = conn.execute(
+            "SELECT * FROM shard_rows WHERE shard LIKE ? ORDER BY ALL", [f"shards/{source}/%"]
+        ).fetchall()
+    return {"files": {str(f.relative_to(home)): f.read_bytes() for f in files}, **tables}
+
+
+def test_backfill_of_one_source_leaves_the_others_byte_identical(built, tmp_path, fixture_mirror):
+    home, _ = built
+    work = tmp_path / "home"
+    shutil.copytree(home, work)
+    before = source_outputs(work, "gutenberg")
+    assert before["files"] and before["decisions"] and before["shard_rows"]
+    enwiki_runs = source_outputs(work, "enwiki")["decisions"]
+    result = run_opencorpus("backfill", "enwiki", "--mirror", str(fixture_mirror), "--json", home=work)
+    summary = json.loads(result.stdout)
+    assert summary["processed"] == [f"enwiki/{ENWIKI_PARTITION}"]
+    assert source_outputs(work, "gutenberg") == before
+    after_enwiki = source_outputs(work, "enwiki")["decisions"]
+    assert {row[10] for row in after_enwiki if row[5] == "raw"} != {row[10] for row in enwiki_runs if row[5] == "raw"}  # re-run

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from plain_pipeline import run_plain
 
-from opencorpus_dagster.corpus import clusters_path, deduplicate_corpus, duplicates_path, removed_path
+from opencorpus_dagster.corpus import clusters_path, deduplicate_corpus, duplicates_path
 from opencorpus_dagster.dedup.near import NearDuplicateIndex
 
 from conftest import REPO_ROOT
@@ -96,7 +96,7 @@ def test_a_removed_keeper_promotes_the_next_member(corpus, tmp_path):
         partition = conn.execute(
             f"SELECT partition FROM read_parquet('{home.documents_glob()}') WHERE doc_id = ?", [keeper_doc]
         ).fetchone()[0]
-    pq.write_table(pa.table({"source": [keeper_source], "partition": [partition], "doc_id": [keeper_doc]}), removed_path(home))
+    pq.write_table(pa.table({"source": [keeper_source], "partition": [partition], "doc_id": [keeper_doc]}), home.removed_records)
     try:
         deduplicate_corpus(home, store, "takedown-run")
         after = clusters(home)
@@ -106,5 +106,5 @@ def test_a_removed_keeper_promotes_the_next_member(corpus, tmp_path):
             outcome = conn.execute("SELECT outcome FROM outcomes WHERE doc_id = ? AND stage = 'dedup'", [first[1][1]]).fetchone()
         assert outcome == ("kept",)
     finally:
-        removed_path(home).unlink()
+        home.removed_records.unlink()
         deduplicate_corpus(home, store, "restore")

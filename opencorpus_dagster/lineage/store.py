@@ -159,17 +159,38 @@ class LineageStore:
                 raise
 
     def replace_stage(self, stage: str, decisions: pa.Table) -> None:
-        """Replace every decision of a corpus-level stage (dedup) in one transaction."""
+        """Make a corpus-level stage's decisions (dedup, takedown) equal `decisions`, in one transaction.
+
+        A record whose decision is unchanged keeps its row as it was (its run_id and decided_at
+        say when it was first decided), so a run that changes nothing for a source leaves that
+        source's decisions byte-identical; only new, changed and vanished decisions are written.
+        """
+        same = (
+            "i.source = d.source AND i.partition = d.partition AND i.doc_id = d.doc_id "
+            "AND i.outcome IS NOT DISTINCT FROM d.outcome AND i.reason IS NOT DISTINCT FROM d.reason "
+            "AND i.value IS NOT DISTINCT FROM d.value AND i.detail IS NOT DISTINCT FROM d.detail"
+        )
         with self._connect() as conn:
             conn.execute(SCHEMA)
+            conn.register("incoming_rows", decisions)
             conn.execute("BEGIN TRANSACTION")
             try:
-                conn.execute("DELETE FROM decisions WHERE stage = ?", [stage])
-                _insert(conn, "decisions", decisions)
+                conn.execute(
+                    f"DELETE FROM decisions d WHERE d.stage = ? AND NOT EXISTS (SELECT 1 FROM incoming_rows i WHERE {same})",
+                    [stage],
+                )
+                columns = ", ".join(f"i.{name}" for name in decisions.column_names)
+                conn.execute(
+                    f"INSERT INTO decisions ({', '.join(decisions.column_names)}) SELECT {columns} FROM incoming_rows i "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM decisions d WHERE d.stage = ? AND {same})",
+                    [stage],
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            finally:
+                conn.unregister("incoming_rows")
 
     def sync_shards(self, manifest: dict, corpus_dir: Path, changed: list[str], run_id: str) -> None:
         """Make the shard tables match a just-published manifest.

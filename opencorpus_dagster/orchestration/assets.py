@@ -18,15 +18,31 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from opencorpus_dagster.catalog import Source
-from opencorpus_dagster.corpus import deduplicate_corpus, publish_corpus
-from opencorpus_dagster.documents import process_partition, rule_stats_table
-from opencorpus_dagster.ingest import PartitionFailed, find_unit, ingest_partition
+from opencorpus_dagster.corpus import DUPLICATES_SCHEMA, deduplicate_corpus, duplicates_path, publish_corpus
+from opencorpus_dagster.documents import DOCUMENT_SCHEMA, process_partition, rule_stats_table
+from opencorpus_dagster.ingest import RAW_SCHEMA, PartitionFailed, find_unit, ingest_partition
+from opencorpus_dagster.lineage.openlineage import (
+    DEDUP_JOB,
+    SHARDS_JOB,
+    DatasetRef,
+    documents_column_lineage,
+    documents_job,
+    raw_job,
+    shards_column_lineage,
+)
+from opencorpus_dagster.publish.attribution import write_attribution
+from opencorpus_dagster.publish.card import write_card
+from opencorpus_dagster.publish.croissant import write_croissant
+from opencorpus_dagster.shards import SHARD_COLUMNS, SHARD_SCHEMA
+from opencorpus_dagster.takedown import apply_takedowns, record_shard_changes
 from opencorpus_dagster.orchestration.metadata import counts_table, rules_table
 from opencorpus_dagster.orchestration.resources import CorpusSettings, lineage_store
 
 CORPUS_GROUP = "corpus"
+TAKEDOWN_KEY = AssetKey([CORPUS_GROUP, "takedown"])
 DEDUP_KEY = AssetKey([CORPUS_GROUP, "dedup"])
 SHARDS_KEY = AssetKey([CORPUS_GROUP, "shards"])
+CARD_KEY = AssetKey([CORPUS_GROUP, "card"])
 
 
 def raw_key(source_name: str) -> AssetKey:
@@ -62,13 +78,20 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
     )
     def raw(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
         unit = find_unit(source, context.partition_key)
-        try:
-            result = ingest_partition(
-                source, unit, corpus.fetcher(), corpus.data_home(), lineage_store(lineage), context.run_id
-            )
-        except PartitionFailed as error:
-            context.log.error(str(error))
-            raise
+        emitter = corpus.lineage_emitter()
+        output = emitter.datasets.raw(source.name)
+        upstream = [DatasetRef.from_url(url) for url in unit.urls if "://" in url]
+        with emitter.run(raw_job(source.name), context.run_id, upstream, [output], context.partition_key, context.job_name) as run:
+            try:
+                result = ingest_partition(
+                    source, unit, corpus.fetcher(), corpus.data_home(), lineage_store(lineage), context.run_id
+                )
+            except PartitionFailed as error:
+                context.log.error(str(error))
+                raise
+            run.set_schema(output, RAW_SCHEMA)
+            run.set_output_stats(output, result.raw_records, result.path.stat().st_size, files=1)
+            run.set_facet(output, "opencorpus", {"outcomes": dict(result.counts), "partition": context.partition_key})
         return MaterializeResult(
             metadata={
                 "records_in": result.records_in,
@@ -97,9 +120,17 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
     )
     def documents(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
         store = lineage_store(lineage)
-        result = process_partition(
-            source, context.partition_key, corpus.data_home(), store, context.run_id, fetcher=corpus.fetcher()
-        )
+        emitter = corpus.lineage_emitter()
+        raw_ref, output = emitter.datasets.raw(source.name), emitter.datasets.documents(source.name)
+        with emitter.run(documents_job(source.name), context.run_id, [raw_ref], [output], context.partition_key, context.job_name) as run:
+            result = process_partition(
+                source, context.partition_key, corpus.data_home(), store, context.run_id, fetcher=corpus.fetcher()
+            )
+            run.set_schema(output, DOCUMENT_SCHEMA)
+            run.set_column_lineage(output, documents_column_lineage(raw_ref))
+            run.set_output_stats(output, result.kept, result.path.stat().st_size, files=1)
+            outcomes = {**result.counts, "passed": result.kept}
+            run.set_facet(output, "opencorpus", {"licenses": dict(result.licenses), "outcomes": outcomes, "partition": context.partition_key})
         with store.connection() as conn:
             raw_in, raw_decided = conn.execute(
                 "SELECT any_value(records_in), (SELECT count(*) FROM decisions WHERE source = $1 AND partition = $2 AND stage = 'raw') "
@@ -137,18 +168,52 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
 
 
 def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
-    """`corpus/dedup` over every source's documents, and `corpus/shards` after it."""
+    """`corpus/takedown`, `corpus/dedup` over every source's documents, `corpus/shards`, `corpus/card`."""
+
+    @asset(
+        key=TAKEDOWN_KEY,
+        deps=[documents_key(s.name) for s in sources],
+        group_name=CORPUS_GROUP,
+        description=(
+            "Applies the takedown list (takedowns.jsonl in the data home, `opencorpus takedown add`) to every "
+            "document: matched records become `removed`; runs on every build so re-ingested content stays out."
+        ),
+        kinds={"duckdb"},
+        automation_condition=AutomationCondition.eager(),
+    )
+    def takedown(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
+        report = apply_takedowns(corpus.data_home(), lineage_store(lineage), context.run_id)
+        return MaterializeResult(
+            metadata={
+                "requests": report.requests,
+                "records_removed": report.records,
+                "newly_removed": report.new_records,
+                "by_kind": counts_table("kind", report.by_kind),
+                "unmatched_requests": MetadataValue.json(report.unmatched),
+                "takedown_list": MetadataValue.path(str(corpus.data_home().takedowns)),
+            }
+        )
 
     @asset(
         key=DEDUP_KEY,
-        deps=[documents_key(s.name) for s in sources],
+        deps=[TAKEDOWN_KEY, *[documents_key(s.name) for s in sources]],
         group_name=CORPUS_GROUP,
-        description="Exact duplicates across all sources (same normalised text, or a record superseded by a newer unit).",
+        description=(
+            "Duplicates across all sources: the same record superseded by a newer unit, the same normalised text, "
+            "and near duplicates (MinHash LSH, verified on exact shingle Jaccard); one keeper per cluster."
+        ),
         kinds={"duckdb"},
         automation_condition=AutomationCondition.eager(),
     )
     def dedup(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
-        report = deduplicate_corpus(corpus.data_home(), lineage_store(lineage), context.run_id)
+        emitter = corpus.lineage_emitter()
+        inputs = [emitter.datasets.documents(s.name) for s in sources]
+        output = emitter.datasets.duplicates()
+        with emitter.run(DEDUP_JOB, context.run_id, inputs, [output], parent_job=context.job_name) as run:
+            report = deduplicate_corpus(corpus.data_home(), lineage_store(lineage), context.run_id)
+            run.set_schema(output, DUPLICATES_SCHEMA)
+            run.set_output_stats(output, report.duplicates, duplicates_path(corpus.data_home()).stat().st_size, files=1)
+            run.set_facet(output, "opencorpus", {"outcomes": {"duplicate": report.duplicates, "kept": report.documents - report.duplicates}})
         return MaterializeResult(
             metadata={
                 "documents": report.documents,
@@ -167,8 +232,18 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
     )
     def shards(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
         home = corpus.data_home()
-        report = publish_corpus(home, lineage_store(lineage), context.run_id, corpus.max_shard_bytes)
-        totals = report.manifest["totals"]
+        emitter = corpus.lineage_emitter()
+        documents = [emitter.datasets.documents(s.name) for s in sources]
+        inputs, output = [*documents, emitter.datasets.duplicates()], emitter.datasets.shards()
+        with emitter.run(SHARDS_JOB, context.run_id, inputs, [output], parent_job=context.job_name) as run:
+            store = lineage_store(lineage)
+            report = publish_corpus(home, store, context.run_id, corpus.max_shard_bytes)
+            record_shard_changes(store, context.run_id, report.written + report.deleted)
+            totals = report.manifest["totals"]
+            run.set_schema(output, SHARD_SCHEMA)
+            run.set_column_lineage(output, shards_column_lineage(documents, emitter.datasets.duplicates(), SHARD_COLUMNS))
+            run.set_output_stats(output, totals["rows"], totals["bytes"], files=totals["shards"])
+            run.set_facet(output, "opencorpus", {"licenses": totals["licenses"], "outcomes": {"kept": totals["rows"]}})
         context.log.info(f"shards written: {len(report.written)}, unchanged: {len(report.kept)}, deleted: {len(report.deleted)}")
         return MaterializeResult(
             metadata={
@@ -183,4 +258,27 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
             }
         )
 
-    return [dedup, shards]
+    @asset(
+        key=CARD_KEY,
+        deps=[SHARDS_KEY],
+        group_name=CORPUS_GROUP,
+        description="Dataset card (README.md, Hugging Face form), ATTRIBUTION and Croissant JSON-LD of the published corpus.",
+        kinds={"markdown", "json"},
+        automation_condition=AutomationCondition.eager(),
+    )
+    def card(corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
+        home, store = corpus.data_home(), lineage_store(lineage)
+        descriptions = {s.name: s.spec.description for s in sources if s.spec.description}
+        readme = write_card(home, store, descriptions)
+        attribution = write_attribution(home, store)
+        croissant = write_croissant(home, store)
+        return MaterializeResult(
+            metadata={
+                "card": MetadataValue.path(str(readme)),
+                "attribution": MetadataValue.path(str(attribution)),
+                "croissant": MetadataValue.path(str(croissant)),
+                "preview": MetadataValue.md(readme.read_text()[:4000]),
+            }
+        )
+
+    return [takedown, dedup, shards, card]

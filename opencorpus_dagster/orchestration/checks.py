@@ -8,6 +8,7 @@ from opencorpus_dagster import audit
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.orchestration.assets import SHARDS_KEY
 from opencorpus_dagster.orchestration.resources import CorpusSettings, lineage_store
+from opencorpus_dagster.takedown import shard_rows_taken_down
 
 
 def corpus_checks(sources: list[Source]) -> list[AssetChecksDefinition]:
@@ -43,4 +44,9 @@ def corpus_checks(sources: list[Source]) -> list[AssetChecksDefinition]:
         problems = audit.manifest_mismatches(corpus.data_home())
         return AssetCheckResult(passed=not problems, metadata={"problems": MetadataValue.json(problems[:20])})
 
-    return [conservation, licences_allowed_and_traceable, doc_ids_unique, manifest_checksums]
+    @asset_check(asset=SHARDS_KEY, description="no shard row is hit by a request in the takedown list")
+    def no_taken_down_rows(corpus: CorpusSettings) -> AssetCheckResult:
+        hits = shard_rows_taken_down(corpus.data_home())
+        return AssetCheckResult(passed=hits.num_rows == 0, metadata={"rows": hits.num_rows, "examples": MetadataValue.json(hits.slice(0, 10).to_pylist())})
+
+    return [conservation, licences_allowed_and_traceable, doc_ids_unique, manifest_checksums, no_taken_down_rows]

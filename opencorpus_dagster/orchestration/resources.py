@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from opencorpus_dagster.fetch import MIRROR_ENV, Fetcher, mirrors_from
 from opencorpus_dagster.home import DataHome, data_home
+from opencorpus_dagster.lineage.openlineage import LineageEmitter
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.shards import DEFAULT_MAX_SHARD_BYTES
 
@@ -25,6 +26,10 @@ class CorpusSettings(ConfigurableResource):
 
     def fetcher(self) -> Fetcher:
         return Fetcher(self.data_home().downloads, mirrors_from(self.mirror or ""))
+
+    def lineage_emitter(self) -> LineageEmitter:
+        """OpenLineage events: the standard OPENLINEAGE_* configuration, else JSON lines in the home."""
+        return LineageEmitter.from_environment(self.data_home().root)
 
 
 def lineage_store(duckdb: DuckDBResource) -> LineageStore:

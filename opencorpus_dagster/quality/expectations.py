@@ -157,33 +157,34 @@ def run_suite(
     row_checks = [check for check in checks if not check.whole_table]
     validator = _GxBatchValidator(name) if row_checks else None
     batches = _BatchCoalescer(validator, batch_rows) if validator else None
+    paths = [Path(path) for path in parquet_paths]
     rows = 0
     columns_read: set[str] = set()
-    for path in map(Path, parquet_paths):
-        parquet = _open_parquet(path)
-        present = set(parquet.schema_arrow.names)
-        rows += parquet.metadata.num_rows
-        runnable = []
-        for check in checks:
-            absent = [column for column in check.columns if column not in present]
-            if absent:
-                check.note_missing_columns(absent, path)
-            elif check.whole_table:
-                check.files.append(path)
+    for path in paths:
+        with _open_parquet(path) as parquet:
+            present = set(parquet.schema_arrow.names)
+            rows += parquet.metadata.num_rows
+            runnable = []
+            for check in checks:
+                absent = [column for column in check.columns if column not in present]
+                if absent:
+                    check.note_missing_columns(absent, path)
+                elif check.whole_table:
+                    check.files.append(path)
+                else:
+                    runnable.append(check)
+            if not runnable or batches is None or parquet.metadata.num_rows == 0:
+                continue
+            if any(check.reads_all_columns for check in runnable):
+                columns = list(parquet.schema_arrow.names)
             else:
-                runnable.append(check)
-        if not runnable or batches is None or parquet.metadata.num_rows == 0:
-            continue
-        if any(check.reads_all_columns for check in runnable):
-            columns = list(parquet.schema_arrow.names)
-        else:
-            columns = sorted({column for check in runnable for column in check.columns})
-        columns_read.update(columns)
-        try:
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-                batches.add(batch, runnable)
-        except (pa.ArrowException, OSError) as error:
-            raise UnreadableInput(str(path), f"cannot read Parquet: {error}") from error
+                columns = sorted({column for check in runnable for column in check.columns})
+            columns_read.update(columns)
+            try:
+                for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+                    batches.add(batch, runnable)
+            except (pa.ArrowException, OSError) as error:
+                raise UnreadableInput(str(path), f"cannot read Parquet: {error}") from error
     if batches is not None:
         batches.flush()
     whole_table = [check for check in checks if check.whole_table]
@@ -196,7 +197,7 @@ def run_suite(
         evaluated=len(checks),
         failed=failed,
         rows=rows,
-        files=len(parquet_paths),
+        files=len(paths),
         columns=tuple(sorted(columns_read)),
         skipped=skipped,
     )
@@ -276,14 +277,24 @@ def _read_suite_file(suite_path: Path) -> dict[str, Any]:
         spec = json.loads(suite_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SuiteError(f"{suite_path}: cannot read suite: {error}") from None
-    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not isinstance(spec.get("expectations"), list):
+    if (
+        not isinstance(spec, dict)
+        or not isinstance(spec.get("name"), str)
+        or not isinstance(spec.get("expectations"), list)
+    ):
         raise SuiteError(f"{suite_path}: a suite is an object with 'name' (string) and 'expectations' (list)")
     unknown = sorted(set(spec) - _SUITE_KEYS)
     if unknown:
         raise SuiteError(f"{suite_path}: unknown key(s) {unknown}; a suite has {sorted(_SUITE_KEYS)}")
     for index, entry in enumerate(spec["expectations"]):
-        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str) or not isinstance(entry.get("kwargs"), dict):
-            raise SuiteError(f"{suite_path}: expectations[{index}]: an expectation is an object with 'type' and 'kwargs'")
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("type"), str)
+            or not isinstance(entry.get("kwargs"), dict)
+        ):
+            raise SuiteError(
+                f"{suite_path}: expectations[{index}]: an expectation is an object with 'type' and 'kwargs'"
+            )
     return spec
 
 
@@ -296,7 +307,9 @@ def _load_checks(suite_path: Path, parameters: dict[str, Any]) -> tuple[str, lis
         ColumnPairMapExpectation,
         MulticolumnMapExpectation,
     )
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
 
     spec = _read_suite_file(suite_path)
     missing = sorted(_parameter_names(spec["expectations"]) - set(parameters))
@@ -375,7 +388,9 @@ class _GxBatchValidator:
         """Validate one batch and add its counts, examples and errors to each check's tally."""
         suite = self._suite_for(checks)
         batch = self._definition.get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES})
+        result = batch.validate(
+            suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
+        )
         by_index = {check.index: check for check in checks}
         for outcome in result.results:
             check = by_index[outcome.expectation_config.meta[_INDEX_KEY]]
@@ -387,7 +402,9 @@ class _GxBatchValidator:
 
     def _suite_for(self, checks: Sequence[_Check]):
         import great_expectations as gx
-        from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+        from great_expectations.expectations.expectation_configuration import (
+            ExpectationConfiguration,
+        )
 
         key = tuple(check.index for check in checks)
         if key not in self._suites:
