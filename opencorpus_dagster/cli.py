@@ -171,14 +171,14 @@ def _print_trace(item: dict) -> None:
     ]
     for name, value in fields:
         if value is not None:
-            out.print(f"[bold]{name}:[/bold] {value}", highlight=False)
+            out.print(f"{name}: {value}", highlight=False, markup=False)
     for shard_row in item["shard_rows"]:
-        out.print(f"[bold]shard row:[/bold] {shard_row['shard']} row {shard_row['row']} (sha256 {shard_row['shard_sha256']})")
-    out.print("[bold]decisions:[/bold]")
+        out.print(f"shard row: {shard_row['shard']} row {shard_row['row']} (sha256 {shard_row['shard_sha256']})", markup=False)
+    out.print("decisions:")
     for decision in item["decisions"]:
         value = f" value={decision['value']}" if decision["value"] is not None else ""
         detail = f" ({decision['detail']})" if decision["detail"] else ""
-        out.print(f"  {decision['stage']}: {decision['outcome']} [{decision['reason']}]{value}{detail}", highlight=False)
+        out.print(f"  {decision['stage']}: {decision['outcome']} [{decision['reason']}]{value}{detail}", highlight=False, markup=False)
 
 
 def _describe_file(fetched: dict | None) -> str | None:
@@ -246,7 +246,7 @@ def takedown_list(home: HomeOption = None) -> None:
     from opencorpus_dagster.takedown import load_takedowns
 
     for request in load_takedowns(data_home(home)):
-        out.print(f"{request.id}\t{request.kind}\t{request.value}\t{request.requested_at}\t{request.reason}", highlight=False)
+        out.print(f"{request.id}\t{request.kind}\t{request.value}\t{request.requested_at}\t{request.reason}", highlight=False, markup=False)
 
 
 @takedown_app.command("audit")
@@ -265,7 +265,7 @@ def validate(catalog: CatalogOption = None) -> None:
         units = source.connector.units()
         out.print(f"ok  {source.path.name}: {source.name} ({source.spec.kind}, {len(units)} partitions)")
     for error in loaded.errors:
-        out.print(f"[red]bad[/red] {error}", highlight=False)
+        out.print(f"bad {error}", highlight=False, markup=False)
     if loaded.errors:
         raise typer.Exit(code=1)
 

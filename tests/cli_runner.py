@@ -11,9 +11,12 @@ REPO = Path(__file__).resolve().parent.parent
 OPENCORPUS = str(Path(sys.executable).parent / "opencorpus")
 
 
-def run_opencorpus(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCORPUS_", "DAGSTER_"))}
+def run_opencorpus(*args: str, home: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`opencorpus ARGS --home HOME` with a clean environment (plus `env`) and its own DAGSTER_HOME."""
+    extra = env or {}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCORPUS_", "DAGSTER_", "OPENLINEAGE"))}
     env["DAGSTER_HOME"] = str(home / "dagster")
+    env.update(extra)
     result = subprocess.run(
         [OPENCORPUS, *args, "--home", str(home)], capture_output=True, text=True, env=env, cwd=REPO, timeout=900
     )
@@ -22,8 +25,10 @@ def run_opencorpus(*args: str, home: Path, check: bool = True) -> subprocess.Com
     return result
 
 
-def build(home: Path, mirror: Path, catalog: Path = REPO / "assets", *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run_opencorpus("build", "--catalog", str(catalog), "--mirror", str(mirror), "--json", *extra, home=home, check=check)
+def build(
+    home: Path, mirror: Path | str, catalog: Path = REPO / "assets", *extra: str, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    return run_opencorpus("build", "--catalog", str(catalog), "--mirror", str(mirror), "--json", *extra, home=home, check=check, env=env)
 
 
 def shard_bytes(home: Path) -> dict[str, bytes]:

@@ -33,6 +33,8 @@ from opencorpus_dagster.lineage.openlineage import (
 from opencorpus_dagster.publish.attribution import write_attribution
 from opencorpus_dagster.publish.card import write_card
 from opencorpus_dagster.publish.croissant import write_croissant
+from opencorpus_dagster.quality.expectations import SuiteResult
+from opencorpus_dagster.quality.suites import validate_documents, validate_raw
 from opencorpus_dagster.shards import SHARD_COLUMNS, SHARD_SCHEMA
 from opencorpus_dagster.takedown import apply_takedowns, record_shard_changes
 from opencorpus_dagster.orchestration.metadata import counts_table, rules_table
@@ -69,8 +71,16 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
     }
     description = source.spec.description.strip() or f"{source.spec.kind} source {source.name}"
 
+    raw_suite_spec = AssetCheckSpec(
+        "raw_records_expectations",
+        asset=raw_key(source.name),
+        blocking=True,
+        description="Great Expectations suite expectations/raw_records.json on this partition's raw records.",
+    )
+
     @asset(
         key=raw_key(source.name),
+        check_specs=[raw_suite_spec],
         description=f"{description}\n\nRaw records parsed from one upstream unit ({source.spec.kind}).",
         kinds={source.spec.kind, "parquet"},
         metadata={"catalog_file": MetadataValue.path(str(source.path))},
@@ -93,6 +103,7 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
             run.set_output_stats(output, result.raw_records, result.path.stat().st_size, files=1)
             run.set_facet(output, "opencorpus", {"outcomes": dict(result.counts), "partition": context.partition_key})
         return MaterializeResult(
+            check_results=[suite_check("raw_records_expectations", validate_raw([result.path]))],
             metadata={
                 "records_in": result.records_in,
                 "raw_records": result.raw_records,
@@ -115,7 +126,15 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
         deps=[raw_key(source.name)],
         description=f"{description}\n\nExtracted, licence-checked and filtered documents.",
         kinds={"parquet"},
-        check_specs=[conservation_spec],
+        check_specs=[
+            conservation_spec,
+            AssetCheckSpec(
+                "documents_expectations",
+                asset=documents_key(source.name),
+                blocking=True,
+                description="Great Expectations suite expectations/documents.json on this partition, with the source's policy.",
+            ),
+        ],
         **common,
     )
     def documents(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
@@ -150,6 +169,7 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
                 "path": MetadataValue.path(str(result.path)),
             },
             check_results=[
+                suite_check("documents_expectations", validate_documents(source, [result.path])),
                 AssetCheckResult(
                     check_name="partition_conservation",
                     passed=bool(balanced),
@@ -165,6 +185,28 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
         )
 
     return [raw, documents]
+
+
+def suite_check(name: str, result: SuiteResult) -> AssetCheckResult:
+    """A Great Expectations suite result as an asset check, failing expectations in the metadata."""
+    return AssetCheckResult(
+        check_name=name,
+        passed=result.success,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"rows": result.rows, "evaluated": result.evaluated, "result": MetadataValue.json(result.to_metadata())},
+    )
+
+
+def combined_suite_check(name: str, results: list[SuiteResult]) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=name,
+        passed=all(r.success for r in results),
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "rows": sum(r.rows for r in results),
+            "failed": MetadataValue.json([f.to_metadata() for r in results for f in r.failed]),
+        },
+    )
 
 
 def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
@@ -204,6 +246,14 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         ),
         kinds={"duckdb"},
         automation_condition=AutomationCondition.eager(),
+        check_specs=[
+            AssetCheckSpec(
+                "documents_expectations",
+                asset=DEDUP_KEY,
+                blocking=True,
+                description="expectations/documents.json over every source's documents; a failure stops the shards.",
+            )
+        ],
     )
     def dedup(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
         emitter = corpus.lineage_emitter()
@@ -214,7 +264,14 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
             run.set_schema(output, DUPLICATES_SCHEMA)
             run.set_output_stats(output, report.duplicates, duplicates_path(corpus.data_home()).stat().st_size, files=1)
             run.set_facet(output, "opencorpus", {"outcomes": {"duplicate": report.duplicates, "kept": report.documents - report.duplicates}})
+        home = corpus.data_home()
+        results = [
+            validate_documents(s, sorted((home.root / "documents" / s.name).glob("*.parquet")))
+            for s in sources
+            if any((home.root / "documents" / s.name).glob("*.parquet"))
+        ]
         return MaterializeResult(
+            check_results=[combined_suite_check("documents_expectations", results)],
             metadata={
                 "documents": report.documents,
                 "duplicates": report.duplicates,

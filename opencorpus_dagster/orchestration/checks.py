@@ -6,7 +6,8 @@ from dagster_duckdb import DuckDBResource
 
 from opencorpus_dagster import audit
 from opencorpus_dagster.catalog import Source
-from opencorpus_dagster.orchestration.assets import SHARDS_KEY
+from opencorpus_dagster.orchestration.assets import SHARDS_KEY, suite_check
+from opencorpus_dagster.quality.suites import validate_shards
 from opencorpus_dagster.orchestration.resources import CorpusSettings, lineage_store
 from opencorpus_dagster.takedown import shard_rows_taken_down
 
@@ -49,4 +50,11 @@ def corpus_checks(sources: list[Source]) -> list[AssetChecksDefinition]:
         hits = shard_rows_taken_down(corpus.data_home())
         return AssetCheckResult(passed=hits.num_rows == 0, metadata={"rows": hits.num_rows, "examples": MetadataValue.json(hits.slice(0, 10).to_pylist())})
 
-    return [conservation, licences_allowed_and_traceable, doc_ids_unique, manifest_checksums, no_taken_down_rows]
+    @asset_check(asset=SHARDS_KEY, blocking=True, description="Great Expectations suite expectations/shards.json on the published shards")
+    def shards_expectations(corpus: CorpusSettings) -> AssetCheckResult:
+        files = sorted(corpus.data_home().shards_dir.rglob("*.parquet"))
+        if not files:
+            return AssetCheckResult(passed=True, metadata={"rows": 0})
+        return suite_check("shards_expectations", validate_shards(sources, files))
+
+    return [conservation, licences_allowed_and_traceable, doc_ids_unique, manifest_checksums, no_taken_down_rows, shards_expectations]
