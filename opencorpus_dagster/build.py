@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterInstance
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from opencorpus_dagster.definitions import build_definitions
@@ -68,7 +69,7 @@ def run_build(
     home = data_home()
     catalog = load_catalog()
     for error in catalog.errors:
-        console.print(f"[yellow]skipping invalid catalog file[/yellow] {error}", highlight=False)
+        console.print(f"[yellow]skipping invalid catalog file[/yellow] {escape(str(error))}", highlight=False)
     selected = [s for s in catalog.sources if not sources or s.name in sources]
     unknown = set(sources or ()) - {s.name for s in catalog.sources}
     if unknown:

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from opencorpus_dagster.catalog import CATALOG_ENV, load_catalog
@@ -107,7 +108,7 @@ def _print_summary(summary) -> None:
     table.add_row("shards written / total", f"{summary.shards_written} / {summary.shards_total}")
     out.print(table)
     for failure in summary.failed:
-        out.print(f"[red]FAILED[/red] {failure}")
+        out.print(f"[red]FAILED[/red] {escape(str(failure))}")
     out.print(f"output: {summary.manifest}")
     out.print(f"lineage: {summary.lineage_db}")
 
@@ -145,7 +146,7 @@ def trace(
         else:
             raise typer.BadParameter("give one of --doc-id, --url, --shard/--row, --source, --license")
     except tracing.NotTraced as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(f"[red]{escape(str(error))}[/red]")
         raise typer.Exit(code=2) from None
     if as_json:
         out.print_json(json.dumps(traces, default=str))
@@ -237,7 +238,7 @@ def takedown_add(
         request = add_takedown(data_home(home), given[0][0], given[0][1], reason, requested_by)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
-    out.print(f"takedown {request.id}: {request.kind} {request.value} ({request.reason}); run `opencorpus build` to apply it")
+    out.print(f"takedown {request.id}: {request.kind} {request.value} ({request.reason}); run `opencorpus build` to apply it", markup=False)
 
 
 @takedown_app.command("list")
