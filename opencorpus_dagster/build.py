@@ -120,6 +120,13 @@ def run_build(
 
 
 def _failure_message(result) -> str:
+    failed_checks = [
+        f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed
+    ]
+    if failed_checks:
+        return f"blocking check(s) failed: {', '.join(failed_checks)} (downstream assets not materialised)"
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
             error = event.step_failure_data.error

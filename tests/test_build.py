@@ -14,6 +14,7 @@ from pathlib import Path
 import subprocess
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -287,3 +288,24 @@ def test_backfill_of_one_source_leaves_the_others_byte_identical(built, tmp_path
     assert source_outputs(work, "gutenberg") == before
     after_enwiki = source_outputs(work, "enwiki")["decisions"]
     assert {row[10] for row in after_enwiki if row[5] == "raw"} != {row[10] for row in enwiki_runs if row[5] == "raw"}  # re-run
+
+
+def test_a_failed_expectation_stops_the_shards(built, tmp_path, fixture_mirror):
+    home, _ = built
+    work = tmp_path / "home"
+    shutil.copytree(home, work)
+    # A record that slipped past the licence gate (a bug, a hand edit): its licence is NC.
+    documents = work / "documents" / "enwiki" / f"{ENWIKI_PARTITION}.parquet"
+    table = pq.read_table(documents)
+    licenses = table.column("license").to_pylist()
+    licenses[7] = "CC-BY-NC-4.0"
+    pq.write_table(table.set_column(table.schema.get_field_index("license"), "license", pa.array(licenses)), documents)
+    shutil.rmtree(work / "corpus")
+    result = build(work, fixture_mirror, check=False)
+    assert result.returncode == 1
+    summary = json.loads(result.stdout)
+    assert summary["failed"] == [
+        "corpus: blocking check(s) failed: corpus/dedup:documents_expectations (downstream assets not materialised)"
+    ]
+    assert not (work / "corpus" / "manifest.json").exists()
+    assert not list(work.glob("corpus/shards/**/*.parquet"))
