@@ -8,18 +8,28 @@ partitions are not re-read. A failed partition is reported and does not stop the
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from dagster import DagsterInstance
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
+from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.definitions import build_definitions
+from opencorpus_dagster.fetch import MIRROR_ENV
 from opencorpus_dagster.home import data_home
 from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
 from opencorpus_dagster.orchestration.jobs import CORPUS_JOB, source_job_name
-from opencorpus_dagster.catalog import load_catalog
+from opencorpus_dagster.orchestration.resources import CorpusSettings
 from opencorpus_dagster.shards import read_manifest
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -39,12 +49,23 @@ class BuildSummary:
 
 
 def pending_partitions(
-    sources, store: LineageStore, home, force: bool, only: set[str] | None = None
+    sources, store: LineageStore, home, force: bool, only: set[str] | None = None, fetcher=None, instance=None
 ) -> tuple[list[tuple], list[tuple]]:
-    """(pending, unchanged) (source, partition key) pairs; `only` limits forcing to these keys."""
+    """(pending, unchanged) (source, partition key) pairs; `only` limits forcing to these keys.
+
+    Sources that discover their units list them now (through `fetcher`), and new keys are added
+    to the instance's dynamic partitions, as the discovery sensor would.
+    """
     pending, unchanged = [], []
     for source in sources:
-        for unit in source.connector.units():
+        units = source.connector.units()
+        if source.connector.discovers() and fetcher is not None:
+            units = source.connector.discover_units(fetcher)
+            if instance is not None:
+                name = dynamic_partitions_name(source.name)
+                known = set(instance.get_dynamic_partitions(name))
+                instance.add_dynamic_partitions(name, [u.key for u in units if u.key not in known])
+        for unit in units:
             if only is not None and unit.key not in only:
                 unchanged.append((source, unit.key))
                 continue
@@ -77,12 +98,15 @@ def run_build(
     defs = build_definitions()
     instance = DagsterInstance.get()
     store = LineageStore.at(home.lineage_db)
-    if partitions:
+    if partitions and not any(s.connector.discovers() for s in selected):
         known = {unit.key for source in selected for unit in source.connector.units()}
         missing = sorted(set(partitions) - known)
         if missing:
             raise SystemExit(f"unknown partition(s) {', '.join(missing)}; known: {', '.join(sorted(known))}")
-    pending, unchanged = pending_partitions(selected, store, home, force, set(partitions) if partitions else None)
+    fetcher = CorpusSettings(home=str(home.root), mirror=os.environ.get(MIRROR_ENV, "")).fetcher()
+    pending, unchanged = pending_partitions(
+        selected, store, home, force, set(partitions) if partitions else None, fetcher=fetcher, instance=instance
+    )
     summary = BuildSummary(unchanged=[f"{s.name}/{k}" for s, k in unchanged])
 
     with Progress(

@@ -19,7 +19,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from opencorpus_dagster.connectors.base import Connector, Unit, connector_class, known_kinds
+from opencorpus_dagster.connectors.base import (
+    Connector,
+    Unit,
+    connector_class,
+    known_kinds,
+)
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.text.filters_config import FiltersConfig
 from opencorpus_dagster.text.html import ExtractionOptions

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 

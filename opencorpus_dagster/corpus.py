@@ -16,14 +16,31 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from opencorpus_dagster.dedup.clusters import DEFAULT_KEEPER_POLICY, Criterion, DocInfo, choose_keeper, exact_jaccard, form_clusters
-from opencorpus_dagster.dedup.exact import Member, find_exact_groups, load_members, member_key
+from opencorpus_dagster.dedup.clusters import (
+    DEFAULT_KEEPER_POLICY,
+    Criterion,
+    DocInfo,
+    choose_keeper,
+    exact_jaccard,
+    form_clusters,
+)
+from opencorpus_dagster.dedup.exact import (
+    Member,
+    find_exact_groups,
+    load_members,
+    member_key,
+)
 from opencorpus_dagster.dedup.near import NearDuplicateIndex
 from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.takedown import removed_keys as taken_down
 from opencorpus_dagster.licensing.policy import permissiveness_rank
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
-from opencorpus_dagster.shards import DEFAULT_MAX_SHARD_BYTES, ShardGroup, ShardingReport, write_shards
+from opencorpus_dagster.shards import (
+    DEFAULT_MAX_SHARD_BYTES,
+    ShardGroup,
+    ShardingReport,
+    write_shards,
+)
+from opencorpus_dagster.takedown import removed_keys as taken_down
 
 DUPLICATES_SCHEMA = pa.schema(
     [

@@ -13,6 +13,7 @@ from opencorpus_dagster.orchestration.checks import corpus_checks
 from opencorpus_dagster.orchestration.jobs import corpus_job, source_jobs
 from opencorpus_dagster.orchestration.resources import default_resources
 from opencorpus_dagster.orchestration.schedules import refresh_schedule
+from opencorpus_dagster.orchestration.sensors import discovery_sensor
 
 
 def build_definitions(catalog_directory: str | None = None) -> Definitions:
@@ -29,6 +30,7 @@ def build_definitions(catalog_directory: str | None = None) -> Definitions:
         asset_checks=corpus_checks(sources),
         jobs=[*source_jobs(sources), corpus_job()],
         schedules=[refresh_schedule(source) for source in sources],
+        sensors=[discovery_sensor(source) for source in sources if source.connector.discovers()],
         resources=default_resources(),
     )
 

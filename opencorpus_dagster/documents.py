@@ -22,12 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from opencorpus_dagster.catalog import Source
-from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.ingest import find_unit
-from opencorpus_dagster.lineage.store import LineageStore, decisions_table
 from opencorpus_dagster.fetch import Fetcher
+from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.gate import LicenseGate
 from opencorpus_dagster.licensing.page_rights import PageRights
+from opencorpus_dagster.lineage.store import LineageStore, decisions_table
 from opencorpus_dagster.records import Document, Drop, Outcome
 from opencorpus_dagster.text.extract import Extract
 from opencorpus_dagster.text.filters_config import build_steps
@@ -224,7 +223,7 @@ def process_partition(
         partition,
         "documents",
         decisions=decisions_table(decisions),
-        fingerprint=source.partition_fingerprint(find_unit(source, partition)),
+        fingerprint=store.partition_fingerprint(source.name, partition, "raw") or source.fingerprint,
         records_in=result.records_in,
         counts={**result.counts, "passed": result.kept},
         run_id=run_id,

@@ -121,16 +121,19 @@ class Fetcher:
 
     # -- public --------------------------------------------------------------------------
 
-    def fetch(self, url: str) -> FetchedFile:
-        """Make `url` available on local disk; raises `NotFound` / `FetchError` naming the URL."""
+    def fetch(self, url: str, refresh: bool = False) -> FetchedFile:
+        """Make `url` available on local disk; raises `NotFound` / `FetchError` naming the URL.
+
+        A downloaded file is reused from the cache unless `refresh` (listings that grow upstream).
+        """
         parts = urlsplit(url)
         if parts.scheme in ("", "file"):
             return self._local(url, Path(unquote(parts.path)) if parts.scheme == "file" else Path(url))
         if parts.scheme not in ("http", "https"):
             raise FetchError(f"{url}: unsupported URL scheme {parts.scheme!r} (expected http, https or file)")
         if self.mirrors:
-            return self._from_mirrors(url)
-        return self._download(url, url)
+            return self._from_mirrors(url, refresh)
+        return self._download(url, url, refresh)
 
     def fetch_range(self, url: str, offset: int, length: int) -> bytes:
         """The bytes `[offset, offset+length)` of `url`, from a mirror if one is set."""
@@ -167,7 +170,7 @@ class Fetcher:
         digest, size = _hash_file(path)
         return FetchedFile(url, path, digest, size, str(path), _now())
 
-    def _from_mirrors(self, url: str) -> FetchedFile:
+    def _from_mirrors(self, url: str, refresh: bool = False) -> FetchedFile:
         tried = []
         for mirror in self.mirrors:
             location = mirror.locate(url)
@@ -176,7 +179,7 @@ class Fetcher:
             tried.append(location)
             if mirror.is_url:
                 try:
-                    return self._download(url, location)
+                    return self._download(url, location, refresh)
                 except NotFound:
                     continue
             elif Path(location).is_file():
@@ -193,10 +196,10 @@ class Fetcher:
             relative += "_" + hashlib.sha256(parts.query.encode()).hexdigest()[:12]
         return self.cache_dir / (parts.hostname or "unknown-host") / relative
 
-    def _download(self, url: str, location: str) -> FetchedFile:
+    def _download(self, url: str, location: str, refresh: bool = False) -> FetchedFile:
         target = self._cache_path(url)
         sidecar = target.with_name(target.name + ".sha256")
-        if self.reuse_cached and target.is_file() and sidecar.is_file():
+        if self.reuse_cached and not refresh and target.is_file() and sidecar.is_file():
             digest, retrieved_at, source = sidecar.read_text().split("\t")
             return FetchedFile(url, target, digest, target.stat().st_size, source.strip(), retrieved_at)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -20,10 +20,16 @@ import pyarrow.parquet as pq
 
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.connectors.base import Unit, UnreadableInput
-from opencorpus_dagster.fetch import FetchedFile, FetchError, Fetcher
+from opencorpus_dagster.fetch import FetchedFile, Fetcher, FetchError
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
-from opencorpus_dagster.records import Decision, Outcome, RawRecord, make_doc_id, sha256_text
+from opencorpus_dagster.records import (
+    Decision,
+    Outcome,
+    RawRecord,
+    make_doc_id,
+    sha256_text,
+)
 
 RAW_SCHEMA = pa.schema(
     [
@@ -71,8 +77,8 @@ class RecordingFetcher:
     def __getattr__(self, name: str):
         return getattr(self._fetcher, name)  # cache_dir, mirrors, ...: as the wrapped fetcher
 
-    def fetch(self, url: str) -> FetchedFile:
-        fetched = self._fetcher.fetch(url)
+    def fetch(self, url: str, refresh: bool = False) -> FetchedFile:
+        fetched = self._fetcher.fetch(url, refresh)
         self.fetched.append(fetched)
         return fetched
 
@@ -87,11 +93,15 @@ class RecordingFetcher:
         return self.fetched[-1].retrieved_at if self.fetched else None
 
 
-def find_unit(source: Source, partition: str, discovered: list[Unit] | None = None) -> Unit:
-    units = discovered if discovered is not None else source.connector.units()
-    for unit in units:
+def find_unit(source: Source, partition: str, fetcher: Fetcher | None = None) -> Unit:
+    """The unit behind a partition key: declared in the catalog, or discovered upstream."""
+    for unit in source.connector.units():
         if unit.key == partition:
             return unit
+    if fetcher is not None and source.connector.discovers():
+        for unit in source.connector.discover_units(fetcher):
+            if unit.key == partition:
+                return unit
     raise PartitionFailed(f"source {source.name!r} has no partition {partition!r} in {source.path}")
 
 

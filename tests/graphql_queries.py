@@ -188,6 +188,7 @@ def dagster_dev(home: Path, mirror: Path, timeout: float = 120.0) -> Iterator[st
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so teardown reaches every child
+            preexec_fn=_default_interrupt_handling,
         )
     try:
         _wait_until_loaded(process, url, timeout, log_path)
@@ -214,12 +215,19 @@ def _wait_until_loaded(process: subprocess.Popen, url: str, timeout: float, log_
     raise TimeoutError(f"dagster dev at {url} not ready after {timeout:.0f} s ({status}):\n{log_path.read_text()[-4000:]}")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the group (dagster dev shuts its children down), then SIGKILL whatever is left."""
+def _default_interrupt_handling() -> None:
+    # dagster dev maps SIGTERM to its SIGINT handler; a SIGINT ignored by a background parent
+    # shell would be inherited and make it ignore SIGTERM too.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stop(process: subprocess.Popen, grace: float = 30.0) -> None:
+    """SIGTERM dagster dev (it tells the webserver, daemon and code server to shut down, as on
+    Ctrl-C), then SIGKILL whatever is left of its process group after `grace` seconds."""
     group = process.pid
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGTERM)
-    deadline = time.monotonic() + 20
+        os.kill(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
     while time.monotonic() < deadline and _group_alive(group):
         process.poll()  # reap the leader so it does not linger as a zombie member of the group
         time.sleep(0.2)

@@ -10,17 +10,20 @@ import io
 import json
 import os
 import shutil
-from pathlib import Path
 import subprocess
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from cli_runner import OPENCORPUS, REPO, build, run_opencorpus, shard_bytes
 
-from opencorpus_dagster.audit import conservation_problems, manifest_mismatches, repeated_doc_ids
+from opencorpus_dagster.audit import (
+    conservation_problems,
+    manifest_mismatches,
+    repeated_doc_ids,
+)
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.lineage.trace import trace_shard_row

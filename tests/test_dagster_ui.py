@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from graphql_queries import (
     ASSETS_QUERY,
     CHECK_EXECUTIONS_QUERY,
@@ -29,6 +28,7 @@ from graphql_queries import (
     metadata,
     query,
 )
+
 from opencorpus_dagster.lineage.store import LineageStore
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from opencorpus_dagster.fetch import FetchError, Fetcher, Mirror, NotFound, mirrors_from
+from opencorpus_dagster.fetch import Fetcher, FetchError, Mirror, NotFound, mirrors_from
 
 BOOK = "https://www.gutenberg.org/cache/epub/2701/pg2701.txt"
 FIXTURE = "gutenberg/c-w-gutenberg/raw-texts/2701.txt.gz"

@@ -10,9 +10,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fixture_mirror import GUTENBERG_BOOKS
 from pydantic import ValidationError
 
-from fixture_mirror import GUTENBERG_BOOKS
 from opencorpus_dagster.connectors.base import UnreadableInput, connector_class
 from opencorpus_dagster.connectors.gutenberg import GutenbergConnector
 from opencorpus_dagster.fetch import Fetcher, Mirror

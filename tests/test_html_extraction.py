@@ -11,7 +11,12 @@ import pytest
 
 from opencorpus_dagster.connectors.warc import read_warc_file
 from opencorpus_dagster.records import RawRecord
-from opencorpus_dagster.text.html import ExtractionOptions, decode_html, extract_html, meta_charset
+from opencorpus_dagster.text.html import (
+    ExtractionOptions,
+    decode_html,
+    extract_html,
+    meta_charset,
+)
 
 EVAL = "html_extraction/trafilatura-eval-subset"
 WHIRLWIND = "webarchive/commoncrawl-whirlwind/whirlwind.warc.gz"

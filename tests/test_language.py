@@ -8,9 +8,9 @@ from functools import cache
 
 import mwparserfromhell
 import pytest
+from conftest import require_fixture
 from lxml import etree
 
-from conftest import require_fixture
 from opencorpus_dagster.records import Document, Drop, Outcome
 from opencorpus_dagster.text.language import (
     SAMPLE_CHARS,

@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import require_fixture
+
 from opencorpus_dagster.dedup.clusters import (
     DocInfo,
     choose_keeper,

@@ -13,7 +13,11 @@ from fixture_mirror import ENWIKI_DUMP, ENWIKI_TABLES_DUMP, FIXTURE_HOST
 from pydantic import ValidationError
 
 from opencorpus_dagster.connectors.base import UnreadableInput, connector_class
-from opencorpus_dagster.connectors.mediawiki import CC_BY_SA_4_FROM, MediaWikiConnector, partition_key_for
+from opencorpus_dagster.connectors.mediawiki import (
+    CC_BY_SA_4_FROM,
+    MediaWikiConnector,
+    partition_key_for,
+)
 from opencorpus_dagster.fetch import Fetcher, Mirror
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 from opencorpus_dagster.text.wikitext import wikitext_to_text

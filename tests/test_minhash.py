@@ -9,14 +9,18 @@ import re
 
 import numpy as np
 import pytest
+from conftest import require_fixture
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 from datasketch.lsh import _optimal_param
 from lxml import etree
 from pydantic import ValidationError
 
-from conftest import require_fixture
 from opencorpus_dagster.dedup import minhash
-from opencorpus_dagster.dedup.clusters import estimated_jaccard, form_clusters, verify_pairs
+from opencorpus_dagster.dedup.clusters import (
+    estimated_jaccard,
+    form_clusters,
+    verify_pairs,
+)
 from opencorpus_dagster.dedup.minhash import (
     EMPTY_SLOT,
     MinHashConfig,

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import REPO_ROOT
 from plain_pipeline import run_plain
 
 from opencorpus_dagster.corpus import clusters_path, deduplicate_corpus, duplicates_path
 from opencorpus_dagster.dedup.near import NearDuplicateIndex
-
-from conftest import REPO_ROOT
 
 CATALOG = REPO_ROOT / "tests" / "catalogs" / "near_duplicates"
 

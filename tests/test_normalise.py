@@ -6,9 +6,9 @@ import gzip
 import unicodedata
 
 import pytest
+from conftest import require_fixture
 from lxml import html
 
-from conftest import require_fixture
 from opencorpus_dagster.records import Document, Drop, Outcome
 from opencorpus_dagster.text.normalise import Normalise, normalise_text
 

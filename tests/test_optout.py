@@ -12,11 +12,17 @@ import json
 
 import lxml.html
 import pytest
+from conftest import require_fixture
 from warcio.archiveiterator import ArchiveIterator
 
-from conftest import require_fixture
 from opencorpus_dagster.licensing.ai_crawlers import AI_USER_AGENTS
-from opencorpus_dagster.licensing.optout import OptOut, RobotsPolicy, TdmRepPolicy, TdmRepRule, detect_optout
+from opencorpus_dagster.licensing.optout import (
+    OptOut,
+    RobotsPolicy,
+    TdmRepPolicy,
+    TdmRepRule,
+    detect_optout,
+)
 from opencorpus_dagster.licensing.web import detect_page_licenses
 
 OPTOUT = "licenses/robots_ai_optout"

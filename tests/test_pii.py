@@ -6,9 +6,9 @@ import gzip
 from functools import cache
 
 import pytest
+from conftest import require_fixture
 from lxml import etree, html
 
-from conftest import require_fixture
 from opencorpus_dagster.records import Document
 from opencorpus_dagster.text.pii import PiiConfig, RedactPii, redact_pii
 

@@ -17,7 +17,11 @@ from opencorpus_dagster.licensing.policy import (
     Verdict,
     permissiveness_rank,
 )
-from opencorpus_dagster.licensing.spdx import COPYRIGHTED, PUBLIC_DOMAIN, known_license_ids
+from opencorpus_dagster.licensing.spdx import (
+    COPYRIGHTED,
+    PUBLIC_DOMAIN,
+    known_license_ids,
+)
 from opencorpus_dagster.records import Document, Drop, Outcome, make_doc_id
 
 SPDX_LIST = "licenses/spdx/npm-spdx-license-list-6.12.0/spdx.json"

@@ -12,12 +12,17 @@ import gzip
 from functools import cache
 
 import pytest
+from conftest import require_fixture
 from lxml import etree, html
 
-from conftest import require_fixture
 from opencorpus_dagster.records import Document, Drop, Outcome
 from opencorpus_dagster.text.normalise import normalise_text
-from opencorpus_dagster.text.quality import RULES, QualityConfig, QualityFilter, measure_quality
+from opencorpus_dagster.text.quality import (
+    RULES,
+    QualityConfig,
+    QualityFilter,
+    measure_quality,
+)
 
 SE_SITES = {
     "beer": "stackexchange/beer.stackexchange.com-2017-03/Posts.xml.gz",

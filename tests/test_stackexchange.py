@@ -11,7 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from opencorpus_dagster.connectors.base import UnreadableInput, connector_class
-from opencorpus_dagster.connectors.stackexchange import StackExchangeConnector, html_to_text
+from opencorpus_dagster.connectors.stackexchange import (
+    StackExchangeConnector,
+    html_to_text,
+)
 from opencorpus_dagster.fetch import Fetcher, Mirror
 from opencorpus_dagster.records import Decision, Outcome, RawRecord
 

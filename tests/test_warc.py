@@ -12,7 +12,12 @@ from fixture_mirror import FIXTURE_HOST
 from warcio.archiveiterator import ArchiveIterator
 
 from opencorpus_dagster.connectors.base import UnreadableInput, connector_class
-from opencorpus_dagster.connectors.warc import WarcConnector, fetch_record, read_warc_file, record_location
+from opencorpus_dagster.connectors.warc import (
+    WarcConnector,
+    fetch_record,
+    read_warc_file,
+    record_location,
+)
 from opencorpus_dagster.fetch import Fetcher, Mirror
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 

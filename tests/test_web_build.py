@@ -12,9 +12,9 @@ import json
 
 import pytest
 from cli_runner import REPO, build, run_opencorpus
+from conftest import require_fixture
 from warcio.archiveiterator import ArchiveIterator
 
-from conftest import require_fixture
 from opencorpus_dagster.connectors.warc import record_location
 from opencorpus_dagster.fetch import Fetcher, Mirror
 from opencorpus_dagster.lineage.store import LineageStore

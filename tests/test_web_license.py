@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import require_fixture
 from warcio.archiveiterator import ArchiveIterator
 
-from conftest import require_fixture
 from opencorpus_dagster.licensing.web import (
     LicenseSignal,
     PageLicense,

@@ -64,6 +64,14 @@ class Connector(ABC):
     def units(self) -> list[Unit]:
         """The upstream units declared in the catalog entry, in a stable order."""
 
+    def discovers(self) -> bool:
+        """True when the catalog entry asks for units listed upstream (a listing, a feed)."""
+        return False
+
+    def discover_units(self, fetcher: Fetcher) -> list[Unit]:
+        """Declared units plus those listed upstream now (through the mirror-aware fetcher)."""
+        return self.units()
+
     @abstractmethod
     def read(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
         """Stream the records of one unit.

@@ -20,10 +20,19 @@ from lxml import etree
 from pydantic import Field, field_validator
 
 from opencorpus_dagster.compression import open_decompressed
-from opencorpus_dagster.connectors.base import Connector, ConnectorOptions, Unit, UnreadableInput, register
+from opencorpus_dagster.connectors.base import (
+    Connector,
+    ConnectorOptions,
+    Unit,
+    UnreadableInput,
+    register,
+)
 from opencorpus_dagster.fetch import FetchedFile, Fetcher, NotFound
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
-from opencorpus_dagster.text.gutenberg_boilerplate import NoStartMarker, locate_gutenberg_body
+from opencorpus_dagster.text.gutenberg_boilerplate import (
+    NoStartMarker,
+    locate_gutenberg_body,
+)
 
 # Unit keys are zero-padded to this width so they sort as numbers (PG ids are below 100000).
 _KEY_WIDTH = 5

@@ -74,7 +74,13 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from opencorpus_dagster.compression import open_decompressed
-from opencorpus_dagster.connectors.base import Connector, ConnectorOptions, UnreadableInput, Unit, register
+from opencorpus_dagster.connectors.base import (
+    Connector,
+    ConnectorOptions,
+    Unit,
+    UnreadableInput,
+    register,
+)
 from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 

@@ -14,7 +14,13 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from opencorpus_dagster.compression import read_decompressed_bytes
-from opencorpus_dagster.connectors.base import Connector, ConnectorOptions, Unit, UnreadableInput, register
+from opencorpus_dagster.connectors.base import (
+    Connector,
+    ConnectorOptions,
+    Unit,
+    UnreadableInput,
+    register,
+)
 from opencorpus_dagster.fetch import Fetcher, NotFound
 from opencorpus_dagster.home import check_partition_key
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord

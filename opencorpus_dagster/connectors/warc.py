@@ -49,10 +49,19 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord
-from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersParserException
+from warcio.statusandheaders import (
+    StatusAndHeadersParser,
+    StatusAndHeadersParserException,
+)
 
 from opencorpus_dagster.compression import compression_of, open_decompressed
-from opencorpus_dagster.connectors.base import Connector, ConnectorOptions, Unit, UnreadableInput, register
+from opencorpus_dagster.connectors.base import (
+    Connector,
+    ConnectorOptions,
+    Unit,
+    UnreadableInput,
+    register,
+)
 from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 from opencorpus_dagster.text.html import decode_html
@@ -88,6 +97,9 @@ class WarcConnector(Connector):
     def units(self) -> list[Unit]:
         """The explicitly listed files (`warcs`), one unit each; see `discover_units` for listings."""
         return units_for(list(self.options.warcs))
+
+    def discovers(self) -> bool:
+        return self.options.listing is not None
 
     def discover_units(self, fetcher: Fetcher) -> list[Unit]:
         """Explicit files, then the files of `listing` (first `max_files` of them), one unit each.
@@ -140,7 +152,7 @@ def unit_name(url: str) -> str:
 
 def read_listing(fetcher: Fetcher, listing: str, base: str) -> list[str]:
     """File URLs of a `warc.paths`-style listing (gzip or plain), in listing order."""
-    fetched = fetcher.fetch(listing)
+    fetched = fetcher.fetch(listing, refresh=True)  # a listing grows upstream: never the cached copy
     try:
         with open_decompressed(fetched.path) as handle:
             lines = handle.read().decode("utf-8").splitlines()

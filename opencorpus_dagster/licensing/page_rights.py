@@ -13,8 +13,12 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from opencorpus_dagster.compression import read_decompressed_bytes
-from opencorpus_dagster.fetch import FetchError, Fetcher
-from opencorpus_dagster.licensing.optout import RobotsPolicy, TdmRepPolicy, detect_optout
+from opencorpus_dagster.fetch import Fetcher, FetchError
+from opencorpus_dagster.licensing.optout import (
+    RobotsPolicy,
+    TdmRepPolicy,
+    detect_optout,
+)
 from opencorpus_dagster.licensing.web import detect_page_licenses
 from opencorpus_dagster.records import Document, Drop, Outcome, PayloadType
 

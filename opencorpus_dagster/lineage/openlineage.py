@@ -44,7 +44,14 @@ from urllib.parse import urlsplit
 import attr
 import pyarrow as pa
 from openlineage.client import OpenLineageClient
-from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+from openlineage.client.event_v2 import (
+    InputDataset,
+    Job,
+    OutputDataset,
+    Run,
+    RunEvent,
+    RunState,
+)
 from openlineage.client.facet_v2 import (
     DatasetFacet,
     column_lineage_dataset,

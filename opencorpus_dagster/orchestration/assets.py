@@ -10,6 +10,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AutomationCondition,
+    DynamicPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     StaticPartitionsDefinition,
@@ -18,9 +19,23 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from opencorpus_dagster.catalog import Source
-from opencorpus_dagster.corpus import DUPLICATES_SCHEMA, deduplicate_corpus, duplicates_path, publish_corpus
-from opencorpus_dagster.documents import DOCUMENT_SCHEMA, process_partition, rule_stats_table
-from opencorpus_dagster.ingest import RAW_SCHEMA, PartitionFailed, find_unit, ingest_partition
+from opencorpus_dagster.corpus import (
+    DUPLICATES_SCHEMA,
+    deduplicate_corpus,
+    duplicates_path,
+    publish_corpus,
+)
+from opencorpus_dagster.documents import (
+    DOCUMENT_SCHEMA,
+    process_partition,
+    rule_stats_table,
+)
+from opencorpus_dagster.ingest import (
+    RAW_SCHEMA,
+    PartitionFailed,
+    find_unit,
+    ingest_partition,
+)
 from opencorpus_dagster.lineage.openlineage import (
     DEDUP_JOB,
     SHARDS_JOB,
@@ -30,6 +45,8 @@ from opencorpus_dagster.lineage.openlineage import (
     raw_job,
     shards_column_lineage,
 )
+from opencorpus_dagster.orchestration.metadata import counts_table, rules_table
+from opencorpus_dagster.orchestration.resources import CorpusSettings, lineage_store
 from opencorpus_dagster.publish.attribution import write_attribution
 from opencorpus_dagster.publish.card import write_card
 from opencorpus_dagster.publish.croissant import write_croissant
@@ -37,8 +54,6 @@ from opencorpus_dagster.quality.expectations import SuiteResult
 from opencorpus_dagster.quality.suites import validate_documents, validate_raw
 from opencorpus_dagster.shards import SHARD_COLUMNS, SHARD_SCHEMA
 from opencorpus_dagster.takedown import apply_takedowns, record_shard_changes
-from opencorpus_dagster.orchestration.metadata import counts_table, rules_table
-from opencorpus_dagster.orchestration.resources import CorpusSettings, lineage_store
 
 CORPUS_GROUP = "corpus"
 TAKEDOWN_KEY = AssetKey([CORPUS_GROUP, "takedown"])
@@ -55,8 +70,16 @@ def documents_key(source_name: str) -> AssetKey:
     return AssetKey([source_name, "documents"])
 
 
-def partitions_for(source: Source) -> StaticPartitionsDefinition:
+def partitions_for(source: Source) -> StaticPartitionsDefinition | DynamicPartitionsDefinition:
+    """Declared units are static partitions; a source that discovers its units upstream (a
+    listing) gets dynamic partitions, added by its discovery sensor or by `opencorpus build`."""
+    if source.connector.discovers():
+        return DynamicPartitionsDefinition(name=dynamic_partitions_name(source.name))
     return StaticPartitionsDefinition([unit.key for unit in source.connector.units()])
+
+
+def dynamic_partitions_name(source_name: str) -> str:
+    return f"{source_name}_units"
 
 
 def source_assets(source: Source) -> list[AssetsDefinition]:
@@ -87,14 +110,14 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
         **common,
     )
     def raw(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
-        unit = find_unit(source, context.partition_key)
+        unit = find_unit(source, context.partition_key, corpus.fetcher())
         emitter = corpus.lineage_emitter()
         output = emitter.datasets.raw(source.name)
         upstream = [DatasetRef.from_url(url) for url in unit.urls if "://" in url]
-        with emitter.run(raw_job(source.name), context.run_id, upstream, [output], context.partition_key, context.job_name) as run:
+        with emitter.run(raw_job(source.name), context.run.run_id, upstream, [output], context.partition_key, context.job_name) as run:
             try:
                 result = ingest_partition(
-                    source, unit, corpus.fetcher(), corpus.data_home(), lineage_store(lineage), context.run_id
+                    source, unit, corpus.fetcher(), corpus.data_home(), lineage_store(lineage), context.run.run_id
                 )
             except PartitionFailed as error:
                 context.log.error(str(error))
@@ -141,9 +164,9 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
         store = lineage_store(lineage)
         emitter = corpus.lineage_emitter()
         raw_ref, output = emitter.datasets.raw(source.name), emitter.datasets.documents(source.name)
-        with emitter.run(documents_job(source.name), context.run_id, [raw_ref], [output], context.partition_key, context.job_name) as run:
+        with emitter.run(documents_job(source.name), context.run.run_id, [raw_ref], [output], context.partition_key, context.job_name) as run:
             result = process_partition(
-                source, context.partition_key, corpus.data_home(), store, context.run_id, fetcher=corpus.fetcher()
+                source, context.partition_key, corpus.data_home(), store, context.run.run_id, fetcher=corpus.fetcher()
             )
             run.set_schema(output, DOCUMENT_SCHEMA)
             run.set_column_lineage(output, documents_column_lineage(raw_ref))
@@ -165,7 +188,7 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
                 "outcomes": counts_table("outcome", {**result.counts, "passed": result.kept}, result.records_in),
                 "reasons": counts_table("reason", dict(result.reasons), result.records_in),
                 "licenses": counts_table("licence", dict(result.licenses), result.kept),
-                "rules": rules_table(rule_stats_table(source.name, context.partition_key, result, context.run_id)),
+                "rules": rules_table(rule_stats_table(source.name, context.partition_key, result, context.run.run_id)),
                 "path": MetadataValue.path(str(result.path)),
             },
             check_results=[
@@ -224,7 +247,7 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         automation_condition=AutomationCondition.eager(),
     )
     def takedown(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
-        report = apply_takedowns(corpus.data_home(), lineage_store(lineage), context.run_id)
+        report = apply_takedowns(corpus.data_home(), lineage_store(lineage), context.run.run_id)
         return MaterializeResult(
             metadata={
                 "requests": report.requests,
@@ -259,8 +282,8 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         emitter = corpus.lineage_emitter()
         inputs = [emitter.datasets.documents(s.name) for s in sources]
         output = emitter.datasets.duplicates()
-        with emitter.run(DEDUP_JOB, context.run_id, inputs, [output], parent_job=context.job_name) as run:
-            report = deduplicate_corpus(corpus.data_home(), lineage_store(lineage), context.run_id)
+        with emitter.run(DEDUP_JOB, context.run.run_id, inputs, [output], parent_job=context.job_name) as run:
+            report = deduplicate_corpus(corpus.data_home(), lineage_store(lineage), context.run.run_id)
             run.set_schema(output, DUPLICATES_SCHEMA)
             run.set_output_stats(output, report.duplicates, duplicates_path(corpus.data_home()).stat().st_size, files=1)
             run.set_facet(output, "opencorpus", {"outcomes": {"duplicate": report.duplicates, "kept": report.documents - report.duplicates}})
@@ -292,10 +315,10 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         emitter = corpus.lineage_emitter()
         documents = [emitter.datasets.documents(s.name) for s in sources]
         inputs, output = [*documents, emitter.datasets.duplicates()], emitter.datasets.shards()
-        with emitter.run(SHARDS_JOB, context.run_id, inputs, [output], parent_job=context.job_name) as run:
+        with emitter.run(SHARDS_JOB, context.run.run_id, inputs, [output], parent_job=context.job_name) as run:
             store = lineage_store(lineage)
-            report = publish_corpus(home, store, context.run_id, corpus.max_shard_bytes)
-            record_shard_changes(store, context.run_id, report.written + report.deleted)
+            report = publish_corpus(home, store, context.run.run_id, corpus.max_shard_bytes)
+            record_shard_changes(store, context.run.run_id, report.written + report.deleted)
             totals = report.manifest["totals"]
             run.set_schema(output, SHARD_SCHEMA)
             run.set_column_lineage(output, shards_column_lineage(documents, emitter.datasets.duplicates(), SHARD_COLUMNS))

@@ -3,7 +3,15 @@
 
 import json
 
-from dagster import AssetCheckResult, AssetCheckSpec, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetKey,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from opencorpus_dagster.catalog import Catalog
 from opencorpus_dagster.orchestration.assets import CORPUS_GROUP

@@ -7,8 +7,8 @@ from dagster_duckdb import DuckDBResource
 from opencorpus_dagster import audit
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.orchestration.assets import SHARDS_KEY, suite_check
-from opencorpus_dagster.quality.suites import validate_shards
 from opencorpus_dagster.orchestration.resources import CorpusSettings, lineage_store
+from opencorpus_dagster.quality.suites import validate_shards
 from opencorpus_dagster.takedown import shard_rows_taken_down
 
 

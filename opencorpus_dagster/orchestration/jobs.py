@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job
 
 from opencorpus_dagster.catalog import Source
-from opencorpus_dagster.orchestration.assets import CORPUS_GROUP, partitions_for
+from opencorpus_dagster.orchestration.assets import CORPUS_GROUP
 
 CORPUS_JOB = "corpus_job"
 
@@ -19,7 +19,6 @@ def source_jobs(sources: list[Source]):
         define_asset_job(
             source_job_name(source.name),
             selection=AssetSelection.groups(source.name),
-            partitions_def=partitions_for(source),
             description=f"Materialise one partition of {source.name}: raw records, then documents.",
         )
         for source in sources

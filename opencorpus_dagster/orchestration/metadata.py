@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pyarrow as pa
-
 from dagster import MetadataValue
 
 

@@ -8,7 +8,14 @@ Off by default: turn them on in the UI (Automation) or with `dagster schedule st
 
 import os
 
-from dagster import DefaultScheduleStatus, RunRequest, ScheduleDefinition, ScheduleEvaluationContext, SkipReason, schedule
+from dagster import (
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SkipReason,
+    schedule,
+)
 
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.orchestration.assets import documents_key
@@ -19,6 +26,7 @@ DEFAULT_REFRESH_CRON = "0 3 * * *"
 
 
 def refresh_schedule(source: Source) -> ScheduleDefinition:
+    """Runs for the declared partitions never materialised (discovered ones: the sensor's job)."""
     @schedule(
         name=f"{source.name}_refresh",
         cron_schedule=os.environ.get(REFRESH_CRON_ENV, DEFAULT_REFRESH_CRON),

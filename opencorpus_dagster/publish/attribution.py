@@ -30,7 +30,11 @@ from license_expression import LicenseWithExceptionSymbol
 
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.policy import permissiveness_rank
-from opencorpus_dagster.licensing.spdx import PUBLIC_DOMAIN, parse_expression, spdx_licensing
+from opencorpus_dagster.licensing.spdx import (
+    PUBLIC_DOMAIN,
+    parse_expression,
+    spdx_licensing,
+)
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.publish import write_text_atomically
 

@@ -22,7 +22,11 @@ import pyarrow.parquet as pq
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.publish import write_text_atomically
-from opencorpus_dagster.publish.attribution import license_keys, license_urls, shard_files
+from opencorpus_dagster.publish.attribution import (
+    license_keys,
+    license_urls,
+    shard_files,
+)
 from opencorpus_dagster.publish.card import SHARD_GLOB
 from opencorpus_dagster.shards import SHARD_SCHEMA
 

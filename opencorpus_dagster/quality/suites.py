@@ -15,7 +15,11 @@ import duckdb
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.licensing.spdx import PUBLIC_DOMAIN, known_license_ids
-from opencorpus_dagster.quality.expectations import EXPECTATIONS_DIR, SuiteResult, run_suite
+from opencorpus_dagster.quality.expectations import (
+    EXPECTATIONS_DIR,
+    SuiteResult,
+    run_suite,
+)
 
 RAW_SUITE = EXPECTATIONS_DIR / "raw_records.json"
 DOCUMENTS_SUITE = EXPECTATIONS_DIR / "documents.json"

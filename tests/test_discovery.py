@@ -1,0 +1,90 @@
+"""Discovery: a sensor lists the upstream units (a Common Crawl `warc.paths` listing on the
+mirror) and turns only the new ones into partitions and runs; its state survives a restart."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+import pytest
+from dagster import DagsterInstance, SkipReason, build_sensor_context
+
+from opencorpus_dagster.definitions import build_definitions
+from opencorpus_dagster.orchestration.resources import CorpusSettings
+
+LISTING = "data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/warc.paths"
+FIRST = "crawl-data/CC-MAIN-2024-22/whirlwind/whirlwind.warc.gz"
+SECOND = "crawl-data/CC-MAIN-2024-22/whirlwind/whirlwind.warc.wet.gz"
+CATALOG = """
+name: crawl
+kind: warc
+description: A Common Crawl segment, discovered from its warc.paths listing.
+options:
+  listing: https://data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/warc.paths
+"""
+
+
+@pytest.fixture
+def setup(tmp_path, fixture_mirror, monkeypatch):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(fixture_mirror, mirror, symlinks=True)
+    (mirror / LISTING).write_text(FIRST + "\n")
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "crawl.yaml").write_text(CATALOG)
+    monkeypatch.setenv("OPENCORPUS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OPENCORPUS_MIRROR", str(mirror))
+    defs = build_definitions(str(catalog))
+    corpus = CorpusSettings(home=str(tmp_path / "home"), mirror=str(mirror))
+    return defs, corpus, mirror, tmp_path / "dagster"
+
+
+def tick(defs, corpus, dagster_home, cursor):
+    """One sensor evaluation against a fresh instance object on the same storage (a restart),
+    applying its partition requests as the daemon does."""
+    dagster_home.mkdir(exist_ok=True)
+    instance = DagsterInstance.local_temp(str(dagster_home))
+    sensor = defs.resolve_sensor_def("crawl_discovery")
+    with build_sensor_context(instance=instance, cursor=cursor, resources={"corpus": corpus}, definitions=defs) as context:
+        result = sensor(context)
+    if isinstance(result, SkipReason):
+        return Tick([], cursor, result.skip_message), instance
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return Tick(result.run_requests, result.cursor, None), instance
+
+
+@dataclass
+class Tick:
+    run_requests: list
+    cursor: str | None
+    skip_message: str | None
+
+
+def test_a_new_unit_is_added_once_and_gets_exactly_one_run(setup):
+    defs, corpus, mirror, dagster_home = setup
+    first, instance = tick(defs, corpus, dagster_home, None)
+    assert [r.partition_key for r in first.run_requests] == ["whirlwind.warc"]
+    assert instance.get_dynamic_partitions("crawl_units") == ["whirlwind.warc"]
+
+    second, _ = tick(defs, corpus, dagster_home, first.cursor)
+    assert second.run_requests == [] and second.skip_message.startswith("no new upstream unit")
+
+    (mirror / LISTING).write_text(FIRST + "\n" + SECOND + "\n")
+    third, instance = tick(defs, corpus, dagster_home, second.cursor)
+    assert [r.partition_key for r in third.run_requests] == ["whirlwind.warc.wet"]
+    assert instance.get_dynamic_partitions("crawl_units") == ["whirlwind.warc", "whirlwind.warc.wet"]
+    assert third.cursor != first.cursor
+
+    fourth, _ = tick(defs, corpus, dagster_home, third.cursor)
+    assert fourth.run_requests == []
+
+
+def test_the_discovered_partition_materialises(setup):
+    defs, corpus, _, dagster_home = setup
+    first, instance = tick(defs, corpus, dagster_home, None)
+    job = defs.resolve_job_def("crawl_job")
+    result = job.execute_in_process(partition_key="whirlwind.warc", instance=instance)
+    assert result.success
+    records = result.asset_materializations_for_node("crawl__raw")[0].metadata["records_in"].value
+    assert records == 4  # the whirlwind capture: warcinfo, request, response, metadata
