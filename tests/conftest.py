@@ -87,3 +87,18 @@ def http_mirror(fixture_mirror):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def built_corpus(tmp_path_factory, fixture_mirror):
+    """The default catalog built once by the real `opencorpus build` against the fixture mirror.
+
+    Shared by several test modules: treat it as read-only (copy it to change it). Returns the
+    data home and the build summary (`--json`).
+    """
+    import json
+
+    from cli_runner import build
+
+    home = tmp_path_factory.mktemp("built-corpus")
+    return home, json.loads(build(home, fixture_mirror).stdout)

@@ -33,10 +33,8 @@ TABLES_DUMP = "https://dumps.wikimedia.org/enwiki/latest/enwiki-latest-pages-art
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, fixture_mirror):
-    home = tmp_path_factory.mktemp("home")
-    result = build(home, fixture_mirror)
-    return home, json.loads(result.stdout)
+def built(built_corpus):
+    return built_corpus
 
 
 def test_summary_equals_lineage_store(built):

@@ -37,16 +37,6 @@ OPENCORPUS = str(Path(sys.executable).parent / "opencorpus")
 DESCRIPTIONS = {"enwiki": "English Wikipedia articles.", "gutenberg": "Project Gutenberg e-books | plain text."}
 
 
-def build_corpus(home: Path, mirror: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCORPUS_", "DAGSTER_"))}
-    env["DAGSTER_HOME"] = str(home / "dagster")
-    result = subprocess.run(
-        [OPENCORPUS, "build", "--home", str(home), "--mirror", str(mirror), "--json"],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=900,
-    )  # fmt: skip
-    assert result.returncode == 0, f"opencorpus build failed:\n{result.stdout}\n{result.stderr}"
-
-
 def publish(home: DataHome) -> dict[str, Path]:
     store = LineageStore.at(home.lineage_db, read_only=True)
     return {
@@ -57,9 +47,9 @@ def publish(home: DataHome) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, fixture_mirror):
-    root = tmp_path_factory.mktemp("card-home")
-    build_corpus(root, fixture_mirror)
+def corpus(built_corpus, tmp_path_factory):
+    root = tmp_path_factory.mktemp("card") / "home"
+    shutil.copytree(built_corpus[0], root)  # the card is rewritten with the test's descriptions
     home = DataHome(root)
     return home, publish(home)
 

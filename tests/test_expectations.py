@@ -8,8 +8,6 @@ tmp_path copies with one fault written in by pyarrow.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -44,18 +42,9 @@ DOCUMENTS = EXPECTATIONS_DIR / "documents.json"
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory, fixture_mirror) -> Path:
-    """A data home built from the fixture mirror by the real console script, in a subprocess."""
-    home = tmp_path_factory.mktemp("home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCORPUS_", "DAGSTER_"))}
-    env["DAGSTER_HOME"] = str(home / "dagster")
-    result = subprocess.run(
-        [OPENCORPUS, "build", "--catalog", str(REPO / "assets"), "--mirror", str(fixture_mirror), "--json", "--home", str(home)],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=900, check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise AssertionError(f"opencorpus build failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return home
+def home(built_corpus) -> Path:
+    """The fixture corpus built by the real console script (shared, read-only)."""
+    return built_corpus[0]
 
 
 @pytest.fixture(scope="module")
