@@ -57,6 +57,7 @@ def pending_partitions(
     to the instance's dynamic partitions, as the discovery sensor would.
     """
     pending, unchanged = [], []
+    recorded_fingerprints = store.partition_fingerprints("documents")
     for source in sources:
         units = source.connector.units()
         if source.connector.discovers() and fetcher is not None:
@@ -69,7 +70,7 @@ def pending_partitions(
             if only is not None and unit.key not in only:
                 unchanged.append((source, unit.key))
                 continue
-            recorded = store.partition_fingerprint(source.name, unit.key, "documents")
+            recorded = recorded_fingerprints.get((source.name, unit.key))
             fresh = recorded == source.partition_fingerprint(unit) and home.documents_path(source.name, unit.key).is_file()
             (unchanged if fresh and not force else pending).append((source, unit.key))
     return pending, unchanged

@@ -245,6 +245,12 @@ class LineageStore:
             ).fetchone()
         return row[0] if row else None
 
+    def partition_fingerprints(self, stage: str) -> dict[tuple[str, str], str]:
+        """(source, partition) -> recorded fingerprint of every partition of a stage, in one query."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT source, partition, fingerprint FROM partitions WHERE stage = ?", [stage]).fetchall()
+        return {(source, partition): fingerprint for source, partition, fingerprint in rows}
+
     def outcome_counts(self, source: str | None = None) -> dict[str, int]:
         """Terminal outcome -> number of upstream records, over the whole corpus or one source."""
         query = "SELECT outcome, count(*) FROM outcomes"
