@@ -103,7 +103,10 @@ def bench_throughput(docs: list[str], peer_docs: int) -> None:
 
     try:
         from datatrove.data import Document
-        from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
+        from datatrove.pipeline.dedup.minhash import (
+            MinhashConfig,
+            MinhashDedupSignature,
+        )
         from datatrove.utils.hashing import HashConfig
     except Exception as error:  # noqa: BLE001 - report why the peer is missing, keep going
         print(f"  datatrove: skipped ({type(error).__name__}: {error})")
