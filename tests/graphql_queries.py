@@ -188,7 +188,7 @@ def dagster_dev(home: Path, mirror: Path, timeout: float = 120.0) -> Iterator[st
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so teardown reaches every child
-            preexec_fn=_default_interrupt_handling,
+            preexec_fn=_default_interrupt_handling,  # noqa: PLW1509 (only resets one signal disposition)
         )
     try:
         _wait_until_loaded(process, url, timeout, log_path)
@@ -221,7 +221,7 @@ def _default_interrupt_handling() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _stop(process: subprocess.Popen, grace: float = 30.0) -> None:
+def _stop(process: subprocess.Popen, grace: float = 10.0) -> None:
     """SIGTERM dagster dev (it tells the webserver, daemon and code server to shut down, as on
     Ctrl-C), then SIGKILL whatever is left of its process group after `grace` seconds."""
     group = process.pid
