@@ -10,6 +10,7 @@ from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.orchestration.assets import corpus_assets, source_assets
 from opencorpus_dagster.orchestration.catalog_report import catalog_asset
 from opencorpus_dagster.orchestration.checks import corpus_checks
+from opencorpus_dagster.orchestration.executors import executor_from_environment
 from opencorpus_dagster.orchestration.jobs import corpus_job, source_jobs
 from opencorpus_dagster.orchestration.resources import default_resources
 from opencorpus_dagster.orchestration.schedules import refresh_schedule
@@ -32,6 +33,7 @@ def build_definitions(catalog_directory: str | None = None) -> Definitions:
         schedules=[refresh_schedule(source) for source in sources],
         sensors=[discovery_sensor(source) for source in sources if source.connector.discovers()],
         resources=default_resources(),
+        executor=executor_from_environment(),
     )
 
 

@@ -9,6 +9,7 @@ as the `postgres` system user (through `runuser`) in a directory that user owns.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -79,20 +80,38 @@ def wait_until(predicate, timeout: float, what: str, log: Path | None = None) ->
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s\n{tail}")
 
 
-def stop_process_group(process: subprocess.Popen, timeout: float = 15) -> None:
-    """SIGTERM the group the process leads (it was started in a new session), then SIGKILL it."""
-    if process.poll() is not None:
-        return
+def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM the group the process leads (it was started in a new session) and wait until every
+    member is gone (a launcher may exit before its children); SIGKILL whatever is left."""
+    group = process.pid
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
         try:
-            os.killpg(process.pid, sig)
+            os.killpg(group, sig)
         except ProcessLookupError:
-            return
-        try:
-            process.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and group_members(group):
+            process.poll()  # reap the leader
+            time.sleep(0.1)
+        if not group_members(group):
+            break
+    process.poll()
+
+
+def group_members(group: int) -> set[int]:
+    """Live (not zombie) processes of a process group."""
+    members = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
             continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+        if int(fields[2]) == group and fields[0] != "Z":
+            members.add(int(entry))
+    return members
 
 
 @contextmanager
@@ -186,12 +205,12 @@ def postgres_server(db_name: str = "dagster") -> Iterator[Postgres]:
     finally:
         if started:
             subprocess.run([*as_user, binaries["pg_ctl"], "-D", str(data), "-m", "immediate", "-w", "-t", "30", "stop"],
-                           capture_output=True, timeout=60)
+                           check=False, capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)
 
 
 def _run(command: list[str], log: Path | None = None) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}\n{tail}")
@@ -205,7 +224,7 @@ class Worker:
 
     def process_ids(self) -> set[int]:
         """The worker's processes: the dagster-celery launcher, celery's main process, its pool."""
-        return {pid for pid in _all_pids() if _process_group(pid) == self.process.pid}
+        return group_members(self.process.pid)
 
 
 @contextmanager
@@ -228,25 +247,17 @@ def celery_workers(names: list[str], config_yaml: Path, env: dict[str, str], dir
                 )
             workers.append(Worker(name, process, log))
         for worker in workers:
-            wait_until(lambda: b" ready." in worker.log.read_bytes() or worker.process.poll() is not None,
+            wait_until(lambda w=worker: b" ready." in w.log.read_bytes() or w.process.poll() is not None,
                        90, f"celery worker {worker.name}", worker.log)
             if worker.process.poll() is not None:
                 raise RuntimeError(f"worker {worker.name} exited: {worker.log.read_text(errors='replace')[-3000:]}")
         yield workers
     finally:
+        for worker in workers:  # all shut down at once, then wait for each
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.process.pid, signal.SIGTERM)
         for worker in workers:
             stop_process_group(worker.process)
-
-
-def _all_pids() -> list[int]:
-    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
-
-
-def _process_group(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
 
 
 def _system_user_exists(name: str) -> bool:

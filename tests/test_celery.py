@@ -8,7 +8,7 @@ STEP_START event comes from a process of that worker.
 
 Multiprocess: one partition run with OPENCORPUS_EXECUTOR=multiprocess; each step in its own process.
 
-Select with `pytest -m cluster`; without redis-server / PostgreSQL / dagster-celery the Celery test
+The two runs are marked `cluster` (select with `pytest -m cluster`); without redis-server / PostgreSQL / dagster-celery the Celery test
 is skipped outside CI and fails in CI (`CI=true`).
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -38,9 +39,11 @@ from celery_cluster import (
 from opencorpus_dagster.audit import conservation_problems, manifest_mismatches
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.orchestration.executors import celery_worker_config
-
-pytestmark = pytest.mark.cluster
+from opencorpus_dagster.orchestration.executors import (
+    celery_config,
+    celery_worker_config,
+    executor_from_environment,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -131,6 +134,50 @@ def assert_outputs_consistent(home: Path, expected_partitions: set[tuple[str, st
     return manifest
 
 
+@pytest.mark.parametrize(
+    "environ, executor",
+    [
+        ({}, "multiprocess"),
+        ({"OPENCORPUS_EXECUTOR": "multiprocess"}, "multiprocess"),
+        ({"OPENCORPUS_EXECUTOR": " In_Process "}, "in_process"),
+        ({"OPENCORPUS_EXECUTOR": "celery", "OPENCORPUS_CELERY_BROKER": "redis://127.0.0.1:6379/0"}, "celery"),
+    ],
+)
+def test_executor_named_by_the_environment(environ, executor):
+    if executor == "celery":
+        pytest.importorskip("dagster_celery")
+    assert executor_from_environment(environ).name == executor
+
+
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"OPENCORPUS_EXECUTOR": "k8s"}, "OPENCORPUS_EXECUTOR='k8s' is not one of multiprocess, in_process, celery"),
+        ({"OPENCORPUS_EXECUTOR": "celery"}, "needs OPENCORPUS_CELERY_BROKER"),
+    ],
+)
+def test_executor_misconfiguration_names_the_variable(environ, message):
+    pytest.importorskip("dagster_celery")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        executor_from_environment(environ)
+
+
+@pytest.mark.parametrize(
+    "broker, backend, expected_backend",
+    [
+        ("redis://127.0.0.1:6379/0", "", "redis://127.0.0.1:6379/0"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/1", "redis://127.0.0.1:6379/1"),
+        ("pyamqp://guest@127.0.0.1//", "", "rpc://"),
+    ],
+)
+def test_celery_config_and_the_worker_file_agree(broker, backend, expected_backend):
+    environ = {"OPENCORPUS_CELERY_BROKER": broker, "OPENCORPUS_CELERY_BACKEND": backend}
+    config = celery_config(environ)
+    assert (config["broker"], config["backend"]) == (broker, expected_backend)
+    assert config["config_source"] == {"worker_prefetch_multiplier": 1}
+    assert celery_worker_config(environ) == {"execution": {"config": config}}
+
+
 @dataclass
 class Cluster:
     base: Path
@@ -148,6 +195,14 @@ def cluster(tmp_path_factory, fixture_mirror):
     home.mkdir()
     dagster_home.mkdir()
     with ExitStack() as stack:
+        # Meanwhile, ask the code location which executor its jobs get in this environment.
+        probe = subprocess.Popen(
+            [sys.executable, "-c", f"from {CODE_LOCATION} import defs; print(defs.resolve_job_def('corpus_job').executor_def.name)"],
+            env=clean_environment(OPENCORPUS_EXECUTOR="celery", OPENCORPUS_CELERY_BROKER="redis://127.0.0.1:1/0",
+                                  OPENCORPUS_HOME=str(home), DAGSTER_HOME=str(dagster_home)),
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        stack.callback(probe.kill)
         broker = stack.enter_context(redis_server(base))
         postgres = stack.enter_context(postgres_server())
         (dagster_home / "dagster.yaml").write_text(
@@ -162,12 +217,18 @@ def cluster(tmp_path_factory, fixture_mirror):
             OPENCORPUS_CELERY_BROKER=f"{broker}/0",
             OPENCORPUS_CELERY_BACKEND=f"{broker}/1",
         )
+        out, err = probe.communicate(timeout=120)
+        assert out.strip() == "celery", (
+            f"with OPENCORPUS_EXECUTOR=celery the jobs of {CODE_LOCATION} use executor {out.strip()!r}: "
+            f"Definitions(executor=executor_from_environment()) missing?\n{err[-2000:]}"
+        )
         worker_config = base / "celery.yaml"
         worker_config.write_text(yaml.safe_dump(celery_worker_config(env)))
         workers = stack.enter_context(celery_workers(["w1", "w2"], worker_config, env, base, concurrency=1))
         yield Cluster(base, home, dagster_home, env, workers)
 
 
+@pytest.mark.cluster
 def test_jobs_run_on_two_celery_workers_with_a_postgres_instance(cluster):
     from dagster import DagsterInstance
 
@@ -177,19 +238,24 @@ def test_jobs_run_on_two_celery_workers_with_a_postgres_instance(cluster):
         log = cluster.base / f"{job}-{partition}.log"
         runs[log.stem] = (launch(job, cluster.env, log, partition), log)
     wait_all(runs, RUN_TIMEOUT)
+    partitions_done = time.monotonic()
     corpus_log = cluster.base / "corpus_job.log"
     wait_all({"corpus_job": (launch("corpus_job", cluster.env, corpus_log), corpus_log)}, RUN_TIMEOUT)
-    elapsed = time.monotonic() - started
+    corpus_done = time.monotonic()
 
     with DagsterInstance.from_config(str(cluster.dagster_home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         statuses, executions = step_executions(instance)
     worker_pids = {f"{w.name}@": w.process_ids() for w in cluster.workers}
 
-    print(f"\n{len(executions)} steps of {len(statuses)} runs in {elapsed:.0f}s")
-    print(f"{'run':<70} {'step':<55} {'worker':<22} pid")
+    print(
+        f"\n{len(executions)} steps of {len(statuses)} runs: {len(runs)} partition runs in parallel "
+        f"{partitions_done - started:.0f}s, then corpus_job {corpus_done - partitions_done:.0f}s"
+    )
+    width = max(len(e.run) for e in executions)
+    print(f"{'run':<{width}}  {'step':<46} {'worker':<12} pid")
     for e in executions:
-        print(f"{e.run:<70} {e.step:<55} {e.worker or '-':<22} {e.pid}")
+        print(f"{e.run:<{width}}  {e.step:<46} {e.worker or '-':<12} {e.pid}")
 
     assert statuses == {label: "SUCCESS" for label in [*runs, "corpus_job"]}
     not_on_celery = [e.step for e in executions if e.worker is None]
@@ -202,6 +268,9 @@ def test_jobs_run_on_two_celery_workers_with_a_postgres_instance(cluster):
         assert e.pid in worker_pids[prefix], f"{e.step}: STEP_START from pid {e.pid}, not a process of {e.worker}"
     per_worker = Counter(e.worker.split("@")[0] for e in executions)
     assert set(per_worker) == {"w1", "w2"}, f"one worker took every step: {per_worker}"
+    for worker in cluster.workers:  # each worker's own log agrees: one finished task per step
+        finished = re.findall(rb"Task execute_plan\[[0-9a-f-]+\] succeeded", worker.log.read_bytes())
+        assert len(finished) == per_worker[worker.name]
     steps = {e.step for e in executions if e.run == "corpus_job"}
     assert {"corpus__takedown", "corpus__dedup", "corpus__shards", "corpus__card"} <= steps
     assert len(executions) == 2 * len(PARTITION_RUNS) + len(steps)
@@ -213,6 +282,7 @@ def test_jobs_run_on_two_celery_workers_with_a_postgres_instance(cluster):
     assert manifest["totals"]["licenses"]["LicenseRef-PublicDomain"] == 1  # Moby Dick
 
 
+@pytest.mark.cluster
 def test_multiprocess_executor_runs_each_step_in_its_own_process(tmp_path, fixture_mirror):
     from dagster import DagsterEventType, DagsterInstance
 
