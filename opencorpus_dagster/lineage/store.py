@@ -204,6 +204,8 @@ class LineageStore:
             conn.execute("BEGIN TRANSACTION")
             try:
                 previous = {row[0] for row in conn.execute("SELECT DISTINCT shard FROM shard_rows").fetchall()}
+                # An unchanged shard keeps the run that wrote it.
+                written_by = dict(conn.execute("SELECT shard, run_id FROM shards").fetchall())
                 for shard in sorted((previous - listed) | set(changed)):
                     conn.execute("DELETE FROM shard_rows WHERE shard = ?", [shard])
                 for shard in sorted(set(changed) | (listed - previous)):
@@ -224,7 +226,7 @@ class LineageStore:
                             "licenses": json.dumps(entry["licenses"], sort_keys=True),
                             "source": entry["source"],
                             "partition": entry["partition"],
-                            "run_id": run_id,
+                            "run_id": run_id if entry["path"] in changed else written_by.get(entry["path"], run_id),
                         }
                         for entry in manifest["shards"]
                     ]
