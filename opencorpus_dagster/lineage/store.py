@@ -219,7 +219,8 @@ class LineageStore:
                     [
                         {
                             "shard": entry["path"],
-                            "path": str(corpus_dir / entry["path"]),
+                            # Relative to the data home, so a moved or copied home stays valid.
+                            "path": (corpus_dir / entry["path"]).relative_to(corpus_dir.parent).as_posix(),
                             "sha256": entry["sha256"],
                             "rows": entry["rows"],
                             "bytes": entry["bytes"],
