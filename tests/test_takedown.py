@@ -143,7 +143,8 @@ def test_url_takedown_of_one_enwiki_page_is_applied_audited_and_stays_applied(ho
     assert (again.records, again.new_records) == (1, 0)
     assert [(a["run_id"], a["records"], a["new_records"]) for a in takedown_audit(store)] == [("run-1", 1, 1), ("run-2", 1, 0)]
     with store.connection() as conn:
-        assert conn.execute("SELECT count(*), min(run_id) FROM decisions WHERE stage = 'takedown'").fetchone() == (1, "run-2")
+        # The decision is unchanged, so its row stays as first written (run and time of the removal).
+        assert conn.execute("SELECT count(*), min(run_id) FROM decisions WHERE stage = 'takedown'").fetchone() == (1, "run-1")
 
     # Withdrawing the request (removing its line) re-admits the page on the next application.
     takedowns_path(home).write_text("")
