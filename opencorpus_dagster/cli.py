@@ -62,12 +62,7 @@ def build(
     from opencorpus_dagster.build import run_build
 
     summary = run_build(sources=source, force=force, console=console)
-    if as_json:
-        out.print_json(json.dumps(dataclasses.asdict(summary)))
-    else:
-        _print_summary(summary)
-    if summary.failed:
-        raise typer.Exit(code=1)
+    _report_build(summary, as_json)
 
 
 @app.command()
@@ -88,6 +83,11 @@ def backfill(
     from opencorpus_dagster.build import run_build
 
     summary = run_build(sources=[source], force=True, console=console, partitions=partitions)
+    _report_build(summary, as_json)
+
+
+def _report_build(summary, as_json: bool) -> None:
+    """The build summary (table or JSON); exit 1 when a partition or the corpus failed."""
     if as_json:
         out.print_json(json.dumps(dataclasses.asdict(summary)))
     else:
