@@ -1,0 +1,1 @@
+"""opencorpus: an openly licensed, traceable text corpus, built as a Dagster code location."""

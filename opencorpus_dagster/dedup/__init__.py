@@ -1,0 +1,1 @@
+"""Deduplication: exact groups, MinHash-LSH near duplicates, clusters and keepers."""

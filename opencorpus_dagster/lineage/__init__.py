@@ -1,0 +1,1 @@
+"""Lineage: the DuckDB store, record traces, reports and OpenLineage events."""

@@ -1,0 +1,1 @@
+"""Text steps of the documents stage: extraction, normalisation, language, quality, PII."""
