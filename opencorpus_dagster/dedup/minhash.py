@@ -49,8 +49,9 @@ _WORD_BASE = 0x9E3779B97F4A7C15
 _SHINGLE_BASE = 0xC6A4A7935BD1E995
 
 # Text is tokenised in pieces of about this many code points (whole texts), so the per-piece
-# arrays (code points, prefix sums, powers) stay around tens of MB whatever the batch size.
-_TEXT_PIECE_CHARS = 1 << 21
+# arrays (code points, prefix sums, powers) stay a few MB whatever the batch size: measured on
+# 3,000 5 KB texts, 2**18 runs ~1.9x faster than 2**21 (the arrays stay in cache).
+_TEXT_PIECE_CHARS = 1 << 18
 # Shingles are permuted in chunks of this many, so the (num_perm, chunk) work array is
 # num_perm * chunk * 4 or 8 bytes: 2 MB at 128 perms in uint32, small enough to stay in cache.
 _SHINGLE_CHUNK = 4096
