@@ -6,7 +6,6 @@ Plain Python over the documents files and the lineage store; the Dagster assets
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,8 +13,8 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from opencorpus_dagster.atomic import write_parquet_atomically
 from opencorpus_dagster.dedup.clusters import (
     DEFAULT_KEEPER_POLICY,
     Criterion,
@@ -149,8 +148,7 @@ def deduplicate_corpus(home: DataHome, store: LineageStore, run_id: str, near: b
     """Find duplicates over every documents file; record `duplicate` / `kept` decisions."""
     duplicates, clusters, reindexed = find_duplicates(home, near=near)
     home.dedup_dir.mkdir(parents=True, exist_ok=True)
-    _write_table(
-        duplicates_path(home),
+    write_parquet_atomically(
         pa.Table.from_pylist(
             [
                 {
@@ -167,9 +165,9 @@ def deduplicate_corpus(home: DataHome, store: LineageStore, run_id: str, near: b
             ],
             schema=DUPLICATES_SCHEMA,
         ),
+        duplicates_path(home),
     )
-    _write_table(
-        clusters_path(home),
+    write_parquet_atomically(
         pa.Table.from_pylist(
             [
                 {"cluster": number, "rank": rank, "source": m.source, "partition": m.partition, "doc_id": m.doc_id}
@@ -178,6 +176,7 @@ def deduplicate_corpus(home: DataHome, store: LineageStore, run_id: str, near: b
             ],
             schema=CLUSTERS_SCHEMA,
         ),
+        clusters_path(home),
     )
 
     now = _now()
@@ -224,12 +223,6 @@ def _duplicate_detail(duplicate: DuplicateDecision) -> str:
     return f"similarity {duplicate.similarity:.3f} to {keeper}"
 
 
-def _write_table(target: Path, table: pa.Table) -> None:
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    pq.write_table(table, temporary, compression="zstd")
-    os.replace(temporary, target)
-
-
 def publish_corpus(
     home: DataHome, store: LineageStore, run_id: str, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
 ) -> ShardingReport:
@@ -259,4 +252,4 @@ def _write_excluded(home: DataHome, target) -> None:
             table = pa.table({"source": pa.array([], pa.string()), "partition": pa.array([], pa.string()), "doc_id": pa.array([], pa.string())})
     finally:
         connection.close()
-    pq.write_table(table, target)
+    write_parquet_atomically(table, target)

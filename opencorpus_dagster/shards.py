@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.home import DataHome
 
 MANIFEST_FORMAT = "opencorpus-manifest/1"
@@ -120,7 +121,7 @@ def write_shards(
         connection.close()
 
     manifest = _manifest(entries)
-    _write_atomically(home.manifest, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_text_atomically(home.manifest, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     deleted = _delete_unlisted(home, {e["path"] for e in entries})
     return ShardingReport(manifest, written, kept, deleted)
 
@@ -220,12 +221,6 @@ def _manifest(entries: list[dict]) -> dict:
             "sources": dict(sorted(sources.items())),
         },
     }
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def _remove_temporaries(root: Path) -> None:

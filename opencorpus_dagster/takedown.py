@@ -43,6 +43,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from opencorpus_dagster.atomic import write_parquet_atomically
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
 
@@ -499,10 +500,7 @@ def apply_takedowns(
     target = root.removed_records
     previous = _previous_removals(target)
     rows = [{name: m[name] for name in REMOVED_SCHEMA.names} for m in matches]
-    root.dedup_dir.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    pq.write_table(pa.Table.from_pylist(rows, schema=REMOVED_SCHEMA), temporary, compression="zstd")
-    os.replace(temporary, target)
+    write_parquet_atomically(pa.Table.from_pylist(rows, schema=REMOVED_SCHEMA), target)
 
     per_record: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     per_request: dict[str, set[tuple[str, str, str]]] = {r.id: set() for r in requests}

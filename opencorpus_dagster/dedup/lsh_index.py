@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -35,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from opencorpus_dagster.atomic import write_parquet_atomically, write_text_atomically
 from opencorpus_dagster.dedup.minhash import MinHashConfig, is_empty_signature
 
 _GENERATION_KEY = b"opencorpus.generation"
@@ -87,9 +86,7 @@ class LshIndex:
                     f"{config_file}: index built with {recorded}, opened with {wanted}"
                 )
         else:
-            tmp = config_file.with_name(f".index.json.{uuid.uuid4().hex}.tmp")
-            tmp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
-            os.replace(tmp, config_file)
+            write_text_atomically(config_file, json.dumps(wanted, indent=2, sort_keys=True))
 
     # -- files -----------------------------------------------------------------------------
 
@@ -101,17 +98,6 @@ class LshIndex:
 
     def _has_files(self, kind: str) -> bool:
         return any((self.path / kind).glob("*/*.parquet"))
-
-    @staticmethod
-    def _write_atomically(table: pa.Table, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A dot-name without the .parquet suffix: the readers' globs never see a half file.
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def partitions(self) -> list[tuple[str, str]]:
         """(source, partition) of every indexed partition, sorted."""
@@ -170,8 +156,8 @@ class LshIndex:
         band_table = band_table.sort_by([("band_no", "ascending"), ("band_hash", "ascending")])
 
         meta = {_GENERATION_KEY: generation}
-        self._write_atomically(band_table.replace_schema_metadata(meta), self._file("bands", source, partition))
-        self._write_atomically(sig_table.replace_schema_metadata(meta), self._file("signatures", source, partition))
+        write_parquet_atomically(band_table.replace_schema_metadata(meta), self._file("bands", source, partition))
+        write_parquet_atomically(sig_table.replace_schema_metadata(meta), self._file("signatures", source, partition))
 
     def remove_partition(self, source: str, partition: str) -> None:
         """Forget one partition (bands first, so no candidate points at a missing signature)."""

@@ -12,7 +12,6 @@ partitions' pairs are reused. Index keys are `source|partition|doc_id`.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from opencorpus_dagster.atomic import write_parquet_atomically, write_text_atomically
 from opencorpus_dagster.dedup.clusters import verify_pairs_exact
 from opencorpus_dagster.dedup.exact import member_key
 from opencorpus_dagster.dedup.lsh_index import LshIndex
@@ -79,7 +79,7 @@ class NearDuplicateIndex:
         self._write_pairs(pairs)
         for part in stale:
             state["|".join(part)] = _stamp(files[part])
-        _write_text_atomically(self.state_file, json.dumps(state, indent=1, sort_keys=True))
+        write_text_atomically(self.state_file, json.dumps(state, indent=1, sort_keys=True))
         return pairs, sorted(changed)
 
     def _index_partition(self, part: tuple[str, str], path: Path) -> None:
@@ -126,12 +126,4 @@ class NearDuplicateIndex:
 
     def _write_pairs(self, pairs: list[tuple[str, str, float]]) -> None:
         table = pa.Table.from_pylist([{"a": a, "b": b, "similarity": s} for a, b, s in pairs], schema=PAIRS_SCHEMA)
-        temporary = self.pairs_file.with_name(f".{self.pairs_file.name}.tmp-{os.getpid()}")
-        pq.write_table(table, temporary)
-        os.replace(temporary, self.pairs_file)
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+        write_parquet_atomically(table, self.pairs_file)

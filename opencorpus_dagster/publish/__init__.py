@@ -12,34 +12,8 @@ byte-identical files: nothing here reads the clock.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
-from pathlib import Path
+from opencorpus_dagster.publish.attribution import write_attribution
+from opencorpus_dagster.publish.card import write_card
+from opencorpus_dagster.publish.croissant import write_croissant
 
-
-def write_text_atomically(path: Path, chunks: Iterable[str]) -> Path:
-    """Write `chunks` (UTF-8, "\\n" newlines) to a temporary sibling of `path`, then rename it.
-
-    Chunks are written as they come, so a long file (ATTRIBUTION of a large corpus) is never
-    held in memory. A failure leaves `path` as it was and removes the temporary file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
-from opencorpus_dagster.publish.attribution import write_attribution  # noqa: E402
-from opencorpus_dagster.publish.card import write_card  # noqa: E402
-from opencorpus_dagster.publish.croissant import write_croissant  # noqa: E402
-
-__all__ = ["write_attribution", "write_card", "write_croissant", "write_text_atomically"]
+__all__ = ["write_attribution", "write_card", "write_croissant"]

@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 from license_expression import LicenseWithExceptionSymbol
 
+from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.policy import permissiveness_rank
 from opencorpus_dagster.licensing.spdx import (
@@ -36,7 +37,6 @@ from opencorpus_dagster.licensing.spdx import (
     spdx_licensing,
 )
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.publish import write_text_atomically
 
 ATTRIBUTION_FILE = "ATTRIBUTION"
 NO_LICENSE = "(no licence recorded)"

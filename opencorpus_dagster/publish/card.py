@@ -24,9 +24,9 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.publish import write_text_atomically
 from opencorpus_dagster.publish.attribution import (
     license_keys,
     license_url,

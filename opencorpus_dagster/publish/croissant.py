@@ -19,9 +19,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.publish import write_text_atomically
 from opencorpus_dagster.publish.attribution import (
     license_keys,
     license_urls,
