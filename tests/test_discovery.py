@@ -4,10 +4,10 @@ mirror) and turns only the new ones into partitions and runs; its state survives
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 
 import pytest
-from dagster import DagsterInstance, SkipReason, build_sensor_context
+
+from sensor_ticks import tick as sensor_tick
 
 from opencorpus_dagster.definitions import build_definitions
 from opencorpus_dagster.orchestration.resources import CorpusSettings
@@ -40,25 +40,7 @@ def setup(tmp_path, fixture_mirror, monkeypatch):
 
 
 def tick(defs, corpus, dagster_home, cursor):
-    """One sensor evaluation against a fresh instance object on the same storage (a restart),
-    applying its partition requests as the daemon does."""
-    dagster_home.mkdir(exist_ok=True)
-    instance = DagsterInstance.local_temp(str(dagster_home))
-    sensor = defs.resolve_sensor_def("crawl_discovery")
-    with build_sensor_context(instance=instance, cursor=cursor, resources={"corpus": corpus}, definitions=defs) as context:
-        result = sensor(context)
-    if isinstance(result, SkipReason):
-        return Tick([], cursor, result.skip_message), instance
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return Tick(result.run_requests, result.cursor, None), instance
-
-
-@dataclass
-class Tick:
-    run_requests: list
-    cursor: str | None
-    skip_message: str | None
+    return sensor_tick(defs, "crawl_discovery", corpus, dagster_home, cursor)
 
 
 def test_a_new_unit_is_added_once_and_gets_exactly_one_run(setup):
