@@ -21,14 +21,20 @@ class Tick:
     skip_message: str | None
 
 
-def tick(defs: Definitions, sensor_name: str, corpus, dagster_home: Path, cursor: str | None) -> tuple[Tick, DagsterInstance]:
+def tick(
+    defs: Definitions, sensor_name: str, corpus, dagster_home: Path, cursor: str | None
+) -> tuple[Tick, DagsterInstance]:
     dagster_home.mkdir(exist_ok=True)
     instance = DagsterInstance.local_temp(str(dagster_home))
     sensor = defs.resolve_sensor_def(sensor_name)
-    with build_sensor_context(instance=instance, cursor=cursor, resources={"corpus": corpus}, definitions=defs) as context:
+    with build_sensor_context(
+        instance=instance, cursor=cursor, resources={"corpus": corpus}, definitions=defs
+    ) as context:
         result = sensor(context)
     if isinstance(result, SkipReason):
         return Tick([], cursor, result.skip_message), instance
     for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        instance.add_dynamic_partitions(
+            request.partitions_def_name, list(request.partition_keys)
+        )
     return Tick(result.run_requests, result.cursor, None), instance

@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from sensor_ticks import tick as sensor_tick
 
 from opencorpus_dagster.definitions import build_definitions
@@ -50,12 +49,17 @@ def test_a_new_unit_is_added_once_and_gets_exactly_one_run(setup):
     assert instance.get_dynamic_partitions("crawl_units") == ["whirlwind.warc"]
 
     second, _ = tick(defs, corpus, dagster_home, first.cursor)
-    assert second.run_requests == [] and second.skip_message.startswith("no new upstream unit")
+    assert second.run_requests == [] and second.skip_message.startswith(
+        "no new upstream unit"
+    )
 
     (mirror / LISTING).write_text(FIRST + "\n" + SECOND + "\n")
     third, instance = tick(defs, corpus, dagster_home, second.cursor)
     assert [r.partition_key for r in third.run_requests] == ["whirlwind.warc.wet"]
-    assert instance.get_dynamic_partitions("crawl_units") == ["whirlwind.warc", "whirlwind.warc.wet"]
+    assert instance.get_dynamic_partitions("crawl_units") == [
+        "whirlwind.warc",
+        "whirlwind.warc.wet",
+    ]
     assert third.cursor != first.cursor
 
     fourth, _ = tick(defs, corpus, dagster_home, third.cursor)
@@ -68,5 +72,9 @@ def test_the_discovered_partition_materialises(setup):
     job = defs.resolve_job_def("crawl_job")
     result = job.execute_in_process(partition_key="whirlwind.warc", instance=instance)
     assert result.success
-    records = result.asset_materializations_for_node("crawl__raw")[0].metadata["records_in"].value
+    records = (
+        result.asset_materializations_for_node("crawl__raw")[0]
+        .metadata["records_in"]
+        .value
+    )
     assert records == 4  # the whirlwind capture: warcinfo, request, response, metadata
