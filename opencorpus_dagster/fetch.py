@@ -8,6 +8,11 @@ the same catalog:
 - a per-host base URL, `HOST=BASE` (`dumps.wikimedia.org=https://mirror.example/wikimedia`),
   which replaces scheme and host and keeps the path.
 
+A URL whose path ends in `/` names a directory index (an HTML listing such as
+`https://dumps.wikimedia.org/hywiki/`); in a mirror directory and in the download cache it is
+the file `index.html` inside that directory, the layout `wget --mirror` writes. A mirror base
+URL is asked for the directory itself, and its server answers with the index.
+
 Several mirrors may be given; the first that has the file wins, and upstream is never asked
 when a mirror is set (an offline run must not leak to the network).
 """
@@ -80,11 +85,22 @@ class Mirror:
             relative = parts.path.lstrip("/")
         else:
             relative = f"{parts.hostname}/{parts.path.lstrip('/')}"
+        if not self.is_url:
+            relative = _directory_index_file(relative)
         if parts.query:
             relative += "?" + parts.query
         if self.is_url:
             return f"{self.base}/{relative}"
         return str(Path(self.base) / unquote(relative))
+
+
+def _directory_index_file(relative: str) -> str:
+    """The local file that stands for a relative URL path: itself, or `index.html` for a directory.
+
+    A directory index cannot be stored under the directory's own name: the files it lists
+    (`hywiki/20230501/...`) live in that directory.
+    """
+    return relative + "index.html" if relative == "" or relative.endswith("/") else relative
 
 
 def mirrors_from(specs: Sequence[str] | str | None) -> list[Mirror]:
@@ -191,7 +207,7 @@ class Fetcher:
 
     def _cache_path(self, url: str) -> Path:
         parts = urlsplit(url)
-        relative = unquote(parts.path.lstrip("/")) or "index"
+        relative = _directory_index_file(unquote(parts.path.lstrip("/")))
         if parts.query:
             relative += "_" + hashlib.sha256(parts.query.encode()).hexdigest()[:12]
         return self.cache_dir / (parts.hostname or "unknown-host") / relative

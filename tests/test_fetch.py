@@ -108,3 +108,30 @@ def test_byte_range_over_http_and_from_a_directory(http_mirror, fixture_mirror, 
     expected = (fixtures_dir / "webarchive/dolma/sample-0000.warc.gz").read_bytes()[1000:1500]
     assert Fetcher(tmp_path, [Mirror.parse(http_mirror)]).fetch_range(url, 1000, 500) == expected
     assert Fetcher(tmp_path, [Mirror.parse(str(fixture_mirror))]).fetch_range(url, 1000, 500) == expected
+
+
+HYWIKI_INDEX = "https://dumps.wikimedia.org/hywiki/"
+HYWIKI_DUMP = "https://dumps.wikimedia.org/hywiki/20230501/hywiki-20230501-pages-articles.xml.bz2"
+HYWIKI_FIXTURE = "mediawiki/wikipedia-multilingual-2023/hywiki-20230501-sample.xml.bz2"
+
+
+@pytest.mark.parametrize("spec", ["{mirror}", "dumps.wikimedia.org={mirror}/dumps.wikimedia.org"])
+def test_a_directory_url_is_its_index_html_in_a_directory_mirror(tmp_path, spec):
+    mirror = tmp_path / "mirror"
+    index = mirror / "dumps.wikimedia.org/hywiki/index.html"  # where `wget --mirror` puts it
+    index.parent.mkdir(parents=True)
+    index.write_text('<a href="20230501/">20230501/</a>\n')
+    fetched = Fetcher(tmp_path / "cache", [Mirror.parse(spec.format(mirror=mirror))]).fetch(HYWIKI_INDEX)
+    assert (fetched.path, fetched.fetched_from) == (index, str(index))
+    assert fetched.sha256 == sha256(index)
+
+
+def test_a_downloaded_directory_index_is_cached_beside_the_files_it_lists(http_mirror, fixtures_dir, tmp_path):
+    fetcher = Fetcher(tmp_path, [Mirror.parse(http_mirror)])
+    index = fetcher.fetch(HYWIKI_INDEX)  # the server answers with its listing of the folder
+    dump = fetcher.fetch(HYWIKI_DUMP)  # then a file inside that folder
+    assert index.fetched_from == f"{http_mirror}/dumps.wikimedia.org/hywiki/"
+    assert index.path == tmp_path / "dumps.wikimedia.org/hywiki/index.html"
+    assert '<a href="20230501/">20230501/</a>' in index.path.read_text()
+    assert dump.path == tmp_path / "dumps.wikimedia.org/hywiki/20230501/hywiki-20230501-pages-articles.xml.bz2"
+    assert dump.sha256 == sha256(fixtures_dir / HYWIKI_FIXTURE)

@@ -89,7 +89,7 @@ def test_units_in_declared_order_with_explicit_keys():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"dumps": []}, "at least 1 item"),
+        ({"dumps": []}, "name the dump files in dumps, or a Wikimedia dump index in dump_index"),
         ({"dumps": [ENWIKI], "revision": "all"}, "Extra inputs are not permitted"),
         ({"dumps": [ENWIKI], "revisions": "some"}, "'latest' or 'all'"),
         ({"dumps": [ENWIKI], "partition_keys": {BGWIKI: "bg"}}, "not in dumps"),
@@ -285,7 +285,7 @@ def _serve(tmp_path: Path, name: str, xml: str) -> str:
 
 
 def _page_blocks(xml: str) -> list[str]:
-    return re.findall(r"  <page>.*?</page>\n", xml, flags=re.S)
+    return re.findall(r"  <page>.*?</page>\n", xml, flags=re.DOTALL)
 
 
 def _edit_page(xml: str, page_id: str, edit) -> str:
@@ -304,7 +304,7 @@ def simplewiki_xml() -> str:
 
 def test_latest_is_by_timestamp_not_position(tmp_path, simplewiki_xml):
     def move_last_revision_first(block: str) -> str:
-        revisions = re.findall(r"    <revision>.*?</revision>\n", block, flags=re.S)
+        revisions = re.findall(r"    <revision>.*?</revision>\n", block, flags=re.DOTALL)
         return block.replace(revisions[-1], "").replace(revisions[0], revisions[-1] + revisions[0])
 
     url = _serve(tmp_path, "simplewiki-shuffled.xml", _edit_page(simplewiki_xml, "45046", move_last_revision_first))
@@ -315,12 +315,12 @@ def test_latest_is_by_timestamp_not_position(tmp_path, simplewiki_xml):
 
 def test_latest_skips_suppressed_text(tmp_path, simplewiki_xml):
     def suppress_latest(block: str) -> str:
-        latest = re.findall(r"    <revision>.*?</revision>\n", block, flags=re.S)[-1]
-        hidden = re.sub(r"<text [^>]*>.*?</text>", '<text bytes="-1" deleted="deleted" />', latest, flags=re.S)
+        latest = re.findall(r"    <revision>.*?</revision>\n", block, flags=re.DOTALL)[-1]
+        hidden = re.sub(r"<text [^>]*>.*?</text>", '<text bytes="-1" deleted="deleted" />', latest, flags=re.DOTALL)
         return block.replace(latest, hidden)
 
     def suppress_all(block: str) -> str:
-        return re.sub(r"<text\b[^>]*/>|<text\b[^>]*>.*?</text>", '<text deleted="deleted" />', block, flags=re.S)
+        return re.sub(r"<text\b[^>]*/>|<text\b[^>]*>.*?</text>", '<text deleted="deleted" />', block, flags=re.DOTALL)
 
     xml = _edit_page(_edit_page(simplewiki_xml, "45046", suppress_latest), "279900", suppress_all)
     items = read(Fetcher(tmp_path / "cache"), dumps=[_serve(tmp_path, "simplewiki-hidden.xml", xml)], namespaces=[1, 2])
@@ -378,7 +378,7 @@ def test_non_wikimedia_wiki_states_no_licence(tmp_path, simplewiki_xml):
 
 def test_malformed_pages_are_quarantined_and_the_rest_read(tmp_path, fixtures_dir):
     xml = bz2.decompress((fixtures_dir / ENWIKI_FIXTURE).read_bytes()).decode("utf-8")
-    xml = _edit_page(xml, "12", lambda b: re.sub(r"    <revision>.*</revision>\n", "", b, flags=re.S))
+    xml = _edit_page(xml, "12", lambda b: re.sub(r"    <revision>.*</revision>\n", "", b, flags=re.DOTALL))
     xml = _edit_page(xml, "25", lambda b: b.replace("<id>25</id>", "<id>twenty-five</id>", 1))
     xml = _edit_page(xml, "39", lambda b: re.sub(r"(<revision>\s*<id>)\d+", r"\1abc", b))
     xml = _edit_page(xml, "290", lambda b: b.replace("<title>A</title>", "<title></title>"))

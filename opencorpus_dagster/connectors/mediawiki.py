@@ -36,20 +36,30 @@ A file that is not XML, is truncated or is corrupt (`EOFError` / `OSError` from 
 `XMLSyntaxError` from lxml) raises `UnreadableInput` naming the file: libxml2 cannot resume after
 a syntax error, and a syntax error in a generated dump means the file is damaged, not that one
 page is odd. Records already yielded from such a file are discarded with its partition.
+
+Units come from `dumps` (file URLs named in the catalog) and, with `dump_index`, from the runs a
+Wikimedia dump index lists (`https://dumps.wikimedia.org/<wiki>/`: one `<date>/` folder per run,
+each with a `dumpstatus.json` naming every job's status and files with their sha1). The files of
+`dump_job` in each run whose job is `done` become units, so a new run becomes new partitions
+through the discovery sensor. A discovered file is checked against its sha1 before it is read.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
+import lxml.html
 from lxml import etree
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from opencorpus_dagster.compression import open_decompressed
 from opencorpus_dagster.connectors.base import (
@@ -59,8 +69,10 @@ from opencorpus_dagster.connectors.base import (
     UnreadableInput,
     register,
 )
-from opencorpus_dagster.fetch import Fetcher
+from opencorpus_dagster.fetch import Fetcher, FetchError
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
+
+log = logging.getLogger(__name__)
 
 # Wikimedia's Terms of Use revision that moved contributed text from CC BY-SA 3.0 Unported to
 # CC BY-SA 4.0 International took effect on 7 June 2023: "the Wikimedia Terms of Use have been
@@ -111,6 +123,10 @@ _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _COMPRESSION_SUFFIXES = (".bz2", ".gz", ".xz", ".7z", ".zst")
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
+# dumps.wikimedia.org/<wiki>/ is an nginx autoindex: `<a href="20230501/">` per run, beside
+# `../` and `latest/` (a copy of the newest run under another name, not a run of its own).
+_RUN_HREF = re.compile(r"(\d{8})/?")
+
 
 def partition_key_for(url: str) -> str:
     """A readable partition key from a dump URL's file name, minus compression and `.xml`.
@@ -137,14 +153,41 @@ class MediaWikiConnector(Connector):
     """MediaWiki XML export files, one partition per dump file."""
 
     kind = "mediawiki"
-    unit_listing_options = ("dumps", "partition_keys")
+    unit_listing_options = ("dumps", "partition_keys", "dump_index", "dump_job", "since", "latest_runs")
 
     class Options(ConnectorOptions):
-        dumps: list[str] = Field(min_length=1, description="URLs of dump files; one file = one partition")
+        dumps: list[str] = Field(default=[], description="URLs of dump files; one file = one partition")
+        dump_index: str | None = Field(
+            default=None, description="Wikimedia dump index (https://dumps.wikimedia.org/<wiki>/) whose runs are read"
+        )
+        dump_job: str = Field(
+            default="articlesdump",
+            description="dumpstatus.json job whose files are the units (articlesdumprecombine, metahistorybz2dump, ...)",
+        )
+        since: str | None = Field(default=None, pattern=r"^\d{8}$", description="YYYYMMDD: ignore older runs")
+        latest_runs: int | None = Field(default=None, ge=1, description="look only at the N newest runs")
         namespaces: list[int] = Field(default=[0], description="namespace numbers to keep (0 = articles)")
         revisions: Literal["latest", "all"] = "latest"
         license: str | None = Field(default=None, description="overrides the per-revision Wikimedia licence")
         partition_keys: dict[str, str] | None = Field(default=None, description="dump URL -> partition key")
+
+        @field_validator("dump_index")
+        @classmethod
+        def _index_is_a_folder(cls, index: str | None) -> str | None:
+            """`.../hywiki` means the folder: run dates resolve against it only with the slash."""
+            return index if index is None or index.endswith("/") else index + "/"
+
+        @model_validator(mode="after")
+        def _units_have_a_source(self):
+            if not self.dumps and self.dump_index is None:
+                raise ValueError(
+                    "name the dump files in dumps, or a Wikimedia dump index in dump_index "
+                    "(like https://dumps.wikimedia.org/hywiki/), or both"
+                )
+            stray = sorted({"dump_job", "since", "latest_runs"} & self.model_fields_set)
+            if stray and self.dump_index is None:
+                raise ValueError(f"{', '.join(stray)} select runs of dump_index, which is not set")
+            return self
 
         @model_validator(mode="after")
         def _keys_are_unique(self):
@@ -170,19 +213,204 @@ class MediaWikiConnector(Connector):
     options: Options
 
     def units(self) -> list[Unit]:
+        """The files named in `dumps`, one unit each; see `discover_units` for `dump_index`."""
         explicit = self.options.partition_keys or {}
         return [Unit(key=explicit.get(url) or partition_key_for(url), urls=(url,)) for url in self.options.dumps]
 
+    def discovers(self) -> bool:
+        return self.options.dump_index is not None
+
+    def discover_units(self, fetcher: Fetcher) -> list[Unit]:
+        """The files in `dumps`, then the files of `dump_job` in each finished run of `dump_index`.
+
+        Runs oldest first and files by name within a run, so a new run only appends units. A
+        discovered unit carries the file's `sha1` and `size` from dumpstatus.json in `extra`.
+        Raises what `list_dump_files` raises, and ValueError when a listed file would get the
+        partition key of another file.
+        """
+        units = self.units()
+        if self.options.dump_index is None:
+            return units
+        listed = list_dump_files(
+            fetcher,
+            self.options.dump_index,
+            self.options.dump_job,
+            since=self.options.since,
+            latest_runs=self.options.latest_runs,
+        )
+        return _add_listed_files(units, listed)
+
     def read(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
         for url in unit.urls:
-            fetched = fetcher.fetch(url)
+            path = _fetch_checked(fetcher, url, unit.extra.get("sha1"), unit.extra.get("size"))
             yield from read_dump(
-                fetched.path,
+                path,
                 url,
                 namespaces=frozenset(self.options.namespaces),
                 revisions=self.options.revisions,
                 license_override=self.options.license,
             )
+
+
+# -- discovering the runs of a Wikimedia dump index --------------------------------------------
+
+
+@dataclass(frozen=True)
+class DumpFile:
+    """One file of a finished dump job, as its run's dumpstatus.json lists it."""
+
+    url: str
+    sha1: str | None
+    size: int | None
+
+    def unit(self) -> Unit:
+        extra = {name: value for name, value in (("sha1", self.sha1), ("size", self.size)) if value is not None}
+        return Unit(key=partition_key_for(self.url), urls=(self.url,), extra=extra)
+
+
+class _FileStatus(BaseModel):
+    url: str | None = None  # absolute path on the dump host: /hywiki/20230501/<name>
+    sha1: str | None = None  # some mirrors' copies and some jobs list no checksums
+    size: int | None = None
+
+
+class _JobStatus(BaseModel):
+    status: str  # done, in-progress, waiting, failed, skipped
+    files: dict[str, _FileStatus] = {}
+
+
+class _DumpStatus(BaseModel):
+    jobs: dict[str, _JobStatus]
+
+
+class _RunNotReady(Exception):
+    """A run whose job cannot be read (yet); `level` is how loudly skipping it is logged."""
+
+    def __init__(self, problem: str, level: int = logging.WARNING):
+        super().__init__(problem)
+        self.level = level
+
+
+def list_dump_files(
+    fetcher: Fetcher, index_url: str, job: str, *, since: str | None = None, latest_runs: int | None = None
+) -> list[DumpFile]:
+    """The files of `job` in the finished runs a Wikimedia dump index lists, oldest run first.
+
+    Looks at the runs dated `since` (YYYYMMDD) or later, and of those at the `latest_runs`
+    newest. A run whose dumpstatus.json is missing or invalid (still being written) is skipped
+    with a warning, one whose job is not done yet is skipped quietly; a later call sees them
+    again. Raises `UnreadableInput(index_url, ...)` when the index is not an HTML page linking to
+    runs; a failed fetch of the index raises the fetcher's `FetchError`.
+    """
+    dates = [date for date in run_dates(fetcher, index_url) if since is None or date >= since]
+    if latest_runs is not None:
+        dates = dates[-latest_runs:]
+    return [file for date in dates for file in _finished_job_files(fetcher, index_url, date, job)]
+
+
+def run_dates(fetcher: Fetcher, index_url: str) -> list[str]:
+    """The run dates (YYYYMMDD) a dump index links to, oldest first.
+
+    The index is fetched anew every time (upstream adds runs), never taken from the cache.
+    """
+    fetched = fetcher.fetch(index_url, refresh=True)
+    try:
+        hrefs = lxml.html.fromstring(fetched.path.read_bytes()).xpath("//a/@href")
+    except (etree.ParserError, ValueError) as error:
+        raise UnreadableInput(index_url, f"not an HTML index ({error}); local copy {fetched.path}") from error
+    dates = sorted({match[1] for href in hrefs if (match := _RUN_HREF.fullmatch(href.strip()))})
+    if not dates:
+        problem = f"links to no dump run (no link like 20230501/); local copy {fetched.path}"
+        raise UnreadableInput(index_url, problem)
+    return dates
+
+
+def _finished_job_files(fetcher: Fetcher, index_url: str, date: str, job: str) -> list[DumpFile]:
+    """The files of `job` in one run, or [] (logged) while the run cannot be read.
+
+    A dumpstatus.json that says done is used from the cache: a finished job's files do not
+    change. Any other answer may be a cached copy from an earlier tick, so it is fetched anew.
+    """
+    status_url = urljoin(index_url, f"{date}/dumpstatus.json")
+    try:
+        try:
+            return _job_files(fetcher.fetch(status_url).path, job, status_url, index_url)
+        except _RunNotReady:
+            return _job_files(fetcher.fetch(status_url, refresh=True).path, job, status_url, index_url)
+    except FetchError as error:
+        log.warning("dump run %s skipped: no dumpstatus.json (%s)", date, error)
+    except _RunNotReady as not_ready:
+        log.log(not_ready.level, "dump run %s skipped: %s: %s", date, status_url, not_ready)
+    return []
+
+
+def _job_files(path: Path, job: str, status_url: str, index_url: str) -> list[DumpFile]:
+    """The XML files of `job` in one local dumpstatus.json, by name; raises `_RunNotReady`.
+
+    Only `.xml` files are dump files: a job may also list others (the multistream jobs list
+    their `-index.txt` offset files beside the XML).
+    """
+    try:
+        status = _DumpStatus.model_validate(json.loads(path.read_bytes()))
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, pydantic's ValidationError
+        raise _RunNotReady(f"invalid dumpstatus.json ({error})") from error
+    if job not in status.jobs:
+        raise _RunNotReady(f"no job {job!r} in dumpstatus.json (jobs: {', '.join(sorted(status.jobs))})")
+    entry = status.jobs[job]
+    if entry.status != "done":
+        raise _RunNotReady(f"job {job!r} is {entry.status!r}, not done", level=logging.INFO)
+    return [
+        DumpFile(
+            urljoin(index_url, listed.url) if listed.url else urljoin(status_url, quote(name)), listed.sha1, listed.size
+        )
+        for name, listed in sorted(entry.files.items())
+        if ".xml" in name
+    ]
+
+
+def _add_listed_files(units: list[Unit], listed: list[DumpFile]) -> list[Unit]:
+    """`units` plus one unit per listed file they do not already read; a clash of keys raises."""
+    urls = {url for unit in units for url in unit.urls}
+    by_key = {unit.key: unit.urls[0] for unit in units}
+    merged = list(units)
+    for file in listed:
+        if file.url in urls:
+            continue
+        unit = file.unit()
+        if unit.key in by_key:
+            raise ValueError(
+                f"{file.url} (listed by dump_index) and {by_key[unit.key]} both get the partition key "
+                f"{unit.key!r}; remove one from dumps or give it another key under partition_keys"
+            )
+        by_key[unit.key] = file.url
+        merged.append(unit)
+    return merged
+
+
+def _fetch_checked(fetcher: Fetcher, url: str, sha1: str | None, size: int | None) -> Path:
+    """The local copy of `url`, checked against the sha1 its run's dumpstatus.json lists.
+
+    A copy that does not match is fetched once more before the partition fails: it may be a
+    damaged download kept in the cache, which a re-run must not read again. Raises
+    `UnreadableInput(url, ...)` when the file still does not match.
+    """
+    fetched = fetcher.fetch(url)
+    if sha1 is None or _sha1_of(fetched.path) == sha1.lower():
+        return fetched.path
+    fetched = fetcher.fetch(url, refresh=True)
+    actual = _sha1_of(fetched.path)
+    if actual == sha1.lower():
+        return fetched.path
+    problem = (
+        f"sha1 {actual} does not match dumpstatus.json's {sha1} ({fetched.size} bytes; dumpstatus.json "
+        f"says {size if size is not None else 'no size'}): a damaged or replaced file; local copy {fetched.path}"
+    )
+    raise UnreadableInput(url, problem)
+
+
+def _sha1_of(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha1").hexdigest()
 
 
 # -- reading one dump file -----------------------------------------------------------------------
@@ -505,7 +733,7 @@ class _DumpReader:
 class _PageState:
     """What one page's revisions left behind: the latest visible one, counts, the first error."""
 
-    __slots__ = ("latest", "deleted", "revision_count", "error")
+    __slots__ = ("deleted", "error", "latest", "revision_count")
 
     def __init__(self):
         self.latest: _Revision | None = None
