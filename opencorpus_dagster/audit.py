@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import duckdb
-
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.shards import read_manifest, sha256_file
+from opencorpus_dagster.storage import duckdb_connect
 
 
 def conservation_problems(store: LineageStore) -> list[dict]:
@@ -33,7 +32,7 @@ def disallowed_licenses(home: DataHome, policies: Mapping[str, LicensePolicy]) -
     """Shard rows whose licence the policy of their source does not allow."""
     if not _has_shards(home):
         return []
-    with duckdb.connect() as conn:
+    with duckdb_connect(home.root) as conn:
         rows = conn.execute(
             f"SELECT source, license, count(*) FROM read_parquet('{_shard_glob(home)}') GROUP BY ALL ORDER BY ALL"
         ).fetchall()
@@ -49,7 +48,7 @@ def disallowed_licenses(home: DataHome, policies: Mapping[str, LicensePolicy]) -
 def rows_without_upstream(home: DataHome) -> int:
     if not _has_shards(home):
         return 0
-    with duckdb.connect() as conn:
+    with duckdb_connect(home.root) as conn:
         return conn.execute(
             f"SELECT count(*) FROM read_parquet('{_shard_glob(home)}') "
             "WHERE upstream_uri IS NULL OR upstream_uri = '' OR license IS NULL OR license = ''"
@@ -59,7 +58,7 @@ def rows_without_upstream(home: DataHome) -> int:
 def repeated_doc_ids(home: DataHome, limit: int = 10) -> list[tuple[str, int]]:
     if not _has_shards(home):
         return []
-    with duckdb.connect() as conn:
+    with duckdb_connect(home.root) as conn:
         return conn.execute(
             f"SELECT doc_id, count(*) FROM read_parquet('{_shard_glob(home)}') "
             f"GROUP BY doc_id HAVING count(*) > 1 ORDER BY doc_id LIMIT {int(limit)}"

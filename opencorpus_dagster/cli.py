@@ -16,7 +16,7 @@ from rich.table import Table
 
 from opencorpus_dagster.catalog import CATALOG_ENV, load_catalog
 from opencorpus_dagster.fetch import MIRROR_ENV
-from opencorpus_dagster.home import HOME_ENV, data_home
+from opencorpus_dagster.home import HOME_ENV, STATE_ENV, data_home
 from opencorpus_dagster.lineage import trace as tracing
 from opencorpus_dagster.lineage.store import LineageStore
 
@@ -25,7 +25,10 @@ console = Console(stderr=True)
 # Long URIs and messages stay on one line (for grep); tables get room when piped.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
-HomeOption = Annotated[Path | None, typer.Option("--home", help=f"data home (default ${HOME_ENV} or ./opencorpus-data)")]
+HomeOption = Annotated[
+    str | None,
+    typer.Option("--home", help=f"data home: a folder or an fsspec URL such as s3://bucket/corpus (default ${HOME_ENV} or ./opencorpus-data)"),
+]
 CatalogOption = Annotated[Path | None, typer.Option("--catalog", help=f"catalog directory (default ${CATALOG_ENV} or the packaged assets/)")]
 MirrorOption = Annotated[
     list[str] | None,
@@ -33,19 +36,30 @@ MirrorOption = Annotated[
 ]
 
 
-def _configure_environment(home: Path | None, catalog: Path | None, mirror: list[str] | None) -> None:
+def _configure_environment(home: str | None, catalog: Path | None, mirror: list[str] | None) -> None:
     """Dagster definitions read their settings from the environment; set it before loading them."""
     if home is not None:
-        os.environ[HOME_ENV] = str(home.resolve())
+        os.environ[HOME_ENV] = home
     if catalog is not None:
         os.environ[CATALOG_ENV] = str(catalog.resolve())
     if mirror:
         os.environ[MIRROR_ENV] = ",".join(m if "://" in m or "=" in m else str(Path(m).resolve()) for m in mirror)
     resolved = data_home()
     os.environ[HOME_ENV] = str(resolved.root)
+    os.environ[STATE_ENV] = str(resolved.state)  # absolute, so every run process agrees
     if "DAGSTER_HOME" not in os.environ:
         os.environ["DAGSTER_HOME"] = str(resolved.dagster_home)
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+def _lineage(home: str | None) -> LineageStore:
+    """The lineage store of a home, read-only. For a home in object storage whose local state
+    folder has no store (another machine built it), the published copy is downloaded first."""
+    resolved = data_home(home)
+    if resolved.is_remote and not resolved.lineage_db.is_file() and resolved.lineage_snapshot.is_file():
+        resolved.lineage_db.parent.mkdir(parents=True, exist_ok=True)
+        resolved.lineage_snapshot.fs.get_file(resolved.lineage_snapshot.path, str(resolved.lineage_db))
+    return LineageStore.at(resolved.lineage_db, read_only=True)
 
 
 @app.command()
@@ -125,7 +139,7 @@ def trace(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Where a record came from, under which licence, and what happened to it."""
-    store = LineageStore.at(data_home(home).lineage_db, read_only=True)
+    store = _lineage(home)
     try:
         if source or license:
             shards = tracing.shards_holding(store, source=source, license=license)
@@ -197,7 +211,7 @@ def report(
     """Records removed by each rule, per source, with the distribution of the measured value."""
     from opencorpus_dagster.lineage.report import rule_report
 
-    rows = [r for r in rule_report(LineageStore.at(data_home(home).lineage_db, read_only=True)) if not source or r["source"] == source]
+    rows = [r for r in rule_report(_lineage(home)) if not source or r["source"] == source]
     if as_json:
         out.print_json(json.dumps(rows))
         return
@@ -255,7 +269,7 @@ def takedown_audit_command(home: HomeOption = None) -> None:
     """What each application of the list removed, when, why, and which shards changed."""
     from opencorpus_dagster.takedown import takedown_audit
 
-    out.print_json(json.dumps(takedown_audit(LineageStore.at(data_home(home).lineage_db, read_only=True)), default=str))
+    out.print_json(json.dumps(takedown_audit(_lineage(home)), default=str))
 
 
 @app.command()

@@ -39,6 +39,7 @@ from opencorpus_dagster.shards import (
     ShardingReport,
     write_shards,
 )
+from opencorpus_dagster.storage import duckdb_connect
 from opencorpus_dagster.takedown import removed_keys as taken_down
 
 DUPLICATES_SCHEMA = pa.schema(
@@ -183,7 +184,7 @@ def deduplicate_corpus(home: DataHome, store: LineageStore, run_id: str, near: b
     by_member = {d.member.key: d for d in duplicates}
     decisions = []
     try:
-        with duckdb.connect() as connection:
+        with duckdb_connect(home.root) as connection:
             keys = connection.execute(
                 f"SELECT source, partition, doc_id, source_record_id, upstream_uri "
                 f"FROM read_parquet('{home.documents_glob()}', union_by_name = true) ORDER BY ALL"
@@ -243,7 +244,7 @@ def _write_excluded(home: DataHome, target) -> None:
     """(source, partition, doc_id) of every record that must not be in a shard."""
     home.dedup_dir.mkdir(parents=True, exist_ok=True)
     parts = [p for p in (duplicates_path(home), home.removed_records) if p.is_file()]
-    connection = duckdb.connect()
+    connection = duckdb_connect(home.root)
     try:
         if parts:
             union = " UNION ".join(f"SELECT source, partition, doc_id FROM read_parquet('{p}')" for p in parts)

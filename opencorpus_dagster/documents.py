@@ -9,7 +9,6 @@ extract, then the source's filters (normalise, language, quality, PII). Plain Py
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from opencorpus_dagster.atomic import published
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.home import DataHome
@@ -28,6 +28,7 @@ from opencorpus_dagster.licensing.gate import LicenseGate
 from opencorpus_dagster.licensing.page_rights import PageRights
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
 from opencorpus_dagster.records import Document, Drop, Outcome
+from opencorpus_dagster.storage import parquet_file
 from opencorpus_dagster.text.extract import Extract
 from opencorpus_dagster.text.filters_config import build_steps
 
@@ -87,7 +88,7 @@ def steps_for(source: Source, fetcher: Fetcher | None = None) -> list[Step]:
 def documents_from_raw(source: Source, raw_path: Path) -> Iterator[Document]:
     """Documents (payload still unextracted) from a raw Parquet file, batch by batch."""
     declared = source.spec.license
-    parquet = pq.ParquetFile(raw_path)
+    parquet = parquet_file(raw_path)
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
         for row in batch.to_pylist():
             metadata = json.loads(row["metadata"] or "{}")
@@ -154,15 +155,12 @@ def process_partition(
     if not raw_path.is_file():
         raise FileNotFoundError(f"{raw_path}: the raw stage of {source.name}/{partition} has not been materialised")
     target = home.documents_path(source.name, partition)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     result = DocumentsResult(source.name, partition, 0, 0)
     decisions: list[dict] = []
     lineage_rows: list[dict] = []
     batch: list[dict] = []
-    writer = pq.ParquetWriter(temporary, DOCUMENT_SCHEMA, compression="zstd")
-    try:
+    with published(target) as temporary, pq.ParquetWriter(temporary, DOCUMENT_SCHEMA, compression="zstd") as writer:
         for raw_doc in documents_from_raw(source, raw_path):
             result.records_in += 1
             upstream_uri, record_id = raw_doc.upstream_uri, raw_doc.source_record_id
@@ -212,12 +210,6 @@ def process_partition(
                 batch = []
         if batch:
             writer.write_table(pa.Table.from_pylist(batch, schema=DOCUMENT_SCHEMA))
-        writer.close()
-    except BaseException:
-        writer.close()
-        temporary.unlink(missing_ok=True)
-        raise
-    os.replace(temporary, target)
     store.replace_partition_stage(
         source.name,
         partition,

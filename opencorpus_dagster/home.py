@@ -10,6 +10,12 @@
     <home>/dagster/                           DAGSTER_HOME, unless set elsewhere
 
 Set with `--home` or `OPENCORPUS_HOME`; the default is `./opencorpus-data`.
+
+The home may be an fsspec URL (`s3://bucket/corpus`, `gs://...`): then stage files, shards,
+manifest and card are written there, and what must be a local file (the DuckDB lineage store,
+written in place; Dagster's instance folder; the download cache) lives in a local state folder,
+`OPENCORPUS_STATE` (default `./opencorpus-state`), laid out as above. A copy of the lineage store
+is published to `<home>/lineage.duckdb` with every corpus (see `publish_lineage_snapshot`).
 """
 
 from __future__ import annotations
@@ -19,37 +25,62 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from opencorpus_dagster.storage import is_remote, resolve_location
+
 HOME_ENV = "OPENCORPUS_HOME"
+STATE_ENV = "OPENCORPUS_STATE"
 DEFAULT_HOME = "opencorpus-data"
+DEFAULT_STATE = "opencorpus-state"
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]*$")
 
 
 def data_home(explicit: str | Path | None = None) -> DataHome:
-    return DataHome(Path(explicit or os.environ.get(HOME_ENV) or DEFAULT_HOME).resolve())
+    """The home named by `explicit`, else `OPENCORPUS_HOME`, else `./opencorpus-data`."""
+    root = resolve_location(explicit or os.environ.get(HOME_ENV) or DEFAULT_HOME)
+    if not is_remote(root):
+        return DataHome(root)
+    return DataHome(root, Path(os.environ.get(STATE_ENV) or DEFAULT_STATE).resolve())
 
 
 def check_partition_key(key: str) -> str:
     """Partition keys become file names: refuse anything that could escape a folder."""
     if not _SAFE_KEY.match(key) or ".." in key:
-        raise ValueError(f"partition key {key!r} must be letters, digits and ._@+=- (no '/', no '..')")
+        raise ValueError(
+            f"partition key {key!r} must be letters, digits and ._@+=- (no '/', no '..')"
+        )
     return key
 
 
 @dataclass(frozen=True)
 class DataHome:
-    root: Path
+    root: Path  # a local folder, or a `UPath` in object storage
+    local_state: Path | None = None  # where local-only files go; None: under `root`
+
+    @property
+    def state(self) -> Path:
+        """The local folder for the lineage store, Dagster's instance and the download cache."""
+        return self.local_state or self.root
+
+    @property
+    def is_remote(self) -> bool:
+        return is_remote(self.root)
 
     @property
     def downloads(self) -> Path:
-        return self.root / "downloads"
+        return self.state / "downloads"
 
     @property
     def lineage_db(self) -> Path:
+        return self.state / "lineage.duckdb"
+
+    @property
+    def lineage_snapshot(self) -> Path:
+        """Where the published copy of the lineage store goes when the home is remote."""
         return self.root / "lineage.duckdb"
 
     @property
     def dagster_home(self) -> Path:
-        return self.root / "dagster"
+        return self.state / "dagster"
 
     @property
     def dedup_dir(self) -> Path:
@@ -80,7 +111,12 @@ class DataHome:
         return self.root / "raw" / source / f"{check_partition_key(partition)}.parquet"
 
     def documents_path(self, source: str, partition: str) -> Path:
-        return self.root / "documents" / source / f"{check_partition_key(partition)}.parquet"
+        return (
+            self.root
+            / "documents"
+            / source
+            / f"{check_partition_key(partition)}.parquet"
+        )
 
     def documents_glob(self) -> str:
         return str(self.root / "documents" / "*" / "*.parquet")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,8 +21,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from opencorpus_dagster.atomic import write_text_atomically
+from opencorpus_dagster.atomic import published, write_text_atomically
 from opencorpus_dagster.home import DataHome
+from opencorpus_dagster.storage import duckdb_connect
 
 MANIFEST_FORMAT = "opencorpus-manifest/1"
 SHARD_COLUMNS = (
@@ -66,7 +66,7 @@ class ShardingReport:
 
 def sha256_file(path: Path) -> str:
     hasher = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
             hasher.update(chunk)
     return hasher.hexdigest()
@@ -99,7 +99,7 @@ def write_shards(
     entries: list[dict] = []
     written: list[str] = []
     kept: list[str] = []
-    connection = duckdb.connect()
+    connection = duckdb_connect(home.root)
     try:
         if excluded_parquet is not None and excluded_parquet.is_file():
             connection.execute(f"CREATE TEMP TABLE excluded AS SELECT source, partition, doc_id FROM read_parquet('{excluded_parquet}')")
@@ -166,30 +166,26 @@ def _split(table: pa.Table, max_shard_bytes: int) -> Iterable[pa.Table]:
 
 def _write_shard(home: DataHome, group: ShardGroup, index: int, table: pa.Table, fingerprint: str) -> dict:
     relative = Path(group.source) / group.partition / f"part-{index:05d}.parquet"
-    target = home.shards_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    pq.write_table(
-        table,
-        temporary,
-        compression="zstd",
-        compression_level=9,
-        row_group_size=ROW_GROUP_ROWS,
-        use_dictionary=["source", "partition", "language", "license", "license_evidence"],
-        write_statistics=True,
-        store_schema=True,
-    )
-    with open(temporary, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
+    with published(home.shards_dir / relative) as temporary:
+        pq.write_table(
+            table,
+            temporary,
+            compression="zstd",
+            compression_level=9,
+            row_group_size=ROW_GROUP_ROWS,
+            use_dictionary=["source", "partition", "language", "license", "license_evidence"],
+            write_statistics=True,
+            store_schema=True,
+        )
+        digest, size = sha256_file(temporary), temporary.stat().st_size
     licenses = Counter(table.column("license").to_pylist())
     return {
         "path": f"shards/{relative.as_posix()}",
         "source": group.source,
         "partition": group.partition,
-        "sha256": sha256_file(target),
+        "sha256": digest,
         "rows": table.num_rows,
-        "bytes": target.stat().st_size,
+        "bytes": size,
         "licenses": dict(sorted((k or "none", v) for k, v in licenses.items())),
         "fingerprint": fingerprint,
     }

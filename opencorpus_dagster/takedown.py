@@ -31,7 +31,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -41,11 +40,11 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from opencorpus_dagster.atomic import write_parquet_atomically
-from opencorpus_dagster.home import DataHome
+from opencorpus_dagster.atomic import published, write_parquet_atomically
+from opencorpus_dagster.home import DataHome, data_home
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
+from opencorpus_dagster.storage import duckdb_connect, read_parquet
 
 KINDS = ("url", "domain", "doc_id", "sha256")
 STAGE = "takedown"
@@ -241,7 +240,7 @@ def _iso(moment: datetime | None) -> str:
 
 
 def _root(home: DataHome | Path | str) -> DataHome:
-    return home if isinstance(home, DataHome) else DataHome(Path(home))
+    return home if isinstance(home, DataHome) else data_home(home)
 
 
 def takedowns_path(home: DataHome | Path | str) -> Path:
@@ -265,9 +264,11 @@ def add_takedown(
     request and TakedownFileError when the existing list is malformed.
     """
     request = new_request(kind, value, reason, requested_by, now)
-    path = takedowns_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+    root = _root(home)
+    path = root.takedowns
+    root.state.mkdir(parents=True, exist_ok=True)
+    # The lock is a local file (object storage has none): concurrent adds on one machine wait.
+    with open(root.state / ".takedowns.jsonl.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         existing = {r.id: r for r in load_takedowns(home)}
         if request.id in existing:
@@ -275,12 +276,8 @@ def add_takedown(
         current = path.read_bytes() if path.is_file() else b""
         if current and not current.endswith(b"\n"):
             current += b"\n"
-        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(temporary, "wb") as handle:
-            handle.write(current + request.to_json().encode("utf-8") + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        with published(path) as temporary:
+            temporary.write_bytes(current + request.to_json().encode("utf-8") + b"\n")
     return request
 
 
@@ -295,7 +292,7 @@ def load_takedowns(home: DataHome | Path | str) -> list[TakedownRequest]:
     if not path.is_file():
         return []
     requests: dict[str, TakedownRequest] = {}
-    with open(path, encoding="utf-8") as handle:
+    with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -358,8 +355,8 @@ CREATE OR REPLACE TEMP MACRO oc_host(u) AS nullif(rtrim(regexp_extract(
 """
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
+def _connect(*locations: str) -> duckdb.DuckDBPyConnection:
+    connection = duckdb_connect(*locations)
     connection.execute(_MACROS)
     return connection
 
@@ -375,7 +372,7 @@ def _match_glob(parquet_glob: str, requests: list[TakedownRequest]) -> pa.Table:
     """Rows of the Parquet files matching `parquet_glob` hit by `requests` (MATCH_SCHEMA)."""
     if not requests:
         return MATCH_SCHEMA.empty_table()
-    connection = _connect()
+    connection = _connect(parquet_glob)
     try:
         connection.register("requests", _requests_table(requests))
         try:
@@ -464,7 +461,7 @@ def removed_keys(home: DataHome | Path | str) -> set[tuple[str, str, str]]:
     path = _root(home).removed_records
     if not path.is_file():
         return set()
-    table = pq.read_table(path, columns=["source", "partition", "doc_id"])
+    table = read_parquet(path, columns=["source", "partition", "doc_id"])
     return set(zip(*(table.column(n).to_pylist() for n in ("source", "partition", "doc_id")), strict=True))
 
 
@@ -575,7 +572,7 @@ def _previous_removals(path: Path) -> dict[str, set[tuple[str, str, str]]]:
     """request id -> records the previous application removed (empty when there was none)."""
     if not path.is_file():
         return {}
-    table = pq.read_table(path)
+    table = read_parquet(path)
     if "request_id" not in table.column_names:
         return {}
     previous: dict[str, set[tuple[str, str, str]]] = {}

@@ -11,11 +11,13 @@ REPO = Path(__file__).resolve().parent.parent
 OPENCORPUS = str(Path(sys.executable).parent / "opencorpus")
 
 
-def run_opencorpus(*args: str, home: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`opencorpus ARGS --home HOME` with a clean environment (plus `env`) and its own DAGSTER_HOME."""
+def run_opencorpus(*args: str, home: Path | str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`opencorpus ARGS --home HOME` with a clean environment (plus `env`) and its own DAGSTER_HOME
+    (`<home>/dagster` for a folder; a home given as a URL needs `DAGSTER_HOME` in `env`)."""
     extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCORPUS_", "DAGSTER_", "OPENLINEAGE"))}
-    env["DAGSTER_HOME"] = str(home / "dagster")
+    if isinstance(home, Path):
+        env["DAGSTER_HOME"] = str(home / "dagster")
     env.update(extra)
     result = subprocess.run(
         [OPENCORPUS, *args, "--home", str(home)], capture_output=True, text=True, env=env, cwd=REPO, timeout=900
@@ -26,7 +28,7 @@ def run_opencorpus(*args: str, home: Path, check: bool = True, env: dict | None 
 
 
 def build(
-    home: Path, mirror: Path | str, catalog: Path = REPO / "assets", *extra: str, check: bool = True, env: dict | None = None
+    home: Path | str, mirror: Path | str, catalog: Path = REPO / "assets", *extra: str, check: bool = True, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     return run_opencorpus("build", "--catalog", str(catalog), "--mirror", str(mirror), "--json", *extra, home=home, check=check, env=env)
 

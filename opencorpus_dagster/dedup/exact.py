@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from opencorpus_dagster.storage import duckdb_connect
+
 
 @dataclass(frozen=True)
 class Member:
@@ -49,7 +51,7 @@ def find_exact_groups(
     of their group becomes the keeper.
     """
     try:
-        with duckdb.connect() as connection:
+        with duckdb_connect(documents_glob) as connection:
             rows = connection.execute(
                 f"""
                 WITH docs AS (
@@ -92,7 +94,7 @@ def load_members(documents_glob: str, keys: set[str]) -> dict[str, Member]:
     if not keys:
         return {}
     wanted = sorted(keys)
-    with duckdb.connect() as connection:
+    with duckdb_connect(documents_glob) as connection:
         connection.register("wanted", pa.table({"key": pa.array(wanted, pa.string())}))
         rows = connection.execute(
             f"""

@@ -28,13 +28,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from opencorpus_dagster.atomic import write_parquet_atomically, write_text_atomically
 from opencorpus_dagster.dedup.minhash import MinHashConfig, is_empty_signature
+from opencorpus_dagster.storage import duckdb_connect, read_parquet_schema
 
 _GENERATION_KEY = b"opencorpus.generation"
 _FETCH_ROWS = 65536
@@ -74,7 +73,7 @@ class LshIndex:
     def __init__(self, path: Path, config: MinHashConfig) -> None:
         """Open (or create) the index at `path`; raises `IndexConfigMismatch` if the folder
         was built with a different config."""
-        self.path = Path(path)
+        self.path = path
         self.config = config
         self.path.mkdir(parents=True, exist_ok=True)
         config_file = self.path / "index.json"
@@ -180,7 +179,7 @@ class LshIndex:
                 for kind in ("signatures", "bands"):
                     file = self.path / kind / quoted_source / name
                     stamps.append(
-                        pq.read_schema(file).metadata.get(_GENERATION_KEY) if file.exists() else None
+                        read_parquet_schema(file).metadata.get(_GENERATION_KEY) if file.exists() else None
                     )
                 if stamps[0] is None or stamps[0] != stamps[1]:
                     bad.append((unquote(quoted_source), unquote(name[: -len(".parquet")])))
@@ -189,7 +188,7 @@ class LshIndex:
     # -- queries ----------------------------------------------------------------------------
 
     def _pairs(self, sql: str) -> Iterator[tuple[str, str]]:
-        with duckdb.connect() as con:
+        with duckdb_connect(self.path) as con:
             reader = con.sql(sql).to_arrow_reader(_FETCH_ROWS)
             for batch in reader:
                 yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist())
@@ -233,7 +232,7 @@ class LshIndex:
         if wanted.num_rows == 0 or not self._has_files("signatures"):
             return {}
         found: dict[str, np.ndarray] = {}
-        with duckdb.connect() as con:
+        with duckdb_connect(self.path) as con:
             con.register("wanted", wanted)
             table = con.sql(
                 f"""

@@ -15,10 +15,8 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from opencorpus_dagster.atomic import write_parquet_atomically, write_text_atomically
 from opencorpus_dagster.dedup.clusters import verify_pairs_exact
@@ -26,6 +24,12 @@ from opencorpus_dagster.dedup.exact import member_key
 from opencorpus_dagster.dedup.lsh_index import LshIndex
 from opencorpus_dagster.dedup.minhash import MinHashConfig, compute_signatures
 from opencorpus_dagster.home import DataHome
+from opencorpus_dagster.storage import (
+    duckdb_connect,
+    modified_stamp,
+    parquet_file,
+    read_parquet,
+)
 
 SIGN_BATCH_ROWS = 1024
 PAIRS_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("similarity", pa.float64())])
@@ -34,11 +38,6 @@ PAIRS_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("similarity",
 def _partition_of(key: str) -> tuple[str, str]:
     source, partition, _ = key.split("|", 2)
     return source, partition
-
-
-def _stamp(path: Path) -> str:
-    stat = path.stat()
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 class NearDuplicateIndex:
@@ -62,7 +61,7 @@ class NearDuplicateIndex:
         state = json.loads(self.state_file.read_text()) if self.state_file.is_file() else {}
         files = self.documents_files()
         stale = {
-            part for part, path in files.items() if state.get("|".join(part)) != _stamp(path)
+            part for part, path in files.items() if state.get("|".join(part)) != modified_stamp(path)
         } | {part for part in self.index.inconsistent_partitions() if part in files}
         gone = {part for part in self.index.partitions() if part not in files}
         for part in sorted(gone):
@@ -78,7 +77,7 @@ class NearDuplicateIndex:
         pairs = sorted(set(pairs))
         self._write_pairs(pairs)
         for part in stale:
-            state["|".join(part)] = _stamp(files[part])
+            state["|".join(part)] = modified_stamp(files[part])
         write_text_atomically(self.state_file, json.dumps(state, indent=1, sort_keys=True))
         return pairs, sorted(changed)
 
@@ -86,7 +85,7 @@ class NearDuplicateIndex:
         source, partition = part
         keys: list[str] = []
         signatures: list[np.ndarray] = []
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=SIGN_BATCH_ROWS, columns=["doc_id", "text"]):
+        for batch in parquet_file(path).iter_batches(batch_size=SIGN_BATCH_ROWS, columns=["doc_id", "text"]):
             keys.extend(member_key(source, partition, d) for d in batch.column("doc_id").to_pylist())
             signatures.append(compute_signatures(batch.column("text").to_pylist(), self.config))
         stacked = np.concatenate(signatures) if signatures else np.zeros((0, self.config.num_perm), self.config.signature_dtype)
@@ -107,7 +106,7 @@ class NearDuplicateIndex:
             by_partition.setdefault((source, partition), set()).add(doc_id)
         files = self.documents_files()
         found: dict[str, str] = {}
-        with duckdb.connect() as connection:
+        with duckdb_connect(self.home.root) as connection:
             for (source, partition), doc_ids in sorted(by_partition.items()):
                 connection.register("wanted", pa.table({"doc_id": pa.array(sorted(doc_ids), pa.string())}))
                 rows = connection.execute(
@@ -121,7 +120,7 @@ class NearDuplicateIndex:
     def _stored_pairs(self) -> list[tuple[str, str, float]]:
         if not self.pairs_file.is_file():
             return []
-        table = pq.read_table(self.pairs_file)
+        table = read_parquet(self.pairs_file)
         return list(zip(table["a"].to_pylist(), table["b"].to_pylist(), table["similarity"].to_pylist(), strict=True))
 
     def _write_pairs(self, pairs: list[tuple[str, str, float]]) -> None:

@@ -63,6 +63,8 @@ from openlineage.client.facet_v2 import (
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.noop import NoopConfig, NoopTransport
 
+from opencorpus_dagster.storage import is_remote
+
 log = logging.getLogger(__name__)
 
 PRODUCER = "https://github.com/opencorpus/opencorpus-dagster"
@@ -180,7 +182,8 @@ class CorpusDatasets:
 
     @classmethod
     def for_home(cls, home: Path) -> CorpusDatasets:
-        return cls(namespace=Path(home).resolve().as_uri())
+        """Namespace: the home's URL (`file:///...` for a folder, `s3://bucket/...` in object storage)."""
+        return cls(namespace=str(home) if is_remote(home) else Path(home).resolve().as_uri())
 
     def raw(self, source: str) -> DatasetRef:
         """The raw partition Parquet files of a source: `<home>/raw/<source>/*.parquet`."""
@@ -386,9 +389,10 @@ class LineageEmitter:
         self.emit_errors = 0
 
     @classmethod
-    def from_environment(cls, home: Path) -> LineageEmitter:
+    def from_environment(cls, home: Path, state: Path | None = None) -> LineageEmitter:
         """The emitter for a data home, configured the standard OpenLineage way (see module doc);
-        default transport: JSON lines appended to `<home>/openlineage/events.jsonl`."""
+        default transport: JSON lines appended to `<state>/openlineage/events.jsonl`, where the
+        state folder is the home itself unless the home is in object storage."""
         datasets = CorpusDatasets.for_home(home)
         namespace = os.environ.get(NAMESPACE_ENV) or DEFAULT_JOB_NAMESPACE
         if _disabled():
@@ -396,7 +400,7 @@ class LineageEmitter:
         if _standard_configuration_present():
             client = OpenLineageClient()
         else:
-            path = Path(home).resolve() / DEFAULT_EVENTS_FILE
+            path = Path(state or home).resolve() / DEFAULT_EVENTS_FILE
             path.parent.mkdir(parents=True, exist_ok=True)
             # Append mode writes each event as one line with one write() on an O_APPEND file, so
             # parallel step processes do not interleave (tests/test_openlineage.py checks it).

@@ -22,7 +22,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from opencorpus_dagster.atomic import published
 from opencorpus_dagster.records import Outcome
+from opencorpus_dagster.storage import register_locations
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
@@ -106,6 +108,21 @@ class LineageStore:
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self._connect() as conn:
             yield conn
+
+    def publish_copy(self, target: Path) -> Path:
+        """Publish a consistent copy of the store as one DuckDB file at `target` (local or remote).
+
+        The copy is made by DuckDB (`COPY FROM DATABASE`) inside one connection, so it is a
+        snapshot even while the store is in use; `opencorpus trace --home` works on it.
+        """
+        with published(target) as temporary, self._connect() as conn:
+            (current,) = conn.execute("SELECT current_database()").fetchone()
+            conn.execute(f"ATTACH {_sql_string(str(temporary))} AS lineage_copy")
+            try:
+                conn.execute(f"COPY FROM DATABASE {_identifier(current)} TO lineage_copy")
+            finally:
+                conn.execute("DETACH lineage_copy")
+        return target
 
     # -- writes ------------------------------------------------------------------------
 
@@ -208,6 +225,7 @@ class LineageStore:
                 written_by = dict(conn.execute("SELECT shard, run_id FROM shards").fetchall())
                 for shard in sorted((previous - listed) | set(changed)):
                     conn.execute("DELETE FROM shard_rows WHERE shard = ?", [shard])
+                register_locations(conn, corpus_dir)
                 for shard in sorted(set(changed) | (listed - previous)):
                     conn.execute(
                         "INSERT INTO shard_rows SELECT ?, file_row_number, doc_id "
@@ -328,3 +346,11 @@ DECISION_SCHEMA = pa.schema(
 def decisions_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Decision rows (dicts with DECISION_SCHEMA's fields) as an Arrow table."""
     return pa.Table.from_pylist(rows, schema=DECISION_SCHEMA)
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -13,6 +13,7 @@ from dagster import (
     asset,
 )
 
+from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.catalog import Catalog
 from opencorpus_dagster.orchestration.assets import CORPUS_GROUP
 from opencorpus_dagster.orchestration.resources import CorpusSettings
@@ -35,13 +36,12 @@ def catalog_asset(catalog: Catalog) -> AssetsDefinition:
     )
     def catalog_snapshot(corpus: CorpusSettings) -> MaterializeResult:
         home = corpus.data_home()
-        home.root.mkdir(parents=True, exist_ok=True)
         snapshot = {
             "directory": str(catalog.directory),
             "sources": {s.name: {"kind": s.spec.kind, "fingerprint": s.fingerprint, "file": str(s.path)} for s in catalog.sources},
             "errors": errors,
         }
-        (home.root / "catalog.json").write_text(json.dumps(snapshot, indent=2, sort_keys=True) + "\n")
+        write_text_atomically(home.root / "catalog.json", json.dumps(snapshot, indent=2, sort_keys=True) + "\n")
         return MaterializeResult(
             metadata={"sources": len(catalog.sources), "invalid_files": MetadataValue.json(errors)},
             check_results=[AssetCheckResult(check_name="catalog_valid", passed=not errors, metadata={"errors": MetadataValue.json(errors)})],

@@ -29,7 +29,7 @@ class CorpusSettings(ConfigurableResource):
 
     def lineage_emitter(self) -> LineageEmitter:
         """OpenLineage events: the standard OPENLINEAGE_* configuration, else JSON lines in the home."""
-        return LineageEmitter.from_environment(self.data_home().root)
+        return LineageEmitter.from_environment(self.data_home().root, self.data_home().state)
 
 
 def lineage_store(duckdb: DuckDBResource) -> LineageStore:

@@ -37,6 +37,7 @@ from opencorpus_dagster.licensing.spdx import (
     spdx_licensing,
 )
 from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.storage import duckdb_connect
 
 ATTRIBUTION_FILE = "ATTRIBUTION"
 NO_LICENSE = "(no licence recorded)"
@@ -120,7 +121,7 @@ def write_attribution(home: DataHome, store: LineageStore) -> Path:
     del store  # the shard rows carry everything the file prints
     files = shard_files(home)
     target = home.corpus_dir / ATTRIBUTION_FILE
-    connection = duckdb.connect()
+    connection = duckdb_connect(*files)
     try:
         return write_text_atomically(target, _render(connection, files))
     finally:

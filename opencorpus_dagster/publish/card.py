@@ -34,6 +34,7 @@ from opencorpus_dagster.publish.attribution import (
     requires_attribution,
     shard_files,
 )
+from opencorpus_dagster.storage import duckdb_connect
 
 CARD_FILE = "README.md"
 SHARD_GLOB = "shards/**/*.parquet"  # relative to the corpus folder, where README.md lives
@@ -122,7 +123,7 @@ def corpus_statistics(home: DataHome, store: LineageStore) -> CorpusStatistics:
 
 
 def _shard_statistics(stats: CorpusStatistics, files: list[str]) -> None:
-    connection = duckdb.connect()
+    connection = duckdb_connect(*files)
     try:
         # One pass over the text: per (source, licence, language, evidence kind) counts, the
         # rest are sums of these.

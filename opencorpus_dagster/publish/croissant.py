@@ -15,7 +15,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -29,6 +28,7 @@ from opencorpus_dagster.publish.attribution import (
 )
 from opencorpus_dagster.publish.card import SHARD_GLOB
 from opencorpus_dagster.shards import SHARD_SCHEMA
+from opencorpus_dagster.storage import duckdb_connect
 
 CROISSANT_FILE = "croissant.json"
 CROISSANT_CONFORMS_TO = "http://mlcommons.org/croissant/1.0"
@@ -199,7 +199,7 @@ def _schema(files: list[str]) -> pa.Schema:
 def _languages(files: list[str]) -> list[str]:
     if not files:
         return []
-    with duckdb.connect() as connection:
+    with duckdb_connect(*files) as connection:
         rows = connection.execute(
             "SELECT DISTINCT language FROM read_parquet(?) WHERE language IS NOT NULL ORDER BY language", [files]
         ).fetchall()

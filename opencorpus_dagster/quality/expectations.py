@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from opencorpus_dagster.connectors.base import UnreadableInput
+from opencorpus_dagster.storage import duckdb_connect, parquet_file
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
 DEFAULT_BATCH_ROWS = 50_000
@@ -157,7 +158,7 @@ def run_suite(
     row_checks = [check for check in checks if not check.whole_table]
     validator = _GxBatchValidator(name) if row_checks else None
     batches = _BatchCoalescer(validator, batch_rows) if validator else None
-    paths = [Path(path) for path in parquet_paths]
+    paths = list(parquet_paths)
     rows = 0
     columns_read: set[str] = set()
     for path in paths:
@@ -454,7 +455,7 @@ def _decide_duplicates(checks: Sequence[_Check]) -> None:
     """Tally whole-table uniqueness with DuckDB over every file that has the checked columns."""
     # DuckDB spills a large GROUP BY to temp_directory, which defaults to `.tmp` in the cwd.
     with tempfile.TemporaryDirectory(prefix="opencorpus-gx-") as spill:
-        connection = duckdb.connect(":memory:", config={"temp_directory": spill})
+        connection = duckdb_connect(*{file for check in checks for file in check.files}, database=":memory:", config={"temp_directory": spill})
         try:
             for check in checks:
                 if check.files:
@@ -499,7 +500,7 @@ def _count_duplicates(connection: duckdb.DuckDBPyConnection, check: _Check) -> N
 
 def _open_parquet(path: Path) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(path)
+        return parquet_file(path)
     except (pa.ArrowException, OSError) as error:
         raise UnreadableInput(str(path), f"cannot open Parquet: {error}") from error
 

@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-import duckdb
-
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.licensing.spdx import PUBLIC_DOMAIN, known_license_ids
@@ -21,6 +19,7 @@ from opencorpus_dagster.quality.expectations import (
     SuiteResult,
     run_suite,
 )
+from opencorpus_dagster.storage import duckdb_connect
 
 RAW_SUITE = EXPECTATIONS_DIR / "raw_records.json"
 DOCUMENTS_SUITE = EXPECTATIONS_DIR / "documents.json"
@@ -36,7 +35,7 @@ def allowed_licenses(policy: LicensePolicy, files: Iterable[Path]) -> list[str]:
     present: set[str] = set()
     paths = [str(p) for p in files]
     if paths:
-        with duckdb.connect() as conn:
+        with duckdb_connect(*paths) as conn:
             rows = conn.execute("SELECT DISTINCT license FROM read_parquet(?) WHERE license IS NOT NULL", [paths]).fetchall()
         present = {row[0] for row in rows}
     allowed = _allowed_known_ids(tuple(policy.allow), tuple(policy.deny))

@@ -1,0 +1,102 @@
+"""Stage files on local disk or in object storage, behind `pathlib`-style paths.
+
+The data home is a folder or an fsspec URL (`s3://bucket/corpus`, `gs://...`, `az://...`).
+Code that reads or writes stage files (raw, documents, dedup, shards, manifest, card) uses
+paths from `DataHome`: a `pathlib.Path` for a local home, a `upath.UPath` for a remote one.
+Both answer `/`, `glob`, `is_file`, `open`, `read_text`, `stat` and `unlink` the same way; what
+differs is handled here: how pyarrow and DuckDB are pointed at a remote file (through the same
+fsspec filesystem, so credentials and endpoints come from one place: the fsspec/botocore
+configuration, e.g. `AWS_ENDPOINT_URL`), and how a file is published at once (see
+`opencorpus_dagster.atomic`).
+
+Listings are not cached (`use_listings_cache=False`): several processes write the same home,
+and a stale listing would hide a partition another run has just published.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.core import split_protocol
+from upath import UPath
+
+LOCAL_PROTOCOLS = frozenset({None, "", "file", "local"})
+
+
+def resolve_location(location: str | Path) -> Path:
+    """A local folder (absolute `Path`) or, for an fsspec URL with a remote protocol, a `UPath`."""
+    text = str(location)
+    protocol, rest = split_protocol(text)
+    if protocol in LOCAL_PROTOCOLS:
+        return Path(rest if protocol else text).expanduser().resolve()
+    return UPath(text, use_listings_cache=False)
+
+
+def is_remote(path: Path | str) -> bool:
+    if isinstance(path, str):
+        return split_protocol(path)[0] not in LOCAL_PROTOCOLS
+    return isinstance(path, UPath) and path.protocol not in LOCAL_PROTOCOLS
+
+
+def _arrow(path: Path) -> tuple[str, Any]:
+    """(path, filesystem) arguments for pyarrow: the fsspec filesystem for a remote path."""
+    return (path.path, path.fs) if is_remote(path) else (str(path), None)
+
+
+def parquet_file(path: Path) -> pq.ParquetFile:
+    source, filesystem = _arrow(path)
+    return pq.ParquetFile(source, filesystem=filesystem)
+
+
+def read_parquet(path: Path, **options: Any) -> pa.Table:
+    source, filesystem = _arrow(path)
+    return pq.read_table(source, filesystem=filesystem, **options)
+
+
+def read_parquet_schema(path: Path) -> pa.Schema:
+    source, filesystem = _arrow(path)
+    return pq.read_schema(source, filesystem=filesystem)
+
+
+def modified_stamp(path: Path) -> str:
+    """Size and modification time of a file: changes whenever the file is rewritten."""
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime}"
+
+
+def duckdb_connect(*locations: Path | str, **options: Any) -> duckdb.DuckDBPyConnection:
+    """`duckdb.connect(**options)` that can read the given locations (paths, URLs or globs).
+
+    DuckDB reads local files itself; for a remote location the same fsspec filesystem the
+    pipeline writes with is registered on the connection (DuckDB then needs no extension).
+    """
+    connection = duckdb.connect(**options)
+    register_locations(connection, *locations)
+    return connection
+
+
+def register_locations(connection: duckdb.DuckDBPyConnection, *locations: Path | str) -> None:
+    """Let `connection` read remote `locations` through fsspec; local ones need nothing."""
+    registered = set(connection.list_filesystems())
+    for location in locations:
+        if not is_remote(location):
+            continue
+        filesystem = location.fs if isinstance(location, UPath) else _filesystem(str(location))
+        if filesystem.protocol and _name(filesystem) not in registered:
+            connection.register_filesystem(filesystem)
+            registered.add(_name(filesystem))
+
+
+def _filesystem(url: str) -> fsspec.AbstractFileSystem:
+    protocol, _ = split_protocol(url)
+    return fsspec.filesystem(protocol, use_listings_cache=False)
+
+
+def _name(filesystem: fsspec.AbstractFileSystem) -> str:
+    protocol = filesystem.protocol
+    return protocol[0] if isinstance(protocol, tuple | list) else protocol
