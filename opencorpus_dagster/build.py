@@ -24,6 +24,7 @@ from rich.progress import (
 
 from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.definitions import build_definitions
+from opencorpus_dagster.discovery import discover_and_record
 from opencorpus_dagster.fetch import MIRROR_ENV
 from opencorpus_dagster.home import data_home
 from opencorpus_dagster.lineage.store import LineageStore
@@ -53,15 +54,16 @@ def pending_partitions(
 ) -> tuple[list[tuple], list[tuple]]:
     """(pending, unchanged) (source, partition key) pairs; `only` limits forcing to these keys.
 
-    Sources that discover their units list them now (through `fetcher`), and new keys are added
-    to the instance's dynamic partitions, as the discovery sensor would.
+    Sources that discover their units list them now (through `fetcher`) and record the listing
+    in `home` for the runs; new keys are added to the instance's dynamic partitions, as the
+    discovery sensor would.
     """
     pending, unchanged = [], []
     recorded_fingerprints = store.partition_fingerprints("documents")
     for source in sources:
         units = source.connector.units()
         if source.connector.discovers() and fetcher is not None:
-            units = source.connector.discover_units(fetcher)
+            units = discover_and_record(source, fetcher, home)
             if instance is not None:
                 name = dynamic_partitions_name(source.name)
                 known = set(instance.get_dynamic_partitions(name))

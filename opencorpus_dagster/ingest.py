@@ -9,7 +9,6 @@ the sha256 of every fetched file go to the lineage store in the same step.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,8 +17,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from opencorpus_dagster.atomic import published
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.connectors.base import Unit, UnreadableInput
+from opencorpus_dagster.discovery import discovered_unit
 from opencorpus_dagster.fetch import FetchedFile, Fetcher, FetchError
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
@@ -93,16 +94,18 @@ class RecordingFetcher:
         return self.fetched[-1].retrieved_at if self.fetched else None
 
 
-def find_unit(source: Source, partition: str, fetcher: Fetcher | None = None) -> Unit:
-    """The unit behind a partition key: declared in the catalog, or discovered upstream."""
-    for unit in source.connector.units():
-        if unit.key == partition:
-            return unit
-    if fetcher is not None and source.connector.discovers():
-        for unit in source.connector.discover_units(fetcher):
-            if unit.key == partition:
-                return unit
-    raise PartitionFailed(f"source {source.name!r} has no partition {partition!r} in {source.path}")
+def find_unit(source: Source, partition: str, fetcher: Fetcher | None = None, home: DataHome | None = None) -> Unit:
+    """The unit behind a partition key: declared in the catalog or, for a source that discovers
+    its units (given `fetcher` and `home`), as last recorded by the sensor or `opencorpus build`,
+    else listed upstream now (`discovery.discovered_unit`). The recorded unit wins over a declared
+    one with the same key: a discovered batch can hold more books than the declared one."""
+    if source.connector.discovers() and fetcher is not None and home is not None:
+        unit = discovered_unit(source, partition, fetcher, home)
+    else:
+        unit = next((unit for unit in source.connector.units() if unit.key == partition), None)
+    if unit is None:
+        raise PartitionFailed(f"source {source.name!r} has no partition {partition!r} in {source.path}")
+    return unit
 
 
 def ingest_partition(
@@ -120,8 +123,6 @@ def ingest_partition(
     """
     partition = unit.key
     target = home.raw_path(source.name, partition)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     recorder = RecordingFetcher(fetcher)
     now = _now()
     decisions: list[dict] = []
@@ -130,42 +131,34 @@ def ingest_partition(
     counts: Counter = Counter()
     records = 0
     batch: list[dict] = []
-    writer = pq.ParquetWriter(temporary, RAW_SCHEMA, compression="zstd")
     try:
-        for item in source.connector.read(unit, recorder):
-            if isinstance(item, Decision):
-                decisions.append(_decision_row(source.name, partition, item, run_id, now))
-                counts[item.outcome.value] += 1
-                continue
-            if item.source_record_id in seen_ids:
-                duplicate = Decision(
-                    item.source_record_id, item.upstream_uri, Outcome.QUARANTINED, "raw",
-                    "raw.repeated_record_id", item.source_record_id,
-                    "the same native id appears twice in one upstream unit; the first is kept",
-                )
-                decisions.append(_decision_row(source.name, partition, duplicate, run_id, now))
-                counts[Outcome.QUARANTINED.value] += 1
-                continue
-            seen_ids.add(item.source_record_id)
-            row = _raw_row(source.name, partition, item, recorder.retrieved_at(item.upstream_uri))
-            batch.append(row)
-            lineage_rows.append(_lineage_row(row, run_id))
-            records += 1
-            if len(batch) >= BATCH_ROWS:
+        with published(target) as temporary, pq.ParquetWriter(temporary, RAW_SCHEMA, compression="zstd") as writer:
+            for item in source.connector.read(unit, recorder):
+                if isinstance(item, Decision):
+                    decisions.append(_decision_row(source.name, partition, item, run_id, now))
+                    counts[item.outcome.value] += 1
+                    continue
+                if item.source_record_id in seen_ids:
+                    duplicate = Decision(
+                        item.source_record_id, item.upstream_uri, Outcome.QUARANTINED, "raw",
+                        "raw.repeated_record_id", item.source_record_id,
+                        "the same native id appears twice in one upstream unit; the first is kept",
+                    )
+                    decisions.append(_decision_row(source.name, partition, duplicate, run_id, now))
+                    counts[Outcome.QUARANTINED.value] += 1
+                    continue
+                seen_ids.add(item.source_record_id)
+                row = _raw_row(source.name, partition, item, recorder.retrieved_at(item.upstream_uri))
+                batch.append(row)
+                lineage_rows.append(_lineage_row(row, run_id))
+                records += 1
+                if len(batch) >= BATCH_ROWS:
+                    writer.write_table(pa.Table.from_pylist(batch, schema=RAW_SCHEMA))
+                    batch = []
+            if batch:
                 writer.write_table(pa.Table.from_pylist(batch, schema=RAW_SCHEMA))
-                batch = []
-        if batch:
-            writer.write_table(pa.Table.from_pylist(batch, schema=RAW_SCHEMA))
-        writer.close()
     except (UnreadableInput, FetchError) as error:
-        writer.close()
-        temporary.unlink(missing_ok=True)
         raise PartitionFailed(f"source {source.name!r}, partition {partition!r}: {error}") from error
-    except BaseException:
-        writer.close()
-        temporary.unlink(missing_ok=True)
-        raise
-    os.replace(temporary, target)
     records_in = records + len(decisions)
     store.replace_partition_stage(
         source.name,

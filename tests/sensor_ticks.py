@@ -37,4 +37,5 @@ def tick(
         instance.add_dynamic_partitions(
             request.partitions_def_name, list(request.partition_keys)
         )
-    return Tick(result.run_requests, result.cursor, None), instance
+    skip_message = result.skip_reason.skip_message if result.skip_reason else None
+    return Tick(result.run_requests, result.cursor, skip_message), instance

@@ -387,3 +387,31 @@ def test_a_partition_whose_file_fails_its_sha1_fails_naming_the_file(dagster_set
         f"partition '{MAY_KEY}': {MAY_URL}: sha1 {HYWIKI_SHA1} does not match dumpstatus.json's {'f' * 40}" in message
     )
     assert not list((Path(corpus.home) / "raw").rglob("*.parquet"))
+
+
+def test_a_run_that_leaves_the_listing_window_can_still_be_rematerialised(tmp_path, mirror, fixtures_dir, monkeypatch):
+    """`latest_runs: 1`: once June is done, May is no longer listed upstream, but its partition
+    exists, and a backfill of it must still find its file (from the recorded listing)."""
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "hywiki.yaml").write_text(CATALOG + "  latest_runs: 1\n")
+    monkeypatch.setenv("OPENCORPUS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OPENCORPUS_MIRROR", str(mirror))
+    defs = build_definitions(str(catalog))
+    corpus = CorpusSettings(home=str(tmp_path / "home"), mirror=str(mirror))
+    dagster_home = tmp_path / "dagster"
+
+    write_index(mirror, [MAY])  # June's run has not started yet
+    first, _ = tick(defs, corpus, dagster_home, None)
+    assert [r.partition_key for r in first.run_requests] == [MAY_KEY]
+    write_index(mirror, [MAY, JUNE])
+    publish_run(mirror, fixtures_dir, JUNE, "done")
+    second, instance = tick(defs, corpus, dagster_home, first.cursor)
+    assert [r.partition_key for r in second.run_requests] == [JUNE_KEY]
+    assert instance.get_dynamic_partitions("hywiki_units") == [MAY_KEY, JUNE_KEY]
+
+    result = defs.resolve_job_def("hywiki_job").execute_in_process(partition_key=MAY_KEY, instance=instance)
+    assert result.success
+    metadata = result.asset_materializations_for_node("hywiki__raw")[0].metadata
+    assert MAY_URL in metadata["files"].value
+    assert metadata["records_in"].value == 35

@@ -4,20 +4,27 @@ One unit (partition) is a batch of book ids, `id // batch_size`. Per book the co
 fetches the plain text, strips the PG header and footer, and reads the book's RDF record for
 title, authors, language, issue date and the rights statement. It reports the rights string as
 PG states it; the licensing stage decides what it means.
+
+The books are those listed in the catalog (`books`) and, with `catalog_feed`, those of PG's RDF
+feed (`rdf-files.tar.bz2`: one `cache/epub/<id>/pg<id>.rdf` member per ebook, ~75,000 of them in
+~100 MB), read one member at a time so memory does not grow with the feed.
 """
 
 from __future__ import annotations
 
 import codecs
+import logging
 import re
+import tarfile
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, BinaryIO, Self
 
 from lxml import etree
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from opencorpus_dagster.compression import open_decompressed
 from opencorpus_dagster.connectors.base import (
@@ -49,6 +56,13 @@ _CHARSET_LINE = re.compile(r"^Cha\w* set encoding:\s*(?P<charset>.+?)\s*$", re.M
 _HEADER_FIELD = re.compile(r"^(?P<name>Title|Author):\s*(?P<value>.*)$", re.IGNORECASE)
 # The header block (title, author, charset) sits in the first few dozen lines.
 _HEADER_SCAN_CHARS = 8000
+# A feed member is one ebook's record: `cache/epub/2701/pg2701.rdf`.
+_FEED_MEMBER = re.compile(r"(?:^|/)pg(?P<id>\d+)\.rdf$")
+# PG's records are tens of KB; a member far larger is not a record (and is not read into memory).
+_MAX_FEED_RECORD_BYTES = 16 * 1024 * 1024
+# The DCMI type of the ebooks the feed lists; PG also has Sound, StillImage, Dataset, ... ebooks.
+_TEXT_TYPE = "Text"
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,15 +76,36 @@ class _Catalog:
     issued: str | None
 
 
+@dataclass(frozen=True)
+class _FeedRecord:
+    """What the listing needs from one record of the feed."""
+
+    book: int
+    types: frozenset[str]
+    languages: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _SkippedMember:
+    """A feed member that is not a usable RDF record: skipped, counted, named in a warning."""
+
+    name: str
+    problem: str
+
+
 @register
 class GutenbergConnector(Connector):
     kind = "gutenberg"
-    unit_listing_options = ("books",)
+    unit_listing_options = ("books", "catalog_feed", "languages")
 
     class Options(ConnectorOptions):
-        """`books`: ebook numbers; batches of `batch_size` consecutive ids form one unit."""
+        """`books`: ebook numbers; `catalog_feed`: URL of PG's RDF feed, whose Text ebooks (in
+        `languages`, when given) are listed too. Batches of `batch_size` consecutive ids form
+        one unit."""
 
-        books: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+        books: list[Annotated[int, Field(ge=1)]] | None = Field(default=None, min_length=1)
+        catalog_feed: str | None = Field(default=None, min_length=1)
+        languages: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
         batch_size: int = Field(default=1000, ge=1)
         text_url: str = "https://www.gutenberg.org/cache/epub/{id}/pg{id}.txt"
         rdf_url: str = "https://www.gutenberg.org/cache/epub/{id}/pg{id}.rdf"
@@ -91,13 +126,64 @@ class GutenbergConnector(Connector):
                 raise ValueError(f"URL template {template!r} must contain '{{id}}' (the ebook number)")
             return template
 
+        @model_validator(mode="after")
+        def _lists_some_books(self) -> Self:
+            if not self.books and not self.catalog_feed:
+                raise ValueError(
+                    "give `books` (ebook numbers), `catalog_feed` (the URL of PG's RDF feed, e.g. "
+                    "https://www.gutenberg.org/cache/epub/feeds/rdf-files.tar.bz2), or both"
+                )
+            if self.languages and not self.catalog_feed:
+                raise ValueError("`languages` filters the books of `catalog_feed`: set `catalog_feed` too")
+            return self
+
     options: Options
 
     def units(self) -> list[Unit]:
+        """The batches of the books listed in `books` (none without it); see `discover_units`."""
+        return self._batches(self.options.books or [])
+
+    def discovers(self) -> bool:
+        return self.options.catalog_feed is not None
+
+    def discover_units(self, fetcher: Fetcher) -> list[Unit]:
+        """The batches of `books` plus the feed's Text ebooks (in `languages`, when given).
+
+        The feed is fetched afresh (it grows upstream) and streamed one member at a time. Raises
+        `UnreadableInput` naming the feed URL when it cannot be read (truncated, not a tar); a
+        member that is not a usable RDF record is skipped and counted in a logged warning.
+        """
+        books = set(self.options.books or [])
+        if self.options.catalog_feed:
+            books.update(self._feed_books(fetcher, self.options.catalog_feed))
+        return self._batches(books)
+
+    def _feed_books(self, fetcher: Fetcher, feed_url: str) -> list[int]:
+        """Ids of the feed's Text ebooks in `languages` (any language without it), in feed order."""
+        wanted = {language.lower() for language in self.options.languages or ()}
+        fetched = fetcher.fetch(feed_url, refresh=True)
+        books: list[int] = []
+        skipped, first_skipped = 0, None
+        for entry in read_catalog_feed(feed_url, fetched.path):
+            if isinstance(entry, _SkippedMember):
+                skipped, first_skipped = skipped + 1, first_skipped or entry
+            elif _TEXT_TYPE in entry.types and (not wanted or wanted & entry.languages):
+                books.append(entry.book)
+        if first_skipped is not None:
+            _log.warning(
+                "%s: skipped %d unusable record(s); the first, %s: %s",
+                feed_url,
+                skipped,
+                first_skipped.name,
+                first_skipped.problem,
+            )
+        return books
+
+    def _batches(self, books: Iterable[int]) -> list[Unit]:
         """One unit per `id // batch_size` batch, ascending; key `"02000-02999"`, urls in id order."""
         size = self.options.batch_size
         batches: dict[int, list[int]] = {}
-        for book in sorted(self.options.books):
+        for book in sorted(books):
             batches.setdefault(book // size, []).append(book)
         return [
             Unit(
@@ -231,24 +317,84 @@ def _declared_charset(header: str) -> str | None:
     return None
 
 
+# -- catalog feed --------------------------------------------------------------------------
+
+
+def read_catalog_feed(feed_url: str, path: Path) -> Iterator[_FeedRecord | _SkippedMember]:
+    """The records of PG's RDF feed (a tar, usually bz2) at `path`, one member at a time.
+
+    Members not named `pg<id>.rdf` (directories, ...) are passed over. Raises `UnreadableInput`
+    naming `feed_url` when the archive cannot be read to its end (truncated, not a tar).
+    """
+    parser = _rdf_parser()
+    try:
+        with open_decompressed(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            while (member := tar.next()) is not None:
+                # Stream mode keeps every header it has read; on the real feed that list grows
+                # with the ~150,000 members, and only the current one is needed.
+                tar.members = []
+                match = _FEED_MEMBER.search(member.name)
+                if member.isfile() and match:
+                    yield _feed_entry(tar, member, int(match["id"]), parser)
+            _read_to_end(stream)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+        raise UnreadableInput(feed_url, f"catalog feed cannot be read: {error}") from error
+
+
+def _read_to_end(stream: BinaryIO) -> None:
+    # A feed cut at a member boundary looks like the end of the tar; only the decompressor,
+    # read to its end, notices the missing end-of-stream marker (and raises EOFError).
+    while stream.read(1 << 16):
+        pass
+
+
+def _feed_entry(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, book: int, parser: etree.XMLParser
+) -> _FeedRecord | _SkippedMember:
+    """The id, DCMI types and languages of one member's record, or why it is skipped."""
+    if member.size > _MAX_FEED_RECORD_BYTES:
+        return _SkippedMember(member.name, f"{member.size} bytes, not an RDF record")
+    # Read before parsing: an I/O error here is the feed's (it propagates), not the record's.
+    data = tar.extractfile(member).read()
+    try:
+        ebook = _ebook_element(etree.fromstring(data, parser), book)
+    except (etree.XMLSyntaxError, ValueError) as error:
+        return _SkippedMember(member.name, str(error))
+
+    def values(path: str) -> frozenset[str]:
+        return frozenset(text for text in map(_own_text, ebook.iterfind(path, _NS)) if text)
+
+    languages = frozenset(language.lower() for language in values("dcterms:language//rdf:value"))
+    return _FeedRecord(book, values("dcterms:type//rdf:value"), languages)
+
+
 # -- catalog -------------------------------------------------------------------------------
 
 
-def _catalog_from_rdf(rdf: FetchedFile, book: int) -> _Catalog:
-    """Title, creators, language, rights and issue date of the RDF record; ValueError if unusable."""
-    # No entity expansion, no DTD, no network: the record comes from a mirror we do not control.
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-    try:
-        with open_decompressed(rdf.path) as handle:
-            root = etree.parse(handle, parser).getroot()
-    except (etree.XMLSyntaxError, EOFError, OSError, zlib.error) as error:
-        raise ValueError(f"not a readable RDF/XML record: {error}") from error
+def _rdf_parser() -> etree.XMLParser:
+    # No entity expansion, no DTD, no network: records come from a mirror we do not control.
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def _ebook_element(root: etree._Element, book: int) -> etree._Element:
+    """The record's `pgterms:ebook`, checked to describe `book`; ValueError otherwise."""
     ebook = root.find("pgterms:ebook", _NS)
     if ebook is None:
         raise ValueError("no pgterms:ebook element")
     about = ebook.get(f"{{{_NS['rdf']}}}about", "")
     if about.rsplit("/", 1)[-1] != str(book):
         raise ValueError(f"record describes {about!r}, not ebooks/{book}")
+    return ebook
+
+
+def _catalog_from_rdf(rdf: FetchedFile, book: int) -> _Catalog:
+    """Title, creators, language, rights and issue date of the RDF record; ValueError if unusable."""
+    try:
+        with open_decompressed(rdf.path) as handle:
+            root = etree.parse(handle, _rdf_parser()).getroot()
+    except (etree.XMLSyntaxError, EOFError, OSError, zlib.error) as error:
+        raise ValueError(f"not a readable RDF/XML record: {error}") from error
+    ebook = _ebook_element(root, book)
 
     def first_text(path: str) -> str | None:
         element = ebook.find(path, _NS)

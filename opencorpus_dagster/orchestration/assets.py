@@ -110,7 +110,7 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
         **common,
     )
     def raw(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
-        unit = find_unit(source, context.partition_key, corpus.fetcher())
+        unit = find_unit(source, context.partition_key, corpus.fetcher(), corpus.data_home())
         emitter = corpus.lineage_emitter()
         output = emitter.datasets.raw(source.name)
         upstream = [DatasetRef.from_url(url) for url in unit.urls if "://" in url]
@@ -352,13 +352,14 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         readme = write_card(home, store, descriptions)
         attribution = write_attribution(home, store)
         croissant = write_croissant(home, store)
-        return MaterializeResult(
-            metadata={
-                "card": MetadataValue.path(str(readme)),
-                "attribution": MetadataValue.path(str(attribution)),
-                "croissant": MetadataValue.path(str(croissant)),
-                "preview": MetadataValue.md(readme.read_text()[:4000]),
-            }
-        )
+        metadata = {
+            "card": MetadataValue.path(str(readme)),
+            "attribution": MetadataValue.path(str(attribution)),
+            "croissant": MetadataValue.path(str(croissant)),
+            "preview": MetadataValue.md(readme.read_text()[:4000]),
+        }
+        if home.is_remote:  # the store itself is local; the corpus in object storage gets a copy
+            metadata["lineage_snapshot"] = MetadataValue.path(str(store.publish_copy(home.lineage_snapshot)))
+        return MaterializeResult(metadata=metadata)
 
     return [takedown, dedup, shards, card]

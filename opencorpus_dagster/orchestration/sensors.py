@@ -1,13 +1,17 @@
-"""Discovery sensors: new upstream units of a source become partitions, and only they get runs.
+"""Discovery sensors: new or changed upstream units of a source get runs, and only they do.
 
-One sensor per source that discovers its units (a Common Crawl `warc.paths` listing, ...). Each
-tick lists the units through the mirror-aware fetcher, adds the keys not yet known as dynamic
-partitions and requests one run per new key. The set of known keys lives in the Dagster
-instance (the dynamic partitions), and the sensor cursor records the listing it last saw, so a
-restarted daemon neither loses nor repeats work.
+One sensor per source that discovers its units (a Common Crawl `warc.paths` listing, Project
+Gutenberg's RDF feed, ...). Each tick lists the units through the mirror-aware fetcher, records
+the listing in the data home (the runs read their unit from it, not from upstream), adds the
+keys not yet known as dynamic partitions and requests one run per new key, and one per known
+key whose unit changed since the last tick (a new book inside an existing batch keeps its key).
+
+The known keys live in the Dagster instance (the dynamic partitions); the cursor holds a digest
+of each unit as last seen, so a restarted daemon neither loses nor repeats work. Without a
+cursor (the first tick, a reset one) the keys already known are taken as they are: whoever
+added them (`opencorpus build`) ran them.
 """
 
-import hashlib
 import json
 
 from dagster import (
@@ -22,11 +26,13 @@ from dagster import (
 )
 
 from opencorpus_dagster.catalog import Source
+from opencorpus_dagster.discovery import discover_and_record, unit_digest
 from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
 from opencorpus_dagster.orchestration.jobs import source_job_name
 from opencorpus_dagster.orchestration.resources import CorpusSettings
 
 DISCOVERY_INTERVAL_SECONDS = 3600
+_CURSOR_FIELD = "unit_digests"
 
 
 def discovery_sensor(source: Source) -> SensorDefinition:
@@ -35,20 +41,45 @@ def discovery_sensor(source: Source) -> SensorDefinition:
         job_name=source_job_name(source.name),
         minimum_interval_seconds=DISCOVERY_INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.STOPPED,
-        description=f"Lists the upstream units of {source.name} and requests runs for the new ones.",
+        description=f"Lists the upstream units of {source.name} and requests runs for the new or changed ones.",
     )
-    def discover(context: SensorEvaluationContext, corpus: CorpusSettings):
-        keys = [unit.key for unit in source.connector.discover_units(corpus.fetcher())]
-        listing = hashlib.sha256(json.dumps(keys).encode()).hexdigest()
+    def discover(context: SensorEvaluationContext, corpus: CorpusSettings) -> SensorResult:
+        units = discover_and_record(source, corpus.fetcher(), corpus.data_home())
+        digests = {unit.key: unit_digest(unit) for unit in units}
         name = dynamic_partitions_name(source.name)
         known = set(context.instance.get_dynamic_partitions(name))
-        new = [key for key in keys if key not in known]
-        if not new:
-            return SkipReason(f"no new upstream unit among {len(keys)} listed")
+        seen = _digests_in(context.cursor)
+        to_run = _keys_to_run(digests, known, seen)
+        cursor = json.dumps({_CURSOR_FIELD: digests}, sort_keys=True, separators=(",", ":"))
+        if not to_run:
+            message = f"no new upstream unit and none changed among {len(digests)} listed"
+            return SensorResult(skip_reason=SkipReason(message), cursor=cursor)
+        new = [key for key in to_run if key not in known]
         return SensorResult(
-            run_requests=[RunRequest(run_key=f"{source.name}:{key}", partition_key=key) for key in new],
-            dynamic_partitions_requests=[AddDynamicPartitionsRequest(partitions_def_name=name, partition_keys=new)],
-            cursor=json.dumps({"listing_sha256": listing, "units": len(keys)}),
+            run_requests=[
+                # Digests before and after in the run key: a unit that changes again (even back
+                # to an earlier state, a book withdrawn and restored) gets another run.
+                RunRequest(run_key=f"{source.name}:{key}:{seen.get(key, 'new')}>{digests[key]}", partition_key=key)
+                for key in to_run
+            ],
+            dynamic_partitions_requests=[AddDynamicPartitionsRequest(name, new)] if new else [],
+            cursor=cursor,
         )
 
     return discover
+
+
+def _keys_to_run(digests: dict[str, str], known: set[str], seen: dict[str, str]) -> list[str]:
+    """The listed keys (in listing order) that need a run: those not yet partitions, and known
+    ones whose unit digest differs from the one in the cursor (`seen`). A known key the cursor
+    does not hold (no cursor yet, or partitions added by `opencorpus build`) is taken as done."""
+    return [key for key, digest in digests.items() if key not in known or seen.get(key, digest) != digest]
+
+
+def _digests_in(cursor: str | None) -> dict[str, str]:
+    """Unit key -> digest as of the last tick; empty without a cursor (or one of an older format)."""
+    try:
+        digests = json.loads(cursor or "{}").get(_CURSOR_FIELD)
+    except (ValueError, AttributeError):
+        return {}
+    return digests if isinstance(digests, dict) else {}
