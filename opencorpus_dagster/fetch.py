@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -213,19 +214,33 @@ class Fetcher:
         return self.cache_dir / (parts.hostname or "unknown-host") / relative
 
     def _download(self, url: str, location: str, refresh: bool = False) -> FetchedFile:
+        """Stream `location` into the cache as `url`'s copy, unless the cached copy may be used.
+
+        Without `refresh` a cached copy is used as it is. With `refresh` it is revalidated: the
+        request carries the ETag / Last-Modified the server sent with it, and a `304 Not
+        Modified` answer keeps the cached bytes (a 100 MB feed that has not changed is not
+        downloaded again at every sensor tick).
+        """
         target = self._cache_path(url)
         sidecar = target.with_name(target.name + ".sha256")
-        if self.reuse_cached and not refresh and target.is_file() and sidecar.is_file():
-            digest, retrieved_at, source = sidecar.read_text().split("\t")
-            return FetchedFile(url, target, digest, target.stat().st_size, source.strip(), retrieved_at)
+        cached = _CachedCopy.read(sidecar) if self.reuse_cached and target.is_file() else None
+        if cached is not None and not refresh:
+            return FetchedFile(url, target, cached.sha256, target.stat().st_size, cached.source, cached.retrieved_at)
+        validators = cached.conditional_headers() if cached is not None and cached.source == location else {}
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + f".part-{os.getpid()}")
         with httpx.Client(timeout=self.timeout, follow_redirects=True) as client:
             last_error: Exception | None = None
             for attempt in range(self.attempts):
                 try:
-                    digest, size = self._stream_once(client, location, partial)
+                    digest, size, headers = self._stream_once(client, location, partial, validators)
                     break
+                except _NotModified:
+                    partial.unlink(missing_ok=True)
+                    log.info("fetch %s: not modified since %s, cached copy kept", location, cached.retrieved_at)
+                    return FetchedFile(
+                        url, target, cached.sha256, target.stat().st_size, cached.source, cached.retrieved_at
+                    )
                 except NotFound:
                     partial.unlink(missing_ok=True)
                     raise
@@ -237,21 +252,25 @@ class Fetcher:
             else:
                 raise FetchError(f"{url}: failed after {self.attempts} attempts from {location}: {last_error}")
         os.replace(partial, target)
-        retrieved_at = _now()
-        sidecar.write_text(f"{digest}\t{retrieved_at}\t{location}")
-        return FetchedFile(url, target, digest, size, location, retrieved_at)
+        copy = _CachedCopy(digest, _now(), location, headers.get("etag", ""), _strong_last_modified(headers))
+        copy.write(sidecar)
+        return FetchedFile(url, target, digest, size, location, copy.retrieved_at)
 
-    def _stream_once(self, client: httpx.Client, location: str, partial: Path) -> tuple[str, int]:
+    def _stream_once(
+        self, client: httpx.Client, location: str, partial: Path, validators: dict[str, str]
+    ) -> tuple[str, int, httpx.Headers]:
         hasher = hashlib.sha256()
         size = 0
-        with client.stream("GET", location) as response:
+        with client.stream("GET", location, headers=validators) as response:
+            if response.status_code == 304 and validators:
+                raise _NotModified
             _raise_for_status(location, response)
             with open(partial, "wb") as out:
                 for chunk in response.iter_bytes(_CHUNK):
                     hasher.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
-        return hasher.hexdigest(), size
+        return hasher.hexdigest(), size, response.headers
 
     def _request_with_retries(self, client: httpx.Client, location: str, headers: dict) -> httpx.Response | None:
         for attempt in range(self.attempts):
@@ -271,6 +290,42 @@ class _RetryableStatus(Exception):
     pass
 
 
+class _NotModified(Exception):
+    """The server answered 304 to a conditional request: the cached copy is current."""
+
+
+@dataclass(frozen=True)
+class _CachedCopy:
+    """The sidecar of a cached download (`<file>.sha256`): tab-separated sha256, retrieval time,
+    where it was read from, and the validators the server sent (ETag, Last-Modified)."""
+
+    sha256: str
+    retrieved_at: str
+    source: str
+    etag: str = ""
+    last_modified: str = ""
+
+    @classmethod
+    def read(cls, sidecar: Path) -> _CachedCopy | None:
+        if not sidecar.is_file():
+            return None
+        fields = sidecar.read_text().rstrip("\n").split("\t")
+        if len(fields) < 3:
+            return None  # damaged: download again
+        return cls(*fields[:5])
+
+    def write(self, sidecar: Path) -> None:
+        sidecar.write_text(f"{self.sha256}\t{self.retrieved_at}\t{self.source}\t{self.etag}\t{self.last_modified}")
+
+    def conditional_headers(self) -> dict[str, str]:
+        headers = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+
 def _raise_for_status(location: str, response: httpx.Response) -> None:
     status = response.status_code
     if status == 404 or status == 410:
@@ -279,6 +334,21 @@ def _raise_for_status(location: str, response: httpx.Response) -> None:
         raise _RetryableStatus(f"HTTP {status}")
     if status >= 400:
         raise FetchError(f"{location}: HTTP {status}")
+
+
+def _strong_last_modified(headers: httpx.Headers) -> str:
+    """The Last-Modified header, when it may validate a later request; else "".
+
+    Last-Modified has one-second resolution: a file changed again within the second the copy
+    was served would keep its date and be answered 304. So, as RFC 9110 section 8.8.2.2 says,
+    the date counts only when it is at least one second before the response's Date.
+    """
+    try:
+        modified = parsedate_to_datetime(headers.get("last-modified", ""))
+        served = parsedate_to_datetime(headers.get("date", ""))
+    except (TypeError, ValueError):
+        return ""
+    return headers["last-modified"] if (served - modified).total_seconds() >= 1 else ""
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

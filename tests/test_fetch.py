@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -135,3 +136,72 @@ def test_a_downloaded_directory_index_is_cached_beside_the_files_it_lists(http_m
     assert '<a href="20230501/">20230501/</a>' in index.path.read_text()
     assert dump.path == tmp_path / "dumps.wikimedia.org/hywiki/20230501/hywiki-20230501-pages-articles.xml.bz2"
     assert dump.sha256 == sha256(fixtures_dir / HYWIKI_FIXTURE)
+
+
+class ConditionalHandler(BaseHTTPRequestHandler):
+    """Serves one listing with an ETag and Last-Modified, answering 304 to a matching
+    conditional request; records the status of every answer."""
+
+    body = b"crawl-data/a.warc.gz\n"
+    etag = '"v1"'
+    last_modified = "Wed, 25 Nov 2026 10:00:00 GMT"
+    statuses: ClassVar[list[int]] = []
+
+    def do_GET(self):
+        handler = type(self)
+        if self.headers.get("If-None-Match") == handler.etag:
+            handler.statuses.append(304)
+            self.send_response(304)
+            self.end_headers()
+            return
+        handler.statuses.append(200)
+        self.send_response(200)  # send_response adds Date: now, well after Last-Modified
+        self.send_header("ETag", handler.etag)
+        self.send_header("Last-Modified", handler.last_modified)
+        self.send_header("Content-Length", str(len(handler.body)))
+        self.end_headers()
+        self.wfile.write(handler.body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_refresh_revalidates_the_cached_copy_and_downloads_only_a_changed_file(tmp_path):
+    ConditionalHandler.statuses = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ConditionalHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = "https://data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/warc.paths"
+    fetcher = Fetcher(tmp_path, [Mirror.parse(f"http://127.0.0.1:{server.server_address[1]}")])
+    try:
+        first = fetcher.fetch(url, refresh=True)
+        again = fetcher.fetch(url, refresh=True)  # unchanged upstream: 304, cached bytes kept
+        assert ConditionalHandler.statuses == [200, 304]
+        assert (again.path, again.sha256, again.retrieved_at) == (first.path, first.sha256, first.retrieved_at)
+        assert again.path.read_bytes() == ConditionalHandler.body
+
+        ConditionalHandler.body, ConditionalHandler.etag = b"crawl-data/a.warc.gz\ncrawl-data/b.warc.gz\n", '"v2"'
+        changed = fetcher.fetch(url, refresh=True)
+        assert ConditionalHandler.statuses == [200, 304, 200]
+        assert changed.path.read_bytes() == ConditionalHandler.body
+        assert changed.sha256 == hashlib.sha256(ConditionalHandler.body).hexdigest() != first.sha256
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("date", "usable"),
+    [
+        ("Wed, 25 Nov 2026 10:00:01 GMT", True),  # served a second later: a change would move the date
+        ("Wed, 25 Nov 2026 10:00:00 GMT", False),  # same second: a change now would keep the date
+        (None, False),
+    ],
+)
+def test_last_modified_validates_only_when_a_second_older_than_the_response(date, usable):
+    from httpx import Headers
+
+    from opencorpus_dagster.fetch import _strong_last_modified
+
+    modified = "Wed, 25 Nov 2026 10:00:00 GMT"
+    headers = Headers({"last-modified": modified, **({"date": date} if date else {})})
+    assert _strong_last_modified(headers) == (modified if usable else "")
