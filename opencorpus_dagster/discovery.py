@@ -6,6 +6,12 @@ lists them (the discovery sensor, `opencorpus build`) records what it saw in
 reading the listing again. A record is tied to the connector options it was made with: once the
 catalog entry changes, it is ignored and the units are listed afresh.
 
+A listing is a function of the connector options and the files the connector fetched to make it
+(the feed, the index and its dumpstatus.json files, a `warc.paths`). The record keeps the sha256
+of each (and which URLs were missing), so the next listing first revalidates those files (a
+conditional request each, see `Fetcher`) and, when none changed, reuses the recorded units
+instead of parsing the feed again.
+
 Plain Python, no Dagster.
 """
 
@@ -14,14 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.connectors.base import Unit
-from opencorpus_dagster.fetch import Fetcher
+from opencorpus_dagster.fetch import FetchedFile, Fetcher, FetchError
 from opencorpus_dagster.home import DataHome
+
+MISSING = "missing"  # the sha256 recorded for a URL whose fetch failed while listing
 
 
 def listing_path(home: DataHome, source_name: str) -> Path:
@@ -32,13 +41,18 @@ def listing_path(home: DataHome, source_name: str) -> Path:
 def discover_and_record(source: Source, fetcher: Fetcher, home: DataHome) -> list[Unit]:
     """The source's units listed upstream now (`Connector.discover_units`), recorded in `home`.
 
-    Raises what `discover_units` raises (`UnreadableInput`, fetch errors); then the previous
-    record stays as it was.
+    When every file the recorded listing was made from is unchanged upstream, the recorded
+    units are returned without listing again. Raises what `discover_units` raises
+    (`UnreadableInput`, fetch errors); then the previous record stays as it was.
     """
-    units = source.connector.discover_units(fetcher)
-    listed = {unit.key for unit in units}
-    retired = [unit for unit in recorded_units(source, home) if unit.key not in listed]
-    write_text_atomically(listing_path(home, source.name), _listing_lines(source, units + retired))
+    previous = _read_record(source, home)
+    if previous is not None and previous.inputs and _inputs_unchanged(previous.inputs, fetcher):
+        return previous.listed
+    recorder = _InputRecorder(fetcher)
+    units = source.connector.discover_units(recorder)
+    keys = {unit.key for unit in units}
+    retired = [unit for unit in previous.all_units() if unit.key not in keys] if previous else []
+    write_text_atomically(listing_path(home, source.name), _record_lines(source, recorder.inputs, units, retired))
     return units
 
 
@@ -46,17 +60,18 @@ def recorded_units(source: Source, home: DataHome) -> list[Unit]:
     """Every unit recorded for `source` with its current options, in record order ([] if none).
 
     Units that upstream no longer lists stay in the record (a Wikimedia dump run deleted after a
-    few months, a book batch beyond `latest_runs`): their partitions exist in Dagster, and a
-    backfill of one of them must still find what it was made of.
+    few months, a run beyond `latest_runs`): their partitions exist in Dagster, and a backfill
+    of one of them must still find what it was made of.
     """
-    return list(_read_record(source, home))
+    record = _read_record(source, home)
+    return record.all_units() if record else []
 
 
 def recorded_unit(source: Source, key: str, home: DataHome) -> Unit | None:
-    """The unit `key` as last recorded for `source`, read line by line; None when the record
-    lacks it or was not made with the source's current options (none yet, an edited catalog
-    entry, a file this code cannot read)."""
-    return next((unit for unit in _read_record(source, home) if unit.key == key), None)
+    """The unit `key` as last recorded for `source`; None when the record lacks it or was not
+    made with the source's current options (none yet, an edited catalog entry, a file this code
+    cannot read)."""
+    return next((unit for unit in recorded_units(source, home) if unit.key == key), None)
 
 
 def discovered_unit(source: Source, key: str, fetcher: Fetcher, home: DataHome) -> Unit | None:
@@ -69,29 +84,78 @@ def discovered_unit(source: Source, key: str, fetcher: Fetcher, home: DataHome) 
     return unit
 
 
-def _read_record(source: Source, home: DataHome) -> Iterator[Unit]:
-    """The recorded units, read line by line; nothing when the record is missing, was made with
-    other options or cannot be read (then the caller lists afresh, which rewrites it)."""
-    path = listing_path(home, source.name)
-    try:
-        if not path.is_file():
-            return
-        with path.open(encoding="utf-8") as lines:
-            header = json.loads(next(lines, "{}"))
-            if header.get("options_sha256") != _options_digest(source):
-                return
-            units = [json.loads(line) for line in lines]
-        for unit in units:
-            yield Unit(key=unit["key"], urls=tuple(unit["urls"]), extra=unit["extra"])
-    except (OSError, ValueError, LookupError, TypeError, AttributeError):
-        return
-
-
 def unit_digest(unit: Unit) -> str:
     """Short hash of what a unit is made of (its files and the connector's extras): it changes
     when a batch gains a member while its key stays the same."""
     content = json.dumps([list(unit.urls), unit.extra], sort_keys=True, default=str)
     return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+# -- the record ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Record:
+    inputs: dict[str, str]  # URL -> sha256 (or MISSING) of the files the listing was made from
+    listed: list[Unit] = field(default_factory=list)  # as upstream listed them last time
+    retired: list[Unit] = field(default_factory=list)  # recorded before, no longer listed
+
+    def all_units(self) -> list[Unit]:
+        return self.listed + self.retired
+
+
+class _InputRecorder:
+    """A fetcher for `discover_units` that notes the sha256 of every file fetched, and the URLs
+    that could not be fetched (a dump run's missing dumpstatus.json is an input too: when it
+    appears, the listing changes)."""
+
+    def __init__(self, fetcher: Fetcher):
+        self._fetcher = fetcher
+        self.inputs: dict[str, str] = {}
+
+    def __getattr__(self, name: str):
+        return getattr(self._fetcher, name)
+
+    def fetch(self, url: str, refresh: bool = False) -> FetchedFile:
+        try:
+            fetched = self._fetcher.fetch(url, refresh)
+        except FetchError:
+            self.inputs[url] = MISSING
+            raise
+        self.inputs[url] = fetched.sha256
+        return fetched
+
+
+def _inputs_unchanged(inputs: dict[str, str], fetcher: Fetcher) -> bool:
+    for url, recorded in inputs.items():
+        try:
+            current = fetcher.fetch(url, refresh=True).sha256
+        except FetchError:
+            current = MISSING
+        if current != recorded:
+            return False
+    return True
+
+
+def _read_record(source: Source, home: DataHome) -> _Record | None:
+    """The record made with the source's current options; None when it is missing, was made
+    with other options or cannot be read (then the caller lists afresh, which rewrites it)."""
+    path = listing_path(home, source.name)
+    try:
+        if not path.is_file():
+            return None
+        with path.open(encoding="utf-8") as lines:
+            header = json.loads(next(lines, "{}"))
+            if header.get("options_sha256") != _options_digest(source):
+                return None
+            record = _Record(inputs=dict(header.get("inputs") or {}))
+            for line in lines:
+                entry = json.loads(line)
+                unit = Unit(key=entry["key"], urls=tuple(entry["urls"]), extra=entry["extra"])
+                (record.listed if entry.get("listed", True) else record.retired).append(unit)
+        return record
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):
+        return None
 
 
 def _options_digest(source: Source) -> str:
@@ -100,15 +164,17 @@ def _options_digest(source: Source) -> str:
     return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
 
 
-def _listing_lines(source: Source, units: list[Unit]) -> Iterator[str]:
-    """The record as JSON lines: a header (source, options digest, time), then one unit per line,
-    produced as they are written (a listing can be long)."""
+def _record_lines(source: Source, inputs: dict[str, str], listed: list[Unit], retired: list[Unit]) -> Iterator[str]:
+    """The record as JSON lines: a header (source, options digest, inputs, time), then one unit
+    per line, produced as they are written (a listing can be long)."""
     header = {
         "source": source.name,
         "options_sha256": _options_digest(source),
+        "inputs": inputs,
         "listed_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
     }
     yield json.dumps(header, sort_keys=True) + "\n"
-    for unit in units:
-        content = {"key": unit.key, "urls": list(unit.urls), "extra": unit.extra}
-        yield json.dumps(content, sort_keys=True, default=str) + "\n"
+    for is_listed, units in ((True, listed), (False, retired)):
+        for unit in units:
+            content = {"key": unit.key, "urls": list(unit.urls), "extra": unit.extra, "listed": is_listed}
+            yield json.dumps(content, sort_keys=True, default=str) + "\n"

@@ -286,6 +286,32 @@ class Fetcher:
         raise FetchError(f"{location}: failed after {self.attempts} attempts")
 
 
+class RecordingFetcher:
+    """Wraps a Fetcher and remembers every file fetched (for the lineage store, for discovery)."""
+
+    def __init__(self, fetcher: Fetcher):
+        self._fetcher = fetcher
+        self.fetched: list[FetchedFile] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._fetcher, name)  # cache_dir, mirrors, ...: as the wrapped fetcher
+
+    def fetch(self, url: str, refresh: bool = False) -> FetchedFile:
+        fetched = self._fetcher.fetch(url, refresh)
+        self.fetched.append(fetched)
+        return fetched
+
+    def fetch_range(self, url: str, offset: int, length: int) -> bytes:
+        return self._fetcher.fetch_range(url, offset, length)
+
+    def retrieved_at(self, upstream_uri: str) -> str | None:
+        base = upstream_uri.split("#", 1)[0]
+        for fetched in reversed(self.fetched):
+            if fetched.url == base:
+                return fetched.retrieved_at
+        return self.fetched[-1].retrieved_at if self.fetched else None
+
+
 class _RetryableStatus(Exception):
     pass
 

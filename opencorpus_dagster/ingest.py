@@ -21,7 +21,7 @@ from opencorpus_dagster.atomic import published
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.connectors.base import Unit, UnreadableInput
 from opencorpus_dagster.discovery import discovered_unit
-from opencorpus_dagster.fetch import FetchedFile, Fetcher, FetchError
+from opencorpus_dagster.fetch import FetchedFile, Fetcher, FetchError, RecordingFetcher
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
 from opencorpus_dagster.records import (
@@ -66,32 +66,6 @@ class IngestResult:
     counts: Counter = field(default_factory=Counter)  # outcome -> n, for decisions taken here
     fetched: list[FetchedFile] = field(default_factory=list)
     path: Path | None = None
-
-
-class RecordingFetcher:
-    """Wraps a Fetcher and remembers every file fetched, for the lineage store."""
-
-    def __init__(self, fetcher: Fetcher):
-        self._fetcher = fetcher
-        self.fetched: list[FetchedFile] = []
-
-    def __getattr__(self, name: str):
-        return getattr(self._fetcher, name)  # cache_dir, mirrors, ...: as the wrapped fetcher
-
-    def fetch(self, url: str, refresh: bool = False) -> FetchedFile:
-        fetched = self._fetcher.fetch(url, refresh)
-        self.fetched.append(fetched)
-        return fetched
-
-    def fetch_range(self, url: str, offset: int, length: int) -> bytes:
-        return self._fetcher.fetch_range(url, offset, length)
-
-    def retrieved_at(self, upstream_uri: str) -> str | None:
-        base = upstream_uri.split("#", 1)[0]
-        for fetched in reversed(self.fetched):
-            if fetched.url == base:
-                return fetched.retrieved_at
-        return self.fetched[-1].retrieved_at if self.fetched else None
 
 
 def find_unit(source: Source, partition: str, fetcher: Fetcher | None = None, home: DataHome | None = None) -> Unit:
@@ -140,8 +114,12 @@ def ingest_partition(
                     continue
                 if item.source_record_id in seen_ids:
                     duplicate = Decision(
-                        item.source_record_id, item.upstream_uri, Outcome.QUARANTINED, "raw",
-                        "raw.repeated_record_id", item.source_record_id,
+                        item.source_record_id,
+                        item.upstream_uri,
+                        Outcome.QUARANTINED,
+                        "raw",
+                        "raw.repeated_record_id",
+                        item.source_record_id,
                         "the same native id appears twice in one upstream unit; the first is kept",
                     )
                     decisions.append(_decision_row(source.name, partition, duplicate, run_id, now))

@@ -9,6 +9,7 @@ listing recorded in the data home instead of reading the feed again. On the real
 from __future__ import annotations
 
 import bz2
+import hashlib
 import io
 import json
 import logging
@@ -283,8 +284,10 @@ def test_a_run_reads_its_batch_from_the_recorded_listing_made_with_the_same_opti
         "key": "02000-02999",
         "urls": ["https://www.gutenberg.org/cache/epub/2701/pg2701.txt"],
         "extra": {"books": [2701]},
+        "listed": True,
     }
     assert recorded[1] == moby
+    assert header["inputs"] == {FEED_URL: hashlib.sha256((mirror / FEED).read_bytes()).hexdigest()}
 
     (mirror / FEED).unlink()  # from here on, reading the feed fails
     unit = find_unit(listed, "02000-02999", fetcher, home)
@@ -294,6 +297,34 @@ def test_a_run_reads_its_batch_from_the_recorded_listing_made_with_the_same_opti
     french = _source(tmp_path, f"  catalog_feed: {FEED_URL}\n  languages: [fr]\n")
     with pytest.raises(NotFound, match="rdf-files.tar.bz2"):
         find_unit(french, "14000-14999", fetcher, home)
+
+
+def test_an_unchanged_feed_is_not_parsed_again(tmp_path, mirror, fetcher, records, monkeypatch):
+    """The record keeps the feed's sha256: a listing whose inputs are unchanged is reused, one
+    whose feed changed is made again (and keeps the batches the new feed no longer has)."""
+    parsed = []
+    listing = GutenbergConnector.discover_units
+    monkeypatch.setattr(GutenbergConnector, "discover_units", lambda self, f: parsed.append(1) or listing(self, f))
+    home = data_home(tmp_path / "home")
+    source = _source(tmp_path, f"  catalog_feed: {FEED_URL}\n")
+    _write_feed(mirror, records, [5, 2701])
+
+    first = discover_and_record(source, fetcher, home)
+    again = discover_and_record(source, fetcher, home)
+    assert len(parsed) == 1 and again == first
+    assert _books_by_key(first) == {"00000-00999": [5], "02000-02999": [2701]}
+
+    _write_feed(mirror, records, [2701, 50405])  # 5 withdrawn, 50405 new
+    changed = discover_and_record(source, fetcher, home)
+    assert len(parsed) == 2
+    assert _books_by_key(changed) == {"02000-02999": [2701], "50000-50999": [50405]}
+    assert find_unit(source, "00000-00999", fetcher, home).extra == {"books": [5]}  # retired, still recorded
+    _, recorded = _recorded_listing(home)
+    assert [(unit["key"], unit["listed"]) for unit in recorded] == [
+        ("02000-02999", True),
+        ("50000-50999", True),
+        ("00000-00999", False),
+    ]
 
 
 def test_build_discovery_records_the_listing_and_adds_the_partitions(tmp_path, fetcher):

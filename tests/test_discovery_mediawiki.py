@@ -415,3 +415,18 @@ def test_a_run_that_leaves_the_listing_window_can_still_be_rematerialised(tmp_pa
     metadata = result.asset_materializations_for_node("hywiki__raw")[0].metadata
     assert MAY_URL in metadata["files"].value
     assert metadata["records_in"].value == 35
+
+
+def test_a_run_whose_status_appears_later_is_found_though_the_index_did_not_change(dagster_setup, mirror, fixtures_dir):
+    """The recorded listing is reused only while every file it was made from is unchanged; a
+    dumpstatus.json that was missing counts as one of those files."""
+    defs, corpus, dagster_home = dagster_setup
+    (mirror / WIKI / JUNE / "dumpstatus.json").unlink()  # June's run folder exists, its status not yet
+    first, _ = tick(defs, corpus, dagster_home, None)
+    assert [r.partition_key for r in first.run_requests] == [MAY_KEY]
+    second, _ = tick(defs, corpus, dagster_home, first.cursor)
+    assert second.run_requests == []
+
+    publish_run(mirror, fixtures_dir, JUNE, "done")  # the index page is byte-identical
+    third, _ = tick(defs, corpus, dagster_home, second.cursor)
+    assert [r.partition_key for r in third.run_requests] == [JUNE_KEY]
