@@ -277,8 +277,9 @@ def validate(catalog: CatalogOption = None) -> None:
     """Check every catalog file; exit 1 if any is invalid."""
     loaded = load_catalog(catalog)
     for source in loaded.sources:
-        units = source.connector.units()
-        out.print(f"ok  {source.path.name}: {source.name} ({source.spec.kind}, {len(units)} partitions)")
+        units = len(source.connector.units())
+        partitions = f"{units} declared partitions + those listed upstream" if source.connector.discovers() else f"{units} partitions"
+        out.print(f"ok  {source.path.name}: {source.name} ({source.spec.kind}, {partitions})")
     for error in loaded.errors:
         out.print(f"bad {error}", highlight=False, markup=False)
     if loaded.errors:
