@@ -91,6 +91,48 @@ def unit_digest(unit: Unit) -> str:
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
+# -- what a sensor tick saw -----------------------------------------------------------------------
+
+
+def save_digests(home: DataHome, source_name: str, digests: dict[str, str]) -> str:
+    """Store a tick's unit digests (key -> `unit_digest`) under their own sha256; returns it.
+
+    A sensor cursor names the snapshot by this hash instead of holding the digests: a Common
+    Crawl listing has ~90,000 units, and Dagster keeps every tick's cursor. The snapshot is
+    immutable, so a tick that fails after saving it leaves the cursor on the previous one.
+    """
+    text = json.dumps(digests, sort_keys=True, separators=(",", ":"))
+    name = hashlib.sha256(text.encode()).hexdigest()
+    path = _digests_dir(home, source_name) / f"{name}.json"
+    if not path.is_file():
+        write_text_atomically(path, text)
+    return name
+
+
+def load_digests(home: DataHome, source_name: str, name: str | None) -> dict[str, str]:
+    """The digests saved as `name`; {} when there is none (no cursor yet, a wiped data home)."""
+    if not name:
+        return {}
+    path = _digests_dir(home, source_name) / f"{name}.json"
+    try:
+        digests = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return digests if isinstance(digests, dict) else {}
+
+
+def prune_digests(home: DataHome, source_name: str, keep: set[str]) -> None:
+    """Delete saved digests other than `keep` (the current cursor's and the new one)."""
+    folder = _digests_dir(home, source_name)
+    for path in folder.glob("*.json") if folder.is_dir() else ():
+        if path.stem not in keep:
+            path.unlink(missing_ok=True)
+
+
+def _digests_dir(home: DataHome, source_name: str) -> Path:
+    return home.root / "units" / f"{source_name}.digests"
+
+
 # -- the record ----------------------------------------------------------------------------------
 
 

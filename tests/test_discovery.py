@@ -3,6 +3,7 @@ mirror) and turns only the new ones into partitions and runs; its state survives
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -49,9 +50,7 @@ def test_a_new_unit_is_added_once_and_gets_exactly_one_run(setup):
     assert instance.get_dynamic_partitions("crawl_units") == ["whirlwind.warc"]
 
     second, _ = tick(defs, corpus, dagster_home, first.cursor)
-    assert second.run_requests == [] and second.skip_message.startswith(
-        "no new upstream unit"
-    )
+    assert second.run_requests == [] and second.skip_message.startswith("no new upstream unit")
 
     (mirror / LISTING).write_text(FIRST + "\n" + SECOND + "\n")
     third, instance = tick(defs, corpus, dagster_home, second.cursor)
@@ -68,13 +67,28 @@ def test_a_new_unit_is_added_once_and_gets_exactly_one_run(setup):
 
 def test_the_discovered_partition_materialises(setup):
     defs, corpus, _, dagster_home = setup
-    first, instance = tick(defs, corpus, dagster_home, None)
+    _, instance = tick(defs, corpus, dagster_home, None)
     job = defs.resolve_job_def("crawl_job")
     result = job.execute_in_process(partition_key="whirlwind.warc", instance=instance)
     assert result.success
-    records = (
-        result.asset_materializations_for_node("crawl__raw")[0]
-        .metadata["records_in"]
-        .value
-    )
+    records = result.asset_materializations_for_node("crawl__raw")[0].metadata["records_in"].value
     assert records == 4  # the whirlwind capture: warcinfo, request, response, metadata
+
+
+def test_the_cursor_stays_small_for_a_long_listing(setup):
+    """A crawl lists tens of thousands of files; the cursor names a saved snapshot of their
+    digests instead of holding them (Dagster keeps every tick's cursor)."""
+    defs, corpus, mirror, dagster_home = setup
+    paths = [f"crawl-data/CC-MAIN-2024-22/segments/{n:05d}/warc/part-{n:05d}.warc.gz" for n in range(5000)]
+    (mirror / LISTING).write_text("".join(path + "\n" for path in paths))
+    first, instance = tick(defs, corpus, dagster_home, None)
+    assert len(first.run_requests) == 5000 and len(instance.get_dynamic_partitions("crawl_units")) == 5000
+    assert len(first.cursor) < 120
+
+    (mirror / LISTING).write_text("".join(path + "\n" for path in [*paths, FIRST]))
+    second, _ = tick(defs, corpus, dagster_home, first.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["whirlwind.warc"]
+    snapshots = sorted((corpus.data_home().root / "units" / "crawl.digests").glob("*.json"))
+    assert [p.stem for p in snapshots] == sorted(
+        {json.loads(c)["digests_sha256"] for c in (first.cursor, second.cursor)}
+    )

@@ -29,7 +29,7 @@ from opencorpus_dagster.catalog import load_source_file
 from opencorpus_dagster.connectors.base import UnreadableInput
 from opencorpus_dagster.connectors.gutenberg import GutenbergConnector
 from opencorpus_dagster.definitions import build_definitions
-from opencorpus_dagster.discovery import discover_and_record, listing_path
+from opencorpus_dagster.discovery import discover_and_record, listing_path, load_digests
 from opencorpus_dagster.fetch import Fetcher, Mirror, NotFound
 from opencorpus_dagster.home import data_home
 from opencorpus_dagster.ingest import PartitionFailed, find_unit
@@ -372,11 +372,16 @@ def sensor_setup(tmp_path, mirror, monkeypatch):
     return write_catalog, tick, mirror
 
 
+def _digests(tmp_path: Path, cursor: str) -> dict[str, str]:
+    """The unit digests a tick saw: the snapshot its cursor names, in the data home."""
+    return load_digests(data_home(tmp_path / "home"), "books", json.loads(cursor)["digests_sha256"])
+
+
 def _requested(result) -> list[str]:
     return [request.partition_key for request in result.run_requests]
 
 
-def test_new_batches_become_partitions_with_exactly_one_run_each(sensor_setup, records):
+def test_new_batches_become_partitions_with_exactly_one_run_each(sensor_setup, records, tmp_path):
     write_catalog, tick, mirror = sensor_setup
     write_catalog()
     _write_feed(mirror, records, [5, 2701, 14287, 23962, 30929])
@@ -400,7 +405,7 @@ def test_new_batches_become_partitions_with_exactly_one_run_each(sensor_setup, r
     fourth, instance = tick(third.cursor)
     assert fourth.run_requests == []
     assert len(instance.get_dynamic_partitions("books_units")) == 6
-    assert json.loads(fourth.cursor)["unit_digests"].keys() == {*keys, "50000-50999"}
+    assert _digests(tmp_path, fourth.cursor).keys() == {*keys, "50000-50999"}
 
 
 def test_a_book_added_inside_a_batch_reruns_that_batch_only(sensor_setup, records, tmp_path):
@@ -418,8 +423,8 @@ def test_a_book_added_inside_a_batch_reruns_that_batch_only(sensor_setup, record
     _write_feed(mirror, records, [5, 2701, 14287, 23962, 30929, 50405])
     second, instance = tick(fresh.cursor)
     assert _requested(second) == ["00000-09999"]
-    before = json.loads(fresh.cursor)["unit_digests"]
-    after = json.loads(second.cursor)["unit_digests"]
+    before = _digests(tmp_path, fresh.cursor)
+    after = _digests(tmp_path, second.cursor)
     assert [key for key in keys if before[key] != after[key]] == ["00000-09999"]
     assert second.run_requests[0].run_key == (f"books:00000-09999:{before['00000-09999']}>{after['00000-09999']}")
     assert first.run_requests[0].run_key == f"books:00000-09999:new>{before['00000-09999']}"

@@ -6,8 +6,9 @@ the listing in the data home (the runs read their unit from it, not from upstrea
 keys not yet known as dynamic partitions and requests one run per new key, and one per known
 key whose unit changed since the last tick (a new book inside an existing batch keeps its key).
 
-The known keys live in the Dagster instance (the dynamic partitions); the cursor holds a digest
-of each unit as last seen, so a restarted daemon neither loses nor repeats work. Without a
+The known keys live in the Dagster instance (the dynamic partitions); the cursor names a saved
+snapshot of each unit's digest as last seen (`<home>/units/<source>.digests/<sha256>.json`, small
+cursors even for a 90,000-file crawl), so a restarted daemon neither loses nor repeats work. Without a
 cursor (the first tick, a reset one) the keys already known are taken as they are: whoever
 added them (`opencorpus build`) ran them.
 """
@@ -26,13 +27,13 @@ from dagster import (
 )
 
 from opencorpus_dagster.catalog import Source
-from opencorpus_dagster.discovery import discover_and_record, unit_digest
+from opencorpus_dagster.discovery import discover_and_record, load_digests, prune_digests, save_digests, unit_digest
 from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
 from opencorpus_dagster.orchestration.jobs import source_job_name
 from opencorpus_dagster.orchestration.resources import CorpusSettings
 
 DISCOVERY_INTERVAL_SECONDS = 3600
-_CURSOR_FIELD = "unit_digests"
+_CURSOR_FIELD = "digests_sha256"  # names the snapshot of unit digests (discovery.save_digests)
 
 
 def discovery_sensor(source: Source) -> SensorDefinition:
@@ -44,13 +45,17 @@ def discovery_sensor(source: Source) -> SensorDefinition:
         description=f"Lists the upstream units of {source.name} and requests runs for the new or changed ones.",
     )
     def discover(context: SensorEvaluationContext, corpus: CorpusSettings) -> SensorResult:
-        units = discover_and_record(source, corpus.fetcher(), corpus.data_home())
+        home = corpus.data_home()
+        units = discover_and_record(source, corpus.fetcher(), home)
         digests = {unit.key: unit_digest(unit) for unit in units}
         name = dynamic_partitions_name(source.name)
         known = set(context.instance.get_dynamic_partitions(name))
-        seen = _digests_in(context.cursor)
+        previous = _snapshot_in(context.cursor)
+        seen = load_digests(home, source.name, previous)
         to_run = _keys_to_run(digests, known, seen)
-        cursor = json.dumps({_CURSOR_FIELD: digests}, sort_keys=True, separators=(",", ":"))
+        snapshot = save_digests(home, source.name, digests)
+        prune_digests(home, source.name, keep={snapshot, previous} - {None})
+        cursor = json.dumps({_CURSOR_FIELD: snapshot, "units": len(digests)}, sort_keys=True)
         if not to_run:
             message = f"no new upstream unit and none changed among {len(digests)} listed"
             return SensorResult(skip_reason=SkipReason(message), cursor=cursor)
@@ -76,10 +81,10 @@ def _keys_to_run(digests: dict[str, str], known: set[str], seen: dict[str, str])
     return [key for key, digest in digests.items() if key not in known or seen.get(key, digest) != digest]
 
 
-def _digests_in(cursor: str | None) -> dict[str, str]:
-    """Unit key -> digest as of the last tick; empty without a cursor (or one of an older format)."""
+def _snapshot_in(cursor: str | None) -> str | None:
+    """The name of the digest snapshot the last tick saved; None without a cursor."""
     try:
-        digests = json.loads(cursor or "{}").get(_CURSOR_FIELD)
+        snapshot = json.loads(cursor or "{}").get(_CURSOR_FIELD)
     except (ValueError, AttributeError):
-        return {}
-    return digests if isinstance(digests, dict) else {}
+        return None
+    return snapshot if isinstance(snapshot, str) else None
