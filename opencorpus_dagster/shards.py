@@ -41,9 +41,7 @@ SHARD_COLUMNS = (
     "attribution",
     "content_sha256",
 )
-SHARD_SCHEMA = pa.schema(
-    [(name, pa.large_string() if name == "text" else pa.string()) for name in SHARD_COLUMNS]
-)
+SHARD_SCHEMA = pa.schema([(name, pa.large_string() if name == "text" else pa.string()) for name in SHARD_COLUMNS])
 DEFAULT_MAX_SHARD_BYTES = 128 * 1024 * 1024
 ROW_GROUP_ROWS = 4096
 WRITER_VERSION = f"pyarrow-{pa.__version__}/zstd/rg{ROW_GROUP_ROWS}"
@@ -102,17 +100,21 @@ def write_shards(
     connection = duckdb_connect(home.root)
     try:
         if excluded_parquet is not None and excluded_parquet.is_file():
-            connection.execute(f"CREATE TEMP TABLE excluded AS SELECT source, partition, doc_id FROM read_parquet('{excluded_parquet}')")
+            connection.execute(
+                f"CREATE TEMP TABLE excluded AS SELECT source, partition, doc_id FROM read_parquet('{excluded_parquet}')"
+            )
         else:
             connection.execute("CREATE TEMP TABLE excluded (source VARCHAR, partition VARCHAR, doc_id VARCHAR)")
         for group in sorted(groups, key=lambda g: (g.source, g.partition)):
-            table = _group_rows(connection, group)
-            fingerprint = _fingerprint(table, max_shard_bytes)
+            # The fingerprint needs no text (content_sha256 stands for it): an unchanged group
+            # is decided without reading its text column, the bulk of a refresh's bytes.
+            fingerprint = _fingerprint(_group_rows(connection, group, FINGERPRINT_COLUMNS), max_shard_bytes)
             old = previous_by_group.get((group.source, group.partition), [])
             if old and all(s.get("fingerprint") == fingerprint for s in old) and _files_intact(home, old):
                 entries.extend(old)
                 kept.extend(s["path"] for s in old)
                 continue
+            table = _group_rows(connection, group, SHARD_COLUMNS)
             for index, chunk in enumerate(_split(table, max_shard_bytes)):
                 entry = _write_shard(home, group, index, chunk, fingerprint)
                 entries.append(entry)
@@ -126,8 +128,9 @@ def write_shards(
     return ShardingReport(manifest, written, kept, deleted)
 
 
-def _group_rows(connection: duckdb.DuckDBPyConnection, group: ShardGroup) -> pa.Table:
-    columns = ", ".join(f"d.{c}" for c in SHARD_COLUMNS)
+def _group_rows(connection: duckdb.DuckDBPyConnection, group: ShardGroup, names: tuple[str, ...]) -> pa.Table:
+    """`names` of the group's rows that are in no exclusion, ordered by doc_id, as shard types."""
+    columns = ", ".join(f"d.{c}" for c in names)
     table = connection.sql(
         f"""
         SELECT {columns}
@@ -137,15 +140,21 @@ def _group_rows(connection: duckdb.DuckDBPyConnection, group: ShardGroup) -> pa.
         """,
         params=[str(group.documents_path)],
     ).to_arrow_table()
-    return table.cast(SHARD_SCHEMA)
+    return table.cast(pa.schema([SHARD_SCHEMA.field(name) for name in names]))
+
+
+_PROVENANCE_COLUMNS = ("license", "license_evidence", "attribution", "upstream_uri", "title", "url", "language")
+FINGERPRINT_COLUMNS = ("doc_id", "content_sha256", *_PROVENANCE_COLUMNS)
 
 
 def _fingerprint(table: pa.Table, max_shard_bytes: int) -> str:
     hasher = hashlib.sha256(f"{WRITER_VERSION}|{max_shard_bytes}|{SHARD_SCHEMA}".encode())
-    for doc_id, content in zip(table.column("doc_id").to_pylist(), table.column("content_sha256").to_pylist(), strict=True):
+    for doc_id, content in zip(
+        table.column("doc_id").to_pylist(), table.column("content_sha256").to_pylist(), strict=True
+    ):
         hasher.update(f"{doc_id}:{content}\n".encode())
     # Provenance columns count too: a changed licence decision must rewrite the shard.
-    for name in ("license", "license_evidence", "attribution", "upstream_uri", "title", "url", "language"):
+    for name in _PROVENANCE_COLUMNS:
         hasher.update(json.dumps(table.column(name).to_pylist()).encode())
     return hasher.hexdigest()[:32]
 
