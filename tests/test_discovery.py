@@ -7,10 +7,8 @@ import json
 import shutil
 
 import pytest
+from sensor_ticks import one_source_definitions
 from sensor_ticks import tick as sensor_tick
-
-from opencorpus_dagster.definitions import build_definitions
-from opencorpus_dagster.orchestration.resources import CorpusSettings
 
 LISTING = "data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/warc.paths"
 FIRST = "crawl-data/CC-MAIN-2024-22/whirlwind/whirlwind.warc.gz"
@@ -29,13 +27,7 @@ def setup(tmp_path, fixture_mirror, monkeypatch):
     mirror = tmp_path / "mirror"
     shutil.copytree(fixture_mirror, mirror, symlinks=True)
     (mirror / LISTING).write_text(FIRST + "\n")
-    catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    (catalog / "crawl.yaml").write_text(CATALOG)
-    monkeypatch.setenv("OPENCORPUS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("OPENCORPUS_MIRROR", str(mirror))
-    defs = build_definitions(str(catalog))
-    corpus = CorpusSettings(home=str(tmp_path / "home"), mirror=str(mirror))
+    defs, corpus = one_source_definitions(tmp_path, monkeypatch, mirror, "crawl", CATALOG)
     return defs, corpus, mirror, tmp_path / "dagster"
 
 

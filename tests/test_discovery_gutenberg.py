@@ -22,13 +22,13 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance
 from pydantic import ValidationError
+from sensor_ticks import one_source_definitions
 from sensor_ticks import tick as sensor_tick
 
 from opencorpus_dagster.build import pending_partitions
 from opencorpus_dagster.catalog import load_source_file
 from opencorpus_dagster.connectors.base import UnreadableInput
 from opencorpus_dagster.connectors.gutenberg import GutenbergConnector
-from opencorpus_dagster.definitions import build_definitions
 from opencorpus_dagster.discovery import discover_and_record, listing_path, load_digests
 from opencorpus_dagster.fetch import Fetcher, Mirror, NotFound
 from opencorpus_dagster.home import data_home
@@ -352,22 +352,15 @@ def test_build_discovery_records_the_listing_and_adds_the_partitions(tmp_path, f
 @pytest.fixture
 def sensor_setup(tmp_path, mirror, monkeypatch):
     """(write_catalog, tick, mirror): a catalog with one feed-discovering source `books`."""
-    catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    monkeypatch.setenv("OPENCORPUS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("OPENCORPUS_MIRROR", str(mirror))
-    corpus = CorpusSettings(home=str(tmp_path / "home"), mirror=str(mirror))
     state = {}
 
     def write_catalog(extra_options: str = ""):
-        (catalog / "books.yaml").write_text(
-            f"name: books\nkind: gutenberg\noptions:\n  catalog_feed: {FEED_URL}\n{extra_options}{BOOK_FILTERS}"
-        )
-        state["defs"] = build_definitions(str(catalog))
+        text = f"name: books\nkind: gutenberg\noptions:\n  catalog_feed: {FEED_URL}\n{extra_options}{BOOK_FILTERS}"
+        state["defs"], state["corpus"] = one_source_definitions(tmp_path, monkeypatch, mirror, "books", text)
         return state["defs"]
 
     def tick(cursor):
-        return sensor_tick(state["defs"], "books_discovery", corpus, tmp_path / "dagster", cursor)
+        return sensor_tick(state["defs"], "books_discovery", state["corpus"], tmp_path / "dagster", cursor)
 
     return write_catalog, tick, mirror
 

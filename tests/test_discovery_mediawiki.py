@@ -20,13 +20,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
+from sensor_ticks import one_source_definitions
 from sensor_ticks import tick as sensor_tick
 
 from opencorpus_dagster.connectors.base import Unit, UnreadableInput
 from opencorpus_dagster.connectors.mediawiki import MediaWikiConnector
-from opencorpus_dagster.definitions import build_definitions
 from opencorpus_dagster.fetch import Fetcher, Mirror, NotFound
-from opencorpus_dagster.orchestration.resources import CorpusSettings
 
 WIKI = "dumps.wikimedia.org/hywiki"
 INDEX = f"https://{WIKI}/"
@@ -317,13 +316,7 @@ def test_http_refetches_the_index_and_unfinished_runs_but_not_finished_ones(mirr
 
 @pytest.fixture
 def dagster_setup(mirror, tmp_path, monkeypatch):
-    catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    (catalog / "hywiki.yaml").write_text(CATALOG)
-    monkeypatch.setenv("OPENCORPUS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("OPENCORPUS_MIRROR", str(mirror))
-    defs = build_definitions(str(catalog))
-    corpus = CorpusSettings(home=str(tmp_path / "home"), mirror=str(mirror))
+    defs, corpus = one_source_definitions(tmp_path, monkeypatch, mirror, "hywiki", CATALOG)
     return defs, corpus, tmp_path / "dagster"
 
 
@@ -392,13 +385,7 @@ def test_a_partition_whose_file_fails_its_sha1_fails_naming_the_file(dagster_set
 def test_a_run_that_leaves_the_listing_window_can_still_be_rematerialised(tmp_path, mirror, fixtures_dir, monkeypatch):
     """`latest_runs: 1`: once June is done, May is no longer listed upstream, but its partition
     exists, and a backfill of it must still find its file (from the recorded listing)."""
-    catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    (catalog / "hywiki.yaml").write_text(CATALOG + "  latest_runs: 1\n")
-    monkeypatch.setenv("OPENCORPUS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("OPENCORPUS_MIRROR", str(mirror))
-    defs = build_definitions(str(catalog))
-    corpus = CorpusSettings(home=str(tmp_path / "home"), mirror=str(mirror))
+    defs, corpus = one_source_definitions(tmp_path, monkeypatch, mirror, "hywiki", CATALOG + "  latest_runs: 1\n")
     dagster_home = tmp_path / "dagster"
 
     write_index(mirror, [MAY])  # June's run has not started yet
