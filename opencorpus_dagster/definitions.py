@@ -11,10 +11,10 @@ from opencorpus_dagster.orchestration.assets import corpus_assets, source_assets
 from opencorpus_dagster.orchestration.catalog_report import catalog_asset
 from opencorpus_dagster.orchestration.checks import corpus_checks
 from opencorpus_dagster.orchestration.executors import executor_from_environment
-from opencorpus_dagster.orchestration.jobs import corpus_job, source_jobs
+from opencorpus_dagster.orchestration.jobs import corpus_job, source_job
 from opencorpus_dagster.orchestration.resources import default_resources
 from opencorpus_dagster.orchestration.schedules import refresh_schedule
-from opencorpus_dagster.orchestration.sensors import discovery_sensor
+from opencorpus_dagster.orchestration.sensors import discovery_sensor, listing_job
 
 
 def build_definitions(catalog_directory: str | None = None) -> Definitions:
@@ -22,6 +22,10 @@ def build_definitions(catalog_directory: str | None = None) -> Definitions:
     for error in catalog.errors:
         logging.getLogger("opencorpus").error("invalid catalog file (source not loaded): %s", error)
     sources = list(catalog.sources)
+    jobs = {source.name: source_job(source) for source in sources}
+    listing_jobs = {
+        s.name: listing_job(s) for s in sources if s.connector.discovers() and s.connector.listing_is_slow()
+    }
     return Definitions(
         assets=[
             *[a for source in sources for a in source_assets(source)],
@@ -29,9 +33,13 @@ def build_definitions(catalog_directory: str | None = None) -> Definitions:
             catalog_asset(catalog),
         ],
         asset_checks=corpus_checks(sources),
-        jobs=[*source_jobs(sources), corpus_job()],
+        jobs=[*jobs.values(), *listing_jobs.values(), corpus_job()],
         schedules=[refresh_schedule(source) for source in sources],
-        sensors=[discovery_sensor(source) for source in sources if source.connector.discovers()],
+        sensors=[
+            discovery_sensor(source, jobs[source.name], listing_jobs.get(source.name))
+            for source in sources
+            if source.connector.discovers()
+        ],
         resources=default_resources(),
         executor=executor_from_environment(),
     )

@@ -45,15 +45,25 @@ def discover_and_record(source: Source, fetcher: Fetcher, home: DataHome) -> lis
     units are returned without listing again. Raises what `discover_units` raises
     (`UnreadableInput`, fetch errors); then the previous record stays as it was.
     """
+    current = current_listing(source, fetcher, home)
+    if current is not None:
+        return current
     previous = _read_record(source, home)
-    if previous is not None and previous.inputs and _inputs_unchanged(previous.inputs, fetcher):
-        return previous.listed
     recorder = _InputRecorder(fetcher)
     units = source.connector.discover_units(recorder)
     keys = {unit.key for unit in units}
     retired = [unit for unit in previous.all_units() if unit.key not in keys] if previous else []
     write_text_atomically(listing_path(home, source.name), _record_lines(source, recorder.inputs, units, retired))
     return units
+
+
+def current_listing(source: Source, fetcher: Fetcher, home: DataHome) -> list[Unit] | None:
+    """The recorded listing, when it was made with the source's current options from files that
+    are unchanged upstream (each revalidated); None when the units must be listed again."""
+    record = _read_record(source, home)
+    if record is not None and record.inputs and _inputs_unchanged(record.inputs, fetcher):
+        return record.listed
+    return None
 
 
 def recorded_units(source: Source, home: DataHome) -> list[Unit]:

@@ -360,6 +360,14 @@ def sensor_setup(tmp_path, mirror, monkeypatch):
         return state["defs"]
 
     def tick(cursor):
+        """One tick; when it asks for a listing run (the feed changed), that run is executed as
+        the daemon would launch it, and the sensor ticks again on the recorded listing."""
+        result, instance = sensor_tick(state["defs"], "books_discovery", state["corpus"], tmp_path / "dagster", cursor)
+        if [request.job_name for request in result.run_requests] != ["books_listing"]:
+            return result, instance
+        assert result.cursor == cursor  # nothing decided until the listing is made
+        listing = state["defs"].resolve_job_def("books_listing").execute_in_process(instance=instance)
+        assert listing.success
         return sensor_tick(state["defs"], "books_discovery", state["corpus"], tmp_path / "dagster", cursor)
 
     return write_catalog, tick, mirror
@@ -431,6 +439,35 @@ def test_a_book_added_inside_a_batch_reruns_that_batch_only(sensor_setup, record
     corpus = CorpusSettings(home=str(tmp_path / "home"), mirror=str(mirror))
     unit = find_unit(source, "00000-09999", corpus.fetcher(), corpus.data_home())
     assert unit.extra == {"books": [5, 2701]}
+
+
+def test_a_changed_feed_is_listed_in_a_run_not_in_the_sensor(tmp_path, mirror, records, monkeypatch):
+    """PG's real feed takes minutes to read, past Dagster's 60 s sensor timeout: a tick that
+    finds the feed changed (or never listed) asks for one run of `books_listing` instead, and
+    only once while that run is pending; the tick after the run decides from the record."""
+    _write_feed(mirror, records, [5, 2701])
+    text = f"name: books\nkind: gutenberg\noptions:\n  catalog_feed: {FEED_URL}\n{BOOK_FILTERS}"
+    defs, corpus = one_source_definitions(tmp_path, monkeypatch, mirror, "books", text)
+    dagster_home = tmp_path / "dagster"
+
+    first, instance = sensor_tick(defs, "books_discovery", corpus, dagster_home, None)
+    assert [(r.job_name, r.partition_key) for r in first.run_requests] == [("books_listing", None)]
+    assert (
+        instance.get_dynamic_partitions("books_units") == [] and not listing_path(corpus.data_home(), "books").exists()
+    )
+
+    instance.create_run_for_job(defs.resolve_job_def("books_listing"))  # launched, not yet started
+    pending, _ = sensor_tick(defs, "books_discovery", corpus, dagster_home, None)
+    assert pending.run_requests == [] and pending.skip_message.startswith("the upstream listing is being made by run")
+
+    result = defs.resolve_job_def("books_listing").execute_in_process(instance=instance)
+    assert result.success
+    assert [unit["key"] for unit in _recorded_listing(corpus.data_home())[1]] == ["00000-00999", "02000-02999"]
+    second, instance = sensor_tick(defs, "books_discovery", corpus, dagster_home, None)
+    assert [(r.job_name, r.partition_key) for r in second.run_requests] == [
+        ("books_job", "00000-00999"),
+        ("books_job", "02000-02999"),
+    ]
 
 
 def test_a_discovered_batch_materialises_from_the_recorded_listing(sensor_setup, records, tmp_path):

@@ -72,6 +72,11 @@ class Connector(ABC):
         """Declared units plus those listed upstream now (through the mirror-aware fetcher)."""
         return self.units()
 
+    def listing_is_slow(self) -> bool:
+        """True when listing upstream can outlast a sensor evaluation (Dagster's default
+        timeout is 60 s): the discovery sensor then has the listing made in a run of its own."""
+        return False
+
     @abstractmethod
     def read(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
         """Stream the records of one unit.

@@ -146,6 +146,10 @@ class GutenbergConnector(Connector):
     def discovers(self) -> bool:
         return self.options.catalog_feed is not None
 
+    def listing_is_slow(self) -> bool:
+        # The real feed is ~1 GB of bzip2-compressed RDF: minutes to decompress and parse.
+        return self.options.catalog_feed is not None
+
     def discover_units(self, fetcher: Fetcher) -> list[Unit]:
         """The batches of `books` plus the feed's Text ebooks (in `languages`, when given).
 

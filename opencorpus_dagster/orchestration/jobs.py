@@ -14,15 +14,12 @@ def source_job_name(source_name: str) -> str:
     return f"{source_name}_job"
 
 
-def source_jobs(sources: list[Source]):
-    return [
-        define_asset_job(
-            source_job_name(source.name),
-            selection=AssetSelection.groups(source.name),
-            description=f"Materialise one partition of {source.name}: raw records, then documents.",
-        )
-        for source in sources
-    ]
+def source_job(source: Source):
+    return define_asset_job(
+        source_job_name(source.name),
+        selection=AssetSelection.groups(source.name),
+        description=f"Materialise one partition of {source.name}: raw records, then documents.",
+    )
 
 
 def corpus_job():

@@ -6,6 +6,12 @@ the listing in the data home (the runs read their unit from it, not from upstrea
 keys not yet known as dynamic partitions and requests one run per new key, and one per known
 key whose unit changed since the last tick (a new book inside an existing batch keeps its key).
 
+A source whose listing outlasts a sensor evaluation (`Connector.listing_is_slow`: PG's feed is
+~1 GB of bzip2, minutes to read; Dagster gives a tick 60 s) gets a `<source>_listing` job: a tick
+that finds the recorded listing stale (never made, options changed, or one of the files it was
+read from changed upstream) requests one run of it and decides nothing; the next tick after that
+run decides from the record, at the cost of revalidating the feed.
+
 The known keys live in the Dagster instance (the dynamic partitions); the cursor names a saved
 snapshot of each unit's digest as last seen (`<home>/units/<source>.digests/<sha256>.json`, small
 cursors even for a 90,000-file crawl), so a restarted daemon neither loses nor repeats work. Without a
@@ -17,36 +23,78 @@ import json
 
 from dagster import (
     AddDynamicPartitionsRequest,
+    DagsterRunStatus,
     DefaultSensorStatus,
+    JobDefinition,
+    OpExecutionContext,
     RunRequest,
+    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    job,
+    op,
     sensor,
 )
 
 from opencorpus_dagster.catalog import Source
-from opencorpus_dagster.discovery import discover_and_record, load_digests, prune_digests, save_digests, unit_digest
+from opencorpus_dagster.discovery import (
+    current_listing,
+    discover_and_record,
+    load_digests,
+    prune_digests,
+    save_digests,
+    unit_digest,
+)
 from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
-from opencorpus_dagster.orchestration.jobs import source_job_name
 from opencorpus_dagster.orchestration.resources import CorpusSettings
 
 DISCOVERY_INTERVAL_SECONDS = 3600
 _CURSOR_FIELD = "digests_sha256"  # names the snapshot of unit digests (discovery.save_digests)
 
 
-def discovery_sensor(source: Source) -> SensorDefinition:
+def listing_job_name(source_name: str) -> str:
+    return f"{source_name}_listing"
+
+
+def listing_job(source: Source) -> JobDefinition:
+    """A job that lists the units of a source whose listing outlasts a sensor evaluation (see
+    `Connector.listing_is_slow`) and records it; the sensor's next tick then reads the record."""
+
+    @op(name=f"{source.name}__list_units", description=f"List and record the upstream units of {source.name}.")
+    def list_units(context: OpExecutionContext, corpus: CorpusSettings) -> None:
+        units = discover_and_record(source, corpus.fetcher(), corpus.data_home())
+        context.log.info(f"{source.name}: {len(units)} units listed upstream and recorded in the data home")
+
+    @job(name=listing_job_name(source.name), description=list_units.description)
+    def listing():
+        list_units()
+
+    return listing
+
+
+def discovery_sensor(source: Source, source_job, slow_listing_job: JobDefinition | None = None) -> SensorDefinition:
+    """The sensor of `source`, requesting runs of `source_job` (its asset job) and, when its
+    listing is slow, of `slow_listing_job` (from `listing_job`)."""
+
     @sensor(
         name=f"{source.name}_discovery",
-        job_name=source_job_name(source.name),
+        # A job name where it is the only target: a sensor given unresolved asset jobs makes
+        # Dagster 1.13 warn (BetaWarning on `owners`) when it resolves them.
+        **({"jobs": [source_job, slow_listing_job]} if slow_listing_job else {"job_name": source_job.name}),
         minimum_interval_seconds=DISCOVERY_INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.STOPPED,
         description=f"Lists the upstream units of {source.name} and requests runs for the new or changed ones.",
     )
-    def discover(context: SensorEvaluationContext, corpus: CorpusSettings) -> SensorResult:
-        home = corpus.data_home()
-        units = discover_and_record(source, corpus.fetcher(), home)
+    def discover(context: SensorEvaluationContext, corpus: CorpusSettings) -> SensorResult | SkipReason:
+        home, fetcher = corpus.data_home(), corpus.fetcher()
+        if slow_listing_job is not None:
+            units = current_listing(source, fetcher, home)
+            if units is None:
+                return _request_listing(context, slow_listing_job.name)
+        else:
+            units = discover_and_record(source, fetcher, home)
         digests = {unit.key: unit_digest(unit) for unit in units}
         name = dynamic_partitions_name(source.name)
         known = set(context.instance.get_dynamic_partitions(name))
@@ -64,7 +112,11 @@ def discovery_sensor(source: Source) -> SensorDefinition:
             run_requests=[
                 # Digests before and after in the run key: a unit that changes again (even back
                 # to an earlier state, a book withdrawn and restored) gets another run.
-                RunRequest(run_key=f"{source.name}:{key}:{seen.get(key, 'new')}>{digests[key]}", partition_key=key)
+                RunRequest(
+                    run_key=f"{source.name}:{key}:{seen.get(key, 'new')}>{digests[key]}",
+                    partition_key=key,
+                    job_name=source_job.name,
+                )
                 for key in to_run
             ],
             dynamic_partitions_requests=[AddDynamicPartitionsRequest(name, new)] if new else [],
@@ -72,6 +124,25 @@ def discovery_sensor(source: Source) -> SensorDefinition:
         )
 
     return discover
+
+
+def _request_listing(context: SensorEvaluationContext, job_name: str) -> SensorResult | SkipReason:
+    """A run of the listing job, unless one is already queued or running; the cursor stays."""
+    pending = context.instance.get_runs(
+        filters=RunsFilter(
+            job_name=job_name,
+            statuses=[
+                DagsterRunStatus.QUEUED,
+                DagsterRunStatus.NOT_STARTED,
+                DagsterRunStatus.STARTING,
+                DagsterRunStatus.STARTED,
+            ],
+        ),
+        limit=1,
+    )
+    if pending:
+        return SkipReason(f"the upstream listing is being made by run {pending[0].run_id}")
+    return SensorResult(run_requests=[RunRequest(job_name=job_name)], cursor=context.cursor)
 
 
 def _keys_to_run(digests: dict[str, str], known: set[str], seen: dict[str, str]) -> list[str]:
