@@ -27,7 +27,7 @@ from pathlib import Path
 from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.connectors.base import Unit
-from opencorpus_dagster.fetch import FetchedFile, Fetcher, FetchError
+from opencorpus_dagster.fetch import FetchedFile, Fetcher, FetchError, RecordingFetcher
 from opencorpus_dagster.home import DataHome
 
 MISSING = "missing"  # the sha256 recorded for a URL whose fetch failed while listing
@@ -45,10 +45,9 @@ def discover_and_record(source: Source, fetcher: Fetcher, home: DataHome) -> lis
     units are returned without listing again. Raises what `discover_units` raises
     (`UnreadableInput`, fetch errors); then the previous record stays as it was.
     """
-    current = current_listing(source, fetcher, home)
-    if current is not None:
-        return current
     previous = _read_record(source, home)
+    if _is_current(previous, fetcher):
+        return previous.listed
     recorder = _InputRecorder(fetcher)
     units = source.connector.discover_units(recorder)
     keys = {unit.key for unit in units}
@@ -61,9 +60,11 @@ def current_listing(source: Source, fetcher: Fetcher, home: DataHome) -> list[Un
     """The recorded listing, when it was made with the source's current options from files that
     are unchanged upstream (each revalidated); None when the units must be listed again."""
     record = _read_record(source, home)
-    if record is not None and record.inputs and _inputs_unchanged(record.inputs, fetcher):
-        return record.listed
-    return None
+    return record.listed if _is_current(record, fetcher) else None
+
+
+def _is_current(record: _Record | None, fetcher: Fetcher) -> bool:
+    return record is not None and bool(record.inputs) and _inputs_unchanged(record.inputs, fetcher)
 
 
 def recorded_units(source: Source, home: DataHome) -> list[Unit]:
@@ -156,21 +157,18 @@ class _Record:
         return self.listed + self.retired
 
 
-class _InputRecorder:
-    """A fetcher for `discover_units` that notes the sha256 of every file fetched, and the URLs
-    that could not be fetched (a dump run's missing dumpstatus.json is an input too: when it
-    appears, the listing changes)."""
+class _InputRecorder(RecordingFetcher):
+    """A fetcher for `discover_units` that notes the sha256 of every file fetched (the last
+    fetch of a URL wins), and the URLs that could not be fetched (a dump run's missing
+    dumpstatus.json is an input too: when it appears, the listing changes)."""
 
     def __init__(self, fetcher: Fetcher):
-        self._fetcher = fetcher
+        super().__init__(fetcher)
         self.inputs: dict[str, str] = {}
-
-    def __getattr__(self, name: str):
-        return getattr(self._fetcher, name)
 
     def fetch(self, url: str, refresh: bool = False) -> FetchedFile:
         try:
-            fetched = self._fetcher.fetch(url, refresh)
+            fetched = super().fetch(url, refresh)
         except FetchError:
             self.inputs[url] = MISSING
             raise
