@@ -154,7 +154,7 @@ class Layout:
 
 def make_layout(files: dict[str, list[Path]], docs_per_partition: int) -> Layout:
     partitions = {
-        name: [[p.as_uri() for p in paths[i : i + docs_per_partition]] for i in range(0, len(paths) - docs_per_partition + 1, docs_per_partition)]
+        name: [[str(p) for p in paths[i : i + docs_per_partition]] for i in range(0, len(paths) - docs_per_partition + 1, docs_per_partition)]
         for name, paths in files.items()
     }
     # Spread each source evenly over the order, so any prefix holds each in proportion.
@@ -177,7 +177,10 @@ def write_catalog(directory: Path, layout: Layout, counts: dict[str, int], sourc
             "name": source.name,
             "kind": "textfiles",
             "description": f"benchmark corpus: {source.name} cut into ~{CHUNK_BYTES // 1000} KB files",
-            "options": {"partitions": {f"part-{i:04d}": layout.partitions[source.name][i] for i in range(count)}},
+            "options": {
+                "root": os.path.commonpath([str(Path(file).parent) for part in layout.partitions[source.name] for file in part]),
+                "partitions": {f"part-{i:04d}": layout.partitions[source.name][i] for i in range(count)},
+            },
             "license": {"spdx": source.spdx, "evidence": source.evidence},
             # Keep (nearly) every chunk: the benchmark measures the pipeline, not the quality
             # rules' verdicts on book and reST chunks; normalise and language identification run.

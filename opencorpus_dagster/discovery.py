@@ -166,9 +166,9 @@ class _InputRecorder(RecordingFetcher):
         super().__init__(fetcher)
         self.inputs: dict[str, str] = {}
 
-    def fetch(self, url: str, refresh: bool = False) -> FetchedFile:
+    def fetch(self, url: str, refresh: bool = False, *, local_root: Path | None = None) -> FetchedFile:
         try:
-            fetched = super().fetch(url, refresh)
+            fetched = super().fetch(url, refresh, local_root=local_root)
         except FetchError:
             self.inputs[url] = MISSING
             raise

@@ -15,6 +15,12 @@ URL is asked for the directory itself, and its server answers with the index.
 
 Several mirrors may be given; the first that has the file wins, and upstream is never asked
 when a mirror is set (an offline run must not leak to the network).
+
+Every URL goes through the URL policy (`url_policy`) before anything is read: http(s) only, no
+credentials, dot segments resolved and no climb above the host's root. The mirror file and the
+download-cache file of a URL are derived from its normalised form and checked to stay under
+their folder (the cache after resolving symlinks: it is the folder this program writes into).
+Local files are read only for a caller that names the folder they must be in (`local_root`).
 """
 
 from __future__ import annotations
@@ -27,10 +33,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from glob import escape as glob_escape
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import httpx
+
+from opencorpus_dagster.url_policy import UrlRefused, is_local, local_path_under, normalise_url, safe_child
 
 log = logging.getLogger(__name__)
 
@@ -76,23 +85,26 @@ class Mirror:
         return urlsplit(self.base).scheme in ("http", "https")
 
     def locate(self, url: str) -> str | None:
-        """Where this mirror keeps `url` (a path or URL), or None if it does not cover it."""
+        """Where this mirror keeps `url` (a path or URL), or None if it does not cover it.
+
+        Raises `UrlRefused` for a URL the policy refuses; a directory mirror's file is checked to
+        stay inside the mirror's folder (lexically: the links a mirror's keeper put in it, as
+        the fixture mirror has, are followed).
+        """
+        url = normalise_url(url)
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            return None
         if self.host is not None:
             if parts.hostname != self.host:
                 return None
             relative = parts.path.lstrip("/")
         else:
             relative = f"{parts.hostname}/{parts.path.lstrip('/')}"
-        if not self.is_url:
-            relative = _directory_index_file(relative)
-        if parts.query:
-            relative += "?" + parts.query
         if self.is_url:
-            return f"{self.base}/{relative}"
-        return str(Path(self.base) / unquote(relative))
+            return f"{self.base}/{relative}" + (f"?{parts.query}" if parts.query else "")
+        segments = [unquote(segment) for segment in _directory_index_file(relative).split("/")]
+        if parts.query:  # `wget --mirror` keeps the query in the file name; a "/" in it is no folder
+            segments[-1] += "?" + parts.query.replace("/", "%2F")
+        return str(safe_child(Path(self.base), segments, resolve=False))
 
 
 def _directory_index_file(relative: str) -> str:
@@ -138,22 +150,25 @@ class Fetcher:
 
     # -- public --------------------------------------------------------------------------
 
-    def fetch(self, url: str, refresh: bool = False) -> FetchedFile:
-        """Make `url` available on local disk; raises `NotFound` / `FetchError` naming the URL.
+    def fetch(self, url: str, refresh: bool = False, *, local_root: Path | None = None) -> FetchedFile:
+        """Make `url` available on local disk; raises `NotFound` / `FetchError` naming the URL,
+        `UrlRefused` when the URL policy refuses it.
 
         A downloaded file is reused from the cache unless `refresh` (listings that grow upstream).
+        A local file (`file:` URL or path) is read only when `local_root` is given and the file,
+        symlinks resolved, is inside it.
         """
-        parts = urlsplit(url)
-        if parts.scheme in ("", "file"):
-            return self._local(url, Path(unquote(parts.path)) if parts.scheme == "file" else Path(url))
-        if parts.scheme not in ("http", "https"):
-            raise FetchError(f"{url}: unsupported URL scheme {parts.scheme!r} (expected http, https or file)")
+        if is_local(url):
+            if local_root is None:
+                raise UrlRefused("url.scheme", url, "a local file; only http and https URLs are read here")
+            return self._local(url, local_path_under(url, local_root))
+        url = normalise_url(url)
         if self.mirrors:
             return self._from_mirrors(url, refresh)
         return self._download(url, url, refresh)
 
     def fetch_range(self, url: str, offset: int, length: int) -> bytes:
-        """The bytes `[offset, offset+length)` of `url`, from a mirror if one is set."""
+        """The bytes `[offset, offset+length)` of `url` (http or https), from a mirror if one is set."""
         for location in self._candidates(url):
             if urlsplit(location).scheme in ("http", "https"):
                 headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
@@ -175,9 +190,7 @@ class Fetcher:
     # -- internals -----------------------------------------------------------------------
 
     def _candidates(self, url: str) -> list[str]:
-        parts = urlsplit(url)
-        if parts.scheme in ("", "file"):
-            return [unquote(parts.path) if parts.scheme == "file" else url]
+        url = normalise_url(url)
         located = [m.locate(url) for m in self.mirrors]
         return [loc for loc in located if loc] if self.mirrors else [url]
 
@@ -207,11 +220,14 @@ class Fetcher:
         raise NotFound(f"{url}: not in any mirror (tried {', '.join(tried)})")
 
     def _cache_path(self, url: str) -> Path:
+        """`cache_dir/<host>/<path>` of a normalised URL, checked to stay inside `cache_dir`
+        with symlinks resolved. A name too long for the file system is replaced by its hash."""
         parts = urlsplit(url)
-        relative = _directory_index_file(unquote(parts.path.lstrip("/")))
+        segments = [unquote(segment) for segment in _directory_index_file(parts.path.lstrip("/")).split("/")]
         if parts.query:
-            relative += "_" + hashlib.sha256(parts.query.encode()).hexdigest()[:12]
-        return self.cache_dir / (parts.hostname or "unknown-host") / relative
+            segments[-1] += "_" + hashlib.sha256(parts.query.encode()).hexdigest()[:12]
+        segments = [_fitting_name(segment) for segment in segments if segment]
+        return safe_child(self.cache_dir, [parts.hostname or "unknown-host", *segments], resolve=True)
 
     def _download(self, url: str, location: str, refresh: bool = False) -> FetchedFile:
         """Stream `location` into the cache as `url`'s copy, unless the cached copy may be used.
@@ -228,6 +244,7 @@ class Fetcher:
             return FetchedFile(url, target, cached.sha256, target.stat().st_size, cached.source, cached.retrieved_at)
         validators = cached.conditional_headers() if cached is not None and cached.source == location else {}
         target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_partials(target)
         partial = target.with_name(target.name + f".part-{os.getpid()}")
         with httpx.Client(timeout=self.timeout, follow_redirects=True) as client:
             last_error: Exception | None = None
@@ -296,8 +313,8 @@ class RecordingFetcher:
     def __getattr__(self, name: str):
         return getattr(self._fetcher, name)  # cache_dir, mirrors, ...: as the wrapped fetcher
 
-    def fetch(self, url: str, refresh: bool = False) -> FetchedFile:
-        fetched = self._fetcher.fetch(url, refresh)
+    def fetch(self, url: str, refresh: bool = False, *, local_root: Path | None = None) -> FetchedFile:
+        fetched = self._fetcher.fetch(url, refresh, local_root=local_root)
         self.fetched.append(fetched)
         return fetched
 
@@ -375,6 +392,35 @@ def _strong_last_modified(headers: httpx.Headers) -> str:
     except (TypeError, ValueError):
         return ""
     return headers["last-modified"] if (served - modified).total_seconds() >= 1 else ""
+
+
+_MAX_NAME_BYTES = 200  # file systems allow 255; room is left for `.sha256` and `.part-<pid>`
+
+
+def _fitting_name(segment: str) -> str:
+    """A path segment as a file name: as it is, or its sha256 when too long for the file system."""
+    if len(segment.encode("utf-8", "surrogateescape")) <= _MAX_NAME_BYTES:
+        return segment
+    return "long-name-" + hashlib.sha256(segment.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _remove_stale_partials(target: Path) -> None:
+    """Delete `<target>.part-<pid>` files of downloads whose process is gone (killed, crashed);
+    a live process's partial file is left to it."""
+    for partial in target.parent.glob(f"{glob_escape(target.name)}.part-*"):
+        pid = partial.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from opencorpus_dagster.atomic import published
 from opencorpus_dagster.catalog import Source
-from opencorpus_dagster.connectors.base import Unit, UnreadableInput
+from opencorpus_dagster.connectors.base import Unit, UnreadableInput, refusal_message
 from opencorpus_dagster.discovery import discovered_unit
 from opencorpus_dagster.fetch import FetchedFile, Fetcher, FetchError, RecordingFetcher
 from opencorpus_dagster.home import DataHome
@@ -31,6 +31,7 @@ from opencorpus_dagster.records import (
     make_doc_id,
     sha256_text,
 )
+from opencorpus_dagster.url_policy import UrlRefused
 
 RAW_SCHEMA = pa.schema(
     [
@@ -96,6 +97,9 @@ def ingest_partition(
     partition is published and its previous output, if any, stays as it was.
     """
     partition = unit.key
+    refused = refusal_message(unit)
+    if refused is not None:
+        raise PartitionFailed(f"source {source.name!r}, partition {partition!r}: {refused}")
     target = home.raw_path(source.name, partition)
     recorder = RecordingFetcher(fetcher)
     now = _now()
@@ -135,7 +139,7 @@ def ingest_partition(
                     batch = []
             if batch:
                 writer.write_table(pa.Table.from_pylist(batch, schema=RAW_SCHEMA))
-    except (UnreadableInput, FetchError) as error:
+    except (UnreadableInput, FetchError, UrlRefused) as error:
         raise PartitionFailed(f"source {source.name!r}, partition {partition!r}: {error}") from error
     records_in = records + len(decisions)
     store.replace_partition_stage(

@@ -236,7 +236,7 @@ def test_an_unreadable_feed_names_its_url(mirror, fetcher, fixtures_dir, damage,
         ({}, "give `books` (ebook numbers), `catalog_feed` (the URL of PG's RDF feed"),
         ({"batch_size": 100}, "give `books` (ebook numbers), `catalog_feed`"),
         ({"books": []}, "at least 1 item"),
-        ({"catalog_feed": ""}, "at least 1 character"),
+        ({"catalog_feed": ""}, "refused (url.scheme): no scheme"),
         ({"catalog_feed": FEED_URL, "languages": []}, "at least 1 item"),
         (
             {"books": [1], "languages": ["en"]},

@@ -278,10 +278,22 @@ def test_history_all_revisions(fetcher):
     assert all(r.payload_type == PayloadType.WIKITEXT for r in records.values())
 
 
+TMP_HOST = "dumps.example.org"
+
+
 def _serve(tmp_path: Path, name: str, xml: str) -> str:
-    path = tmp_path / name
-    path.write_text(xml, encoding="utf-8")
-    return path.as_uri()
+    """Write `xml` in `tmp_path` and return the URL `_tmp_fetcher` serves it under."""
+    (tmp_path / name).write_text(xml, encoding="utf-8")
+    return _tmp_url(name)
+
+
+def _tmp_url(name: str) -> str:
+    return f"https://{TMP_HOST}/{name}"
+
+
+def _tmp_fetcher(tmp_path: Path) -> Fetcher:
+    """A fetcher whose mirror for `TMP_HOST` is `tmp_path` (catalog URLs are http(s) only)."""
+    return Fetcher(tmp_path / "cache", [Mirror(str(tmp_path), host=TMP_HOST)])
 
 
 def _page_blocks(xml: str) -> list[str]:
@@ -308,7 +320,7 @@ def test_latest_is_by_timestamp_not_position(tmp_path, simplewiki_xml):
         return block.replace(revisions[-1], "").replace(revisions[0], revisions[-1] + revisions[0])
 
     url = _serve(tmp_path, "simplewiki-shuffled.xml", _edit_page(simplewiki_xml, "45046", move_last_revision_first))
-    items = read(Fetcher(tmp_path / "cache"), dumps=[url], namespaces=[2])
+    items = read(_tmp_fetcher(tmp_path), dumps=[url], namespaces=[2])
     records = [r for r in items if isinstance(r, RawRecord)]
     assert [(r.source_record_id, r.metadata["revision_id"]) for r in records] == [("45046", 5566832)]
 
@@ -323,7 +335,7 @@ def test_latest_skips_suppressed_text(tmp_path, simplewiki_xml):
         return re.sub(r"<text\b[^>]*/>|<text\b[^>]*>.*?</text>", '<text deleted="deleted" />', block, flags=re.DOTALL)
 
     xml = _edit_page(_edit_page(simplewiki_xml, "45046", suppress_latest), "279900", suppress_all)
-    items = read(Fetcher(tmp_path / "cache"), dumps=[_serve(tmp_path, "simplewiki-hidden.xml", xml)], namespaces=[1, 2])
+    items = read(_tmp_fetcher(tmp_path), dumps=[_serve(tmp_path, "simplewiki-hidden.xml", xml)], namespaces=[1, 2])
     record, decision = items
     assert (record.source_record_id, record.metadata["revision_id"]) == ("45046", 4997179)
     assert record.payload == "{{babel|en}}\n\n[[en:User:Ryulong]]"
@@ -364,7 +376,7 @@ def test_catalog_licence_override(fetcher):
 def test_non_wikimedia_wiki_states_no_licence(tmp_path, simplewiki_xml):
     xml = simplewiki_xml.replace("<base>https://simple.wikipedia.org/wiki/Main_Page</base>",
                                  "<base>https://wiki.example.org/wiki/Main_Page</base>")  # fmt: skip
-    items = read(Fetcher(tmp_path / "cache"), dumps=[_serve(tmp_path, "example.xml", xml)], namespaces=[2])
+    items = read(_tmp_fetcher(tmp_path), dumps=[_serve(tmp_path, "example.xml", xml)], namespaces=[2])
     (record,) = [r for r in items if isinstance(r, RawRecord)]
     assert record.license is None
     assert record.license_evidence == (
@@ -384,7 +396,7 @@ def test_malformed_pages_are_quarantined_and_the_rest_read(tmp_path, fixtures_di
     xml = _edit_page(xml, "290", lambda b: b.replace("<title>A</title>", "<title></title>"))
     xml = _edit_page(xml, "303", lambda b: re.sub(r"<timestamp>[^<]*", "<timestamp>yesterday", b))
     url = _serve(tmp_path, "enwiki-broken.xml", xml)
-    items = read(Fetcher(tmp_path / "cache"), dumps=[url])
+    items = read(_tmp_fetcher(tmp_path), dumps=[url])
     assert tally(items) == {
         ("record", None): 101,
         ("quarantined", "mediawiki.malformed_page"): 5,
@@ -404,7 +416,7 @@ def test_malformed_pages_are_quarantined_and_the_rest_read(tmp_path, fixtures_di
 
 def test_malformed_revision_with_all_revisions(tmp_path, simplewiki_xml):
     xml = simplewiki_xml.replace("<id>558764</id>", "<id>5587x64</id>")
-    items = read(Fetcher(tmp_path / "cache"), dumps=[_serve(tmp_path, "h.xml", xml)], namespaces=[1, 2], revisions="all")
+    items = read(_tmp_fetcher(tmp_path), dumps=[_serve(tmp_path, "h.xml", xml)], namespaces=[1, 2], revisions="all")
     assert tally(items) == {
         ("record", None): 28,
         ("skipped", "mediawiki.text_deleted"): 4,
@@ -417,7 +429,7 @@ def test_malformed_revision_with_all_revisions(tmp_path, simplewiki_xml):
 def test_gzip_dump_reads_like_plain(tmp_path, simplewiki_xml):
     path = tmp_path / "simplewiki-history.xml.gz"
     path.write_bytes(gzip.compress(simplewiki_xml.encode("utf-8")))
-    items = read(Fetcher(tmp_path / "cache"), dumps=[path.as_uri()], namespaces=[1, 2])
+    items = read(_tmp_fetcher(tmp_path), dumps=[_tmp_url(path.name)], namespaces=[1, 2])
     assert [r.metadata["revision_id"] for r in items] == [5566832, 8750749]
 
 
@@ -436,11 +448,11 @@ def test_unreadable_files_raise_naming_the_file(tmp_path, fixtures_dir, name, ma
     data = (fixtures_dir / TABLES_FIXTURE).read_bytes()
     path = tmp_path / name
     path.write_bytes(make(data, bz2.decompress(data)))
-    url = path.as_uri()
+    url = _tmp_url(name)
     connector = MediaWikiConnector(MediaWikiConnector.Options(dumps=[url]))
     (unit,) = connector.units()
     with pytest.raises(UnreadableInput) as raised:
-        for _ in connector.read(unit, Fetcher(tmp_path / "cache")):
+        for _ in connector.read(unit, _tmp_fetcher(tmp_path)):
             pass
     assert raised.value.location == url
     assert raised.value.problem.startswith(problem)
@@ -455,6 +467,6 @@ def test_entities_are_not_expanded(tmp_path):
         "<page><title>T</title><ns>0</ns><id>1</id><revision><id>2</id><timestamp>2024-01-01T00:00:00Z</timestamp>"
         "<text>before &x; after</text></revision></page></mediawiki>"
     )
-    (record,) = read(Fetcher(tmp_path / "cache"), dumps=[_serve(tmp_path, "enwiki-xxe.xml", xml)])
+    (record,) = read(_tmp_fetcher(tmp_path), dumps=[_serve(tmp_path, "enwiki-xxe.xml", xml)])
     assert record.payload == "before &x; after"
     assert record.license == "CC-BY-SA-4.0"

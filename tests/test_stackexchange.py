@@ -69,9 +69,18 @@ def write_posts(tmp_path: Path, body: str, prolog: str = '<?xml version="1.0" en
     return str(path)
 
 
+TMP_HOST = "dumps.example.org"
+
+
+def tmp_url(tmp_path: Path, path: str) -> str:
+    """The URL under which `read_tmp` serves a file written in `tmp_path` (a host mirror)."""
+    return f"https://{TMP_HOST}/{Path(path).relative_to(tmp_path)}"
+
+
 def read_tmp(tmp_path: Path, path: str, **options) -> list[RawRecord | Decision]:
-    conn = connector({"posts": path, "site_url": "https://example.stackexchange.com", "key": "example"}, **options)
-    return read_all(conn, Fetcher(tmp_path / "cache"))
+    """Read a Posts file written in `tmp_path`, served through a mirror as upstream files are."""
+    site = {"posts": tmp_url(tmp_path, path), "site_url": "https://example.stackexchange.com", "key": "example"}
+    return read_all(connector(site, **options), Fetcher(tmp_path / "cache", [Mirror(str(tmp_path), host=TMP_HOST)]))
 
 
 QUESTION_ROW = (
@@ -183,12 +192,12 @@ def test_unit_keys_from_dump_urls():
     conn = connector(
         {"posts": posts_url(COFFEE), "site_url": "https://coffee.stackexchange.com/"},
         {"posts": "https://archive.org/download/stackexchange/beer.stackexchange.com.xml.gz", "site_url": "https://beer.stackexchange.com"},
-        {"posts": "/data/x/Posts.xml", "site_url": "https://beer.stackexchange.com", "key": "beer-2024"},
+        {"posts": "https://mirror.example/x/Posts.xml", "site_url": "https://beer.stackexchange.com", "key": "beer-2024"},
     )
     assert [(u.key, u.urls) for u in conn.units()] == [
         (COFFEE, (posts_url(COFFEE),)),
         ("beer.stackexchange.com", ("https://archive.org/download/stackexchange/beer.stackexchange.com.xml.gz",)),
-        ("beer-2024", ("/data/x/Posts.xml",)),
+        ("beer-2024", ("https://mirror.example/x/Posts.xml",)),
     ]
     assert conn.units()[0].extra == {"site_url": "https://coffee.stackexchange.com"}
 
@@ -197,10 +206,14 @@ def test_unit_keys_from_dump_urls():
     ("options", "message"),
     [
         ({"sites": []}, "at least 1 item"),
-        ({"sites": [{"posts": "a", "site_url": "coffee.stackexchange.com"}]}, r"site_url must be an http\(s\) URL"),
-        ({"sites": [{"posts": "a", "site_url": "https://x.com", "typo": 1}]}, "Extra inputs are not permitted"),
         (
-            {"sites": [{"posts": "a", "site_url": "https://x.com"}, {"posts": "b", "site_url": "https://x.com"}]},
+            {"sites": [{"posts": "https://a.example/Posts.xml", "site_url": "coffee.stackexchange.com"}]},
+            r"site_url\n  Value error, 'coffee.stackexchange.com' refused \(url.scheme\): no scheme",
+        ),
+        ({"sites": [{"posts": "/srv/Posts.xml", "site_url": "https://x.com"}]}, r"posts\n  Value error, '/srv/Posts.xml' refused"),
+        ({"sites": [{"posts": "https://a.example/P.xml", "site_url": "https://x.com", "typo": 1}]}, "Extra inputs are not permitted"),
+        (
+            {"sites": [{"posts": "https://a.example/P.xml", "site_url": "https://x.com"}, {"posts": "https://b.example/P.xml", "site_url": "https://x.com"}]},
             "both get the unit key 'x.com'",
         ),
     ],
@@ -319,7 +332,7 @@ def test_truncated_gzip_is_unreadable_naming_the_file(tmp_path, fixtures_dir):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(UnreadableInput) as raised:
         read_tmp(tmp_path, str(path))
-    assert raised.value.location.startswith(f"{path} (read from {path})")
+    assert raised.value.location.startswith(f"{tmp_url(tmp_path, path)} (read from {path})")
     assert "cannot decompress or read" in raised.value.problem
     assert not list((tmp_path / "cache").glob("stackexchange-*"))  # scratch database removed
 

@@ -10,12 +10,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.records import Decision, RawRecord
+from opencorpus_dagster.url_policy import normalise_template, normalise_url
+
+# Option types for URLs the catalog names: checked by the URL policy when the catalog is
+# validated (http/https, no credentials, no climb above the root), kept in normalised form.
+UpstreamUrl = Annotated[str, AfterValidator(normalise_url)]
+UrlTemplate = Annotated[str, AfterValidator(normalise_template)]  # with an `{id}` placeholder
 
 
 class ConnectorOptions(BaseModel):
@@ -31,6 +37,30 @@ class Unit:
     key: str
     urls: tuple[str, ...]
     extra: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+MAX_REFUSALS_SHOWN = 20
+
+
+def refused_unit(key: str, where: str, refusals: list[str]) -> Unit:
+    """The unit that stands for what an upstream listing named and the URL policy refused.
+
+    Its partition fails with every refusal in its message (`Connector.read` is never called for
+    it), so a refusal shows where failures show (the build summary, the Dagster UI) and the
+    rest of the listing is read as usual.
+    """
+    shown = {"listing": where, "count": len(refusals), "refusals": refusals[:MAX_REFUSALS_SHOWN]}
+    return Unit(key=key, urls=(), extra={"refused": shown})
+
+
+def refusal_message(unit: Unit) -> str | None:
+    """What a `refused_unit` stands for, as a one-paragraph message; None for any other unit."""
+    refused = unit.extra.get("refused")
+    if not refused:
+        return None
+    more = refused["count"] - len(refused["refusals"])
+    tail = f"; and {more} more" if more > 0 else ""
+    return f"{refused['listing']}: {refused['count']} URL(s) refused by the URL policy: {'; '.join(refused['refusals'])}{tail}"
 
 
 class UnreadableInput(Exception):

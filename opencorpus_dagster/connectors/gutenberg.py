@@ -32,6 +32,8 @@ from opencorpus_dagster.connectors.base import (
     ConnectorOptions,
     Unit,
     UnreadableInput,
+    UpstreamUrl,
+    UrlTemplate,
     register,
 )
 from opencorpus_dagster.fetch import FetchedFile, Fetcher, NotFound
@@ -104,12 +106,12 @@ class GutenbergConnector(Connector):
         one unit."""
 
         books: list[Annotated[int, Field(ge=1)]] | None = Field(default=None, min_length=1)
-        catalog_feed: str | None = Field(default=None, min_length=1)
+        catalog_feed: UpstreamUrl | None = None
         languages: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
         batch_size: int = Field(default=1000, ge=1)
-        text_url: str = "https://www.gutenberg.org/cache/epub/{id}/pg{id}.txt"
-        rdf_url: str = "https://www.gutenberg.org/cache/epub/{id}/pg{id}.rdf"
-        page_url: str = "https://www.gutenberg.org/ebooks/{id}"
+        text_url: UrlTemplate = "https://www.gutenberg.org/cache/epub/{id}/pg{id}.txt"
+        rdf_url: UrlTemplate = "https://www.gutenberg.org/cache/epub/{id}/pg{id}.rdf"
+        page_url: UrlTemplate = "https://www.gutenberg.org/ebooks/{id}"
 
         @field_validator("books")
         @classmethod

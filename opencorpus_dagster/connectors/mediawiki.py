@@ -51,7 +51,7 @@ import json
 import logging
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -67,10 +67,13 @@ from opencorpus_dagster.connectors.base import (
     ConnectorOptions,
     Unit,
     UnreadableInput,
+    UpstreamUrl,
+    refused_unit,
     register,
 )
 from opencorpus_dagster.fetch import Fetcher, FetchError
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
+from opencorpus_dagster.url_policy import UrlRefused, host_of, normalise_url, require_under, shorten
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +156,11 @@ class MediaWikiConnector(Connector):
     """MediaWiki XML export files, one partition per dump file."""
 
     kind = "mediawiki"
-    unit_listing_options = ("dumps", "partition_keys", "dump_index", "dump_job", "since", "latest_runs")
+    unit_listing_options = ("dumps", "partition_keys", "dump_index", "dump_job", "since", "latest_runs", "listed_hosts")
 
     class Options(ConnectorOptions):
-        dumps: list[str] = Field(default=[], description="URLs of dump files; one file = one partition")
-        dump_index: str | None = Field(
+        dumps: list[UpstreamUrl] = Field(default=[], description="URLs of dump files; one file = one partition")
+        dump_index: UpstreamUrl | None = Field(
             default=None, description="Wikimedia dump index (https://dumps.wikimedia.org/<wiki>/) whose runs are read"
         )
         dump_job: str = Field(
@@ -170,6 +173,9 @@ class MediaWikiConnector(Connector):
         revisions: Literal["latest", "all"] = "latest"
         license: str | None = Field(default=None, description="overrides the per-revision Wikimedia licence")
         partition_keys: dict[str, str] | None = Field(default=None, description="dump URL -> partition key")
+        listed_hosts: list[str] = Field(
+            default=[], description="hosts a dumpstatus.json file URL may name outside the dump index's folder"
+        )
 
         @field_validator("dump_index")
         @classmethod
@@ -237,8 +243,13 @@ class MediaWikiConnector(Connector):
             self.options.dump_job,
             since=self.options.since,
             latest_runs=self.options.latest_runs,
+            hosts=self.options.listed_hosts,
         )
-        return _add_listed_files(units, listed)
+        units = _add_listed_files(units, [file for file in listed if file.refused is None])
+        refused = [file.refused for file in listed if file.refused is not None]
+        if refused:
+            units.append(refused_unit("refused-dumpstatus", self.options.dump_index, refused))
+        return units
 
     def read(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
         for url in unit.urls:
@@ -262,6 +273,7 @@ class DumpFile:
     url: str
     sha1: str | None
     size: int | None
+    refused: str | None = None  # why the URL policy refused the URL dumpstatus.json gave
 
     def unit(self) -> Unit:
         extra = {name: value for name, value in (("sha1", self.sha1), ("size", self.size)) if value is not None}
@@ -292,20 +304,28 @@ class _RunNotReady(Exception):
 
 
 def list_dump_files(
-    fetcher: Fetcher, index_url: str, job: str, *, since: str | None = None, latest_runs: int | None = None
+    fetcher: Fetcher,
+    index_url: str,
+    job: str,
+    *,
+    since: str | None = None,
+    latest_runs: int | None = None,
+    hosts: Iterable[str] = (),
 ) -> list[DumpFile]:
     """The files of `job` in the finished runs a Wikimedia dump index lists, oldest run first.
 
     Looks at the runs dated `since` (YYYYMMDD) or later, and of those at the `latest_runs`
     newest. A run whose dumpstatus.json is missing or invalid (still being written) is skipped
     with a warning, one whose job is not done yet is skipped quietly; a later call sees them
-    again. Raises `UnreadableInput(index_url, ...)` when the index is not an HTML page linking to
-    runs; a failed fetch of the index raises the fetcher's `FetchError`.
+    again. A file URL must be inside the index's folder or on one of `hosts`; one that is not
+    comes back as a `DumpFile` with `refused` set. Raises `UnreadableInput(index_url, ...)` when
+    the index is not an HTML page linking to runs; a failed fetch of the index raises the
+    fetcher's `FetchError`.
     """
     dates = [date for date in run_dates(fetcher, index_url) if since is None or date >= since]
     if latest_runs is not None:
         dates = dates[-latest_runs:]
-    return [file for date in dates for file in _finished_job_files(fetcher, index_url, date, job)]
+    return [file for date in dates for file in _finished_job_files(fetcher, index_url, date, job, frozenset(hosts))]
 
 
 def run_dates(fetcher: Fetcher, index_url: str) -> list[str]:
@@ -325,7 +345,7 @@ def run_dates(fetcher: Fetcher, index_url: str) -> list[str]:
     return dates
 
 
-def _finished_job_files(fetcher: Fetcher, index_url: str, date: str, job: str) -> list[DumpFile]:
+def _finished_job_files(fetcher: Fetcher, index_url: str, date: str, job: str, hosts: frozenset[str]) -> list[DumpFile]:
     """The files of `job` in one run, or [] (logged) while the run cannot be read.
 
     A dumpstatus.json that says done is used from the cache: a finished job's files do not
@@ -334,9 +354,9 @@ def _finished_job_files(fetcher: Fetcher, index_url: str, date: str, job: str) -
     status_url = urljoin(index_url, f"{date}/dumpstatus.json")
     try:
         try:
-            return _job_files(fetcher.fetch(status_url).path, job, status_url, index_url)
+            return _job_files(fetcher.fetch(status_url).path, job, status_url, index_url, hosts)
         except _RunNotReady:
-            return _job_files(fetcher.fetch(status_url, refresh=True).path, job, status_url, index_url)
+            return _job_files(fetcher.fetch(status_url, refresh=True).path, job, status_url, index_url, hosts)
     except FetchError as error:
         log.warning("dump run %s skipped: no dumpstatus.json (%s)", date, error)
     except _RunNotReady as not_ready:
@@ -344,7 +364,7 @@ def _finished_job_files(fetcher: Fetcher, index_url: str, date: str, job: str) -
     return []
 
 
-def _job_files(path: Path, job: str, status_url: str, index_url: str) -> list[DumpFile]:
+def _job_files(path: Path, job: str, status_url: str, index_url: str, hosts: frozenset[str]) -> list[DumpFile]:
     """The XML files of `job` in one local dumpstatus.json, by name; raises `_RunNotReady`.
 
     Only `.xml` files are dump files: a job may also list others (the multistream jobs list
@@ -360,12 +380,23 @@ def _job_files(path: Path, job: str, status_url: str, index_url: str) -> list[Du
     if entry.status != "done":
         raise _RunNotReady(f"job {job!r} is {entry.status!r}, not done", level=logging.INFO)
     return [
-        DumpFile(
-            urljoin(index_url, listed.url) if listed.url else urljoin(status_url, quote(name)), listed.sha1, listed.size
-        )
+        _listed_file(index_url, status_url, name, listed, hosts)
         for name, listed in sorted(entry.files.items())
         if ".xml" in name
     ]
+
+
+def _listed_file(index_url: str, status_url: str, name: str, listed: _FileStatus, hosts: frozenset[str]) -> DumpFile:
+    """One file of a job, its URL checked by the URL policy: inside the index's folder (Wikimedia
+    lists `/hywiki/20230501/<name>`), or on a host the catalog entry declares."""
+    url = urljoin(index_url, listed.url) if listed.url else urljoin(status_url, quote(name))
+    try:
+        url = normalise_url(url)
+        if host_of(url) not in hosts:
+            require_under(url, index_url)
+    except UrlRefused as refusal:
+        return DumpFile(url, None, None, refused=str(refusal.at(f"{status_url}, file {shorten(name)!r}")))
+    return DumpFile(url, listed.sha1, listed.size)
 
 
 def _add_listed_files(units: list[Unit], listed: list[DumpFile]) -> list[Unit]:

@@ -79,6 +79,7 @@ from opencorpus_dagster.connectors.base import (
     ConnectorOptions,
     Unit,
     UnreadableInput,
+    UpstreamUrl,
     register,
 )
 from opencorpus_dagster.fetch import Fetcher
@@ -109,16 +110,15 @@ class SiteDump(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    posts: str
-    site_url: str
+    posts: UpstreamUrl
+    site_url: UpstreamUrl
     key: str | None = None
 
     @field_validator("site_url")
     @classmethod
-    def _site_url_has_host(cls, value: str) -> str:
+    def _site_url_is_the_site(cls, value: str) -> str:
+        """The site's origin (the URL policy has checked scheme and host): record URLs add paths."""
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"site_url must be an http(s) URL with a host, e.g. https://coffee.stackexchange.com; got {value!r}")
         return f"{parts.scheme}://{parts.netloc}"
 
     @property

@@ -7,11 +7,13 @@ collection states no licence per file: declare it in the catalog entry's `licens
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from pathlib import PurePosixPath
-from urllib.parse import urlsplit
+from pathlib import Path, PurePosixPath
+from typing import Self
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from opencorpus_dagster.compression import read_decompressed_bytes
 from opencorpus_dagster.connectors.base import (
@@ -24,6 +26,7 @@ from opencorpus_dagster.connectors.base import (
 from opencorpus_dagster.fetch import Fetcher, NotFound
 from opencorpus_dagster.home import check_partition_key
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
+from opencorpus_dagster.url_policy import UrlRefused, is_local, normalise_url
 
 
 @register
@@ -32,30 +35,58 @@ class TextFilesConnector(Connector):
     unit_listing_options = ("partitions",)
 
     class Options(ConnectorOptions):
-        """`partitions`: partition key -> file URLs (http(s), file:// or paths); `encoding` of the files."""
+        """`partitions`: partition key -> files, each an http(s) URL or a local file inside `root`
+        (a path relative to it, or an absolute path or `file:` URL under it); `root`: the
+        absolute local folder the collection is in (needed for local files, and the only folder
+        they are read from: a symlink out of it is refused too); `encoding` of the files."""
 
         partitions: dict[str, list[str]] = Field(min_length=1)
+        root: str | None = None
         encoding: str = "utf-8"
 
-        @field_validator("partitions")
+        @field_validator("root")
         @classmethod
-        def _safe_keys(cls, partitions: dict[str, list[str]]) -> dict[str, list[str]]:
-            for key, files in partitions.items():
+        def _absolute_root(cls, root: str | None) -> str | None:
+            if root is None:
+                return None
+            path = Path(unquote(urlsplit(root).path) if root.startswith("file:") else root)
+            if not path.is_absolute():
+                raise ValueError(f"root must be an absolute folder path or file: URL, got {root!r}")
+            return os.path.normpath(path)
+
+        @model_validator(mode="after")
+        def _files_are_allowed(self) -> Self:
+            for key, files in self.partitions.items():
                 check_partition_key(key)
                 if not files:
                     raise ValueError(f"partition {key!r} lists no files")
-            return partitions
+                files[:] = [self._checked(file) for file in files]
+            return self
+
+        def _checked(self, file: str) -> str:
+            if not is_local(file):
+                return normalise_url(file)
+            if self.root is None:
+                raise ValueError(f"{file!r} is a local file: declare the folder it is in as `root`")
+            relative = unquote(urlsplit(file).path) if file.startswith("file:") else file
+            if not Path(os.path.normpath(Path(self.root) / relative)).is_relative_to(self.root):
+                raise ValueError(f"{file!r} is outside root {self.root!r} (url.outside_root)")
+            return file
 
     def units(self) -> list[Unit]:
         return [Unit(key, tuple(files)) for key, files in sorted(self.options.partitions.items())]
 
     def read(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
+        root = Path(self.options.root) if self.options.root else None
         for url in unit.urls:
             record_id = PurePosixPath(urlsplit(url).path).name
             try:
-                fetched = fetcher.fetch(url)
+                fetched = fetcher.fetch(url, local_root=root)
             except NotFound as error:
                 yield Decision(record_id, url, Outcome.QUARANTINED, "raw", "textfiles.missing", None, str(error))
+                continue
+            except UrlRefused as refusal:  # a link inside root that points out of it
+                yield Decision(record_id, url, Outcome.QUARANTINED, "raw", refusal.rule, None, str(refusal))
                 continue
             try:
                 data = read_decompressed_bytes(fetched.path)

@@ -60,11 +60,14 @@ from opencorpus_dagster.connectors.base import (
     ConnectorOptions,
     Unit,
     UnreadableInput,
+    UpstreamUrl,
+    refused_unit,
     register,
 )
 from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 from opencorpus_dagster.text.html import decode_html
+from opencorpus_dagster.url_policy import UrlRefused, host_of, require_host, resolve_listed, shorten
 
 STAGE = "raw"
 HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -77,13 +80,16 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _HTTP_PROTOCOLS = ["HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/2", "HTTP/3.0", "HTTP/3", "HTTP/0.9"]
 _WARC_VERSION_LINE = re.compile(rb"^WARC/1\.[01]\r?\n$")
 _COMPRESSION_SUFFIXES = (".gz", ".bz2")
+MAX_LISTING_LINE = 64 * 1024  # a listing line is one URL (at most 8,192 characters by the URL policy)
 
 
 class WarcOptions(ConnectorOptions):
-    warcs: list[str] = []  # explicit WARC / WET / ARC file URLs, one unit each
-    listing: str | None = None  # Common Crawl `warc.paths(.gz)`: one path per line, relative to listing_base
-    listing_base: str = "https://data.commoncrawl.org/"
+    warcs: list[UpstreamUrl] = []  # explicit WARC / WET / ARC file URLs, one unit each
+    listing: UpstreamUrl | None = None  # Common Crawl `warc.paths(.gz)`: one path per line, relative to listing_base
+    listing_base: UpstreamUrl = "https://data.commoncrawl.org/"
     max_files: int | None = None  # read at most this many files of the listing (explicit files always count)
+    # Hosts an absolute URL in the listing may name, besides the hosts of `listing` and `listing_base`.
+    listed_hosts: list[str] = []
 
 
 @register
@@ -91,7 +97,7 @@ class WarcConnector(Connector):
     """Web archive files; see the module docstring for the outcome of every record type."""
 
     kind = "warc"
-    unit_listing_options = ("warcs", "listing", "max_files")
+    unit_listing_options = ("warcs", "listing", "max_files", "listed_hosts")
     Options = WarcOptions
 
     def units(self) -> list[Unit]:
@@ -107,12 +113,17 @@ class WarcConnector(Connector):
         Raises `UnreadableInput` when the listing cannot be decompressed; fetch errors propagate.
         """
         urls = list(self.options.warcs)
+        refused: list[str] = []
         if self.options.listing:
-            listed = read_listing(fetcher, self.options.listing, self.options.listing_base)
+            hosts = {host_of(self.options.listing), host_of(self.options.listing_base), *self.options.listed_hosts}
+            listed, refused = read_listing(fetcher, self.options.listing, self.options.listing_base, hosts)
             if self.options.max_files is not None:
                 listed = listed[: self.options.max_files]
             urls += listed
-        return units_for(urls)
+        units = units_for(urls)
+        if refused:
+            units.append(refused_unit(f"refused-{unit_name(self.options.listing)}", self.options.listing, refused))
+        return units
 
     def read(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
         for url in unit.urls:
@@ -150,22 +161,35 @@ def unit_name(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
-def read_listing(fetcher: Fetcher, listing: str, base: str) -> list[str]:
-    """File URLs of a `warc.paths`-style listing (gzip or plain), in listing order."""
+def read_listing(fetcher: Fetcher, listing: str, base: str, hosts: set[str]) -> tuple[list[str], list[str]]:
+    """(file URLs, refusals) of a `warc.paths`-style listing (gzip or plain), in listing order.
+
+    A relative line is resolved against `base` and must stay inside it; an absolute one must be
+    on one of `hosts`. A line the URL policy refuses is left out and described in the refusals
+    (listing, line number, rule, the line cut short). Raises `UnreadableInput` naming the
+    listing when it cannot be decompressed or decoded, or has a line over `MAX_LISTING_LINE`.
+    """
     fetched = fetcher.fetch(listing, refresh=True)  # a listing grows upstream: never the cached copy
+    urls, refusals = [], []
     try:
         with open_decompressed(fetched.path) as handle:
-            lines = handle.read().decode("utf-8").splitlines()
-    except (OSError, EOFError, UnicodeDecodeError) as error:
+            for number, raw in enumerate(iter(lambda: handle.readline(MAX_LISTING_LINE + 1), b""), start=1):
+                if len(raw) > MAX_LISTING_LINE:
+                    raise UnreadableInput(listing, f"line {number} is longer than {MAX_LISTING_LINE:,} bytes")
+                try:
+                    line = raw.decode("utf-8").strip()
+                except UnicodeDecodeError as error:
+                    refusals.append(f"line {number}: {shorten(repr(raw))} is not UTF-8 ({error.reason})")
+                    continue
+                if not line or line.startswith("#"):
+                    continue
+                try:
+                    urls.append(require_host(resolve_listed(line, base), hosts))
+                except UrlRefused as refusal:
+                    refusals.append(str(refusal.at(f"line {number}")))
+    except (OSError, EOFError) as error:
         raise UnreadableInput(listing, f"listing cannot be read: {error}") from error
-    base = base.rstrip("/") + "/"
-    urls = []
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        urls.append(line if urlsplit(line).scheme else base + line.lstrip("/"))
-    return urls
+    return urls, refusals
 
 
 # -- re-fetching one record --------------------------------------------------------------------
