@@ -20,6 +20,7 @@ is published to `<home>/lineage.duckdb` with every corpus (see `publish_lineage_
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -49,6 +50,20 @@ def check_partition_key(key: str) -> str:
             f"partition key {key!r} must be letters, digits and ._@+=- (no '/', no '..')"
         )
     return key
+
+
+_MAX_KEY_CHARS = 120  # keys become file names (plus `.parquet`) and Dagster partition names
+
+
+def readable_key(name: str, fallback: str) -> str:
+    """A partition key made from an upstream file name that passes `check_partition_key`:
+    characters outside letters, digits and `._-` become `_`, dot runs (`..`) one dot, a
+    leading non-alphanumeric is dropped, and a name too long is cut and given a hash of the
+    whole; `fallback` when nothing is left. Readable names come out as they are."""
+    key = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]", "_", name)).lstrip("._-")
+    if len(key) > _MAX_KEY_CHARS:
+        key = f"{key[: _MAX_KEY_CHARS - 17]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+    return key or fallback
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.connectors.base import refusal_message, refused_unit
 from opencorpus_dagster.connectors.mediawiki import MediaWikiConnector
 from opencorpus_dagster.connectors.textfiles import TextFilesConnector
+from opencorpus_dagster.connectors.warc import unit_name
 from opencorpus_dagster.fetch import Fetcher, Mirror, NotFound
-from opencorpus_dagster.home import data_home
+from opencorpus_dagster.home import check_partition_key, data_home
 from opencorpus_dagster.ingest import PartitionFailed, ingest_partition
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.url_policy import UrlRefused, normalise_url, resolve_listed
@@ -94,6 +95,26 @@ def test_listing_lines_stay_under_their_base(line, expected):
         assert refused.value.rule == expected
     else:
         assert resolve_listed(line, base) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/segments/1/warc/CC-MAIN-1-00000.warc.gz", "CC-MAIN-1-00000.warc"),
+        ("https://h.example/a..b.warc.gz", "a.b.warc"),
+        ("https://h.example/..warc", "warc"),
+        ("https://h.example/%2e%2e%2ewarc.gz", "warc"),
+        ("https://h.example/x%20y%3Bz.warc", "x_y_z.warc"),
+        ("https://h.example/" + "w" * 300 + ".warc.gz", "w" * 103 + "-"),
+    ],
+)
+def test_partition_keys_from_upstream_names_are_safe_file_names(url, key):
+    made = unit_name(url)
+    assert check_partition_key(made) == made
+    if len(url) > 300:
+        assert len(made) == 120 and made.startswith(key)
+    else:
+        assert made == key
 
 
 # -- the catalog ----------------------------------------------------------------------------------

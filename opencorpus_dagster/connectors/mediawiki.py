@@ -72,6 +72,7 @@ from opencorpus_dagster.connectors.base import (
     register,
 )
 from opencorpus_dagster.fetch import Fetcher, FetchError
+from opencorpus_dagster.home import readable_key
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 from opencorpus_dagster.url_policy import UrlRefused, host_of, normalise_url, require_under, shorten
 
@@ -145,9 +146,9 @@ def partition_key_for(url: str) -> str:
             if name.lower().endswith(suffix) and len(name) > len(suffix):
                 name = name[: -len(suffix)]
                 stripped = True
-    key = _KEY_UNSAFE.sub("-", name).strip("-")
+    key = readable_key(_KEY_UNSAFE.sub("-", name).strip("-"), "")
     if not key:
-        raise ValueError(f"cannot derive a partition key from {url!r}; set partition_keys for it")
+        raise ValueError(f"cannot derive a partition key from {shorten(url)!r}; set partition_keys for it")
     return key
 
 
@@ -396,6 +397,10 @@ def _listed_file(index_url: str, status_url: str, name: str, listed: _FileStatus
             require_under(url, index_url)
     except UrlRefused as refusal:
         return DumpFile(url, None, None, refused=str(refusal.at(f"{status_url}, file {shorten(name)!r}")))
+    try:
+        partition_key_for(url)
+    except ValueError as error:  # a name of dots and punctuation only
+        return DumpFile(url, None, None, refused=f"{status_url}, file {shorten(name)!r}: {error}")
     return DumpFile(url, listed.sha1, listed.size)
 
 

@@ -65,6 +65,7 @@ from opencorpus_dagster.connectors.base import (
     register,
 )
 from opencorpus_dagster.fetch import Fetcher
+from opencorpus_dagster.home import readable_key
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 from opencorpus_dagster.text.html import decode_html
 from opencorpus_dagster.url_policy import UrlRefused, host_of, require_host, resolve_listed, shorten
@@ -158,7 +159,7 @@ def unit_name(url: str) -> str:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
             break
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return readable_key(name, "warc")
 
 
 def read_listing(fetcher: Fetcher, listing: str, base: str, hosts: set[str]) -> tuple[list[str], list[str]]:

@@ -21,6 +21,7 @@ from opencorpus_dagster.licensing.optout import (
 )
 from opencorpus_dagster.licensing.web import detect_page_licenses
 from opencorpus_dagster.records import Document, Drop, Outcome, PayloadType
+from opencorpus_dagster.url_policy import UrlRefused
 
 
 class PageRights:
@@ -59,7 +60,7 @@ class PageRights:
         if origin not in cache:
             try:
                 cache[origin] = parse(read_decompressed_bytes(self.fetcher.fetch(origin + path).path))
-            except FetchError:
+            except (FetchError, UrlRefused):  # a page URL names its host; the policy may refuse it
                 cache[origin] = None
         return cache[origin]
 
