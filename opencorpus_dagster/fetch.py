@@ -172,7 +172,7 @@ class Fetcher:
         for location in self._candidates(url):
             if urlsplit(location).scheme in ("http", "https"):
                 headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
-                with httpx.Client(timeout=self.timeout, follow_redirects=True) as client:
+                with self._client() as client:
                     response = self._request_with_retries(client, location, headers=headers)
                     if response is None:
                         continue
@@ -188,6 +188,16 @@ class Fetcher:
         raise NotFound(f"{url}: not found (tried {', '.join(self._candidates(url))})")
 
     # -- internals -----------------------------------------------------------------------
+
+    def _client(self) -> httpx.Client:
+        """An HTTP client that follows redirects only to URLs the URL policy accepts (a server
+        must not send the fetcher to `file:`, `ftp:` or a URL with credentials)."""
+        return httpx.Client(
+            timeout=self.timeout,
+            follow_redirects=True,
+            max_redirects=10,
+            event_hooks={"response": [_refuse_bad_redirect]},
+        )
 
     def _candidates(self, url: str) -> list[str]:
         url = normalise_url(url)
@@ -246,7 +256,7 @@ class Fetcher:
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_partials(target)
         partial = target.with_name(target.name + f".part-{os.getpid()}")
-        with httpx.Client(timeout=self.timeout, follow_redirects=True) as client:
+        with self._client() as client:
             last_error: Exception | None = None
             for attempt in range(self.attempts):
                 try:
@@ -367,6 +377,15 @@ class _CachedCopy:
         if self.last_modified:
             headers["If-Modified-Since"] = self.last_modified
         return headers
+
+
+def _refuse_bad_redirect(response: httpx.Response) -> None:
+    if response.has_redirect_location:
+        target = str(response.url.join(response.headers["location"]))
+        try:
+            normalise_url(target)
+        except UrlRefused as refusal:
+            raise refusal.at(f"redirect from {response.url}") from None
 
 
 def _raise_for_status(location: str, response: httpx.Response) -> None:

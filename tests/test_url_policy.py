@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 import threading
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -175,6 +175,34 @@ def test_a_query_cannot_climb_out_of_a_directory_mirror(tmp_path, fixture_mirror
     assert Path(location).parent == fixture_mirror / "www.gutenberg.org"
     with pytest.raises(NotFound):
         fetcher.fetch("https://www.gutenberg.org/x?a=/../../../../../../etc/hostname")
+
+
+class _Redirecting(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        targets = {"/h.example/to-file": "file:///etc/hostname", "/h.example/to-creds": "http://u:p@127.0.0.1:9/x"}
+        self.send_response(302)
+        self.send_header("Location", targets.get(self.path, "/"))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.mark.parametrize(("path", "rule"), [("to-file", "url.scheme"), ("to-creds", "url.userinfo")])
+def test_redirects_are_held_to_the_policy(tmp_path, path, rule):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        fetcher = Fetcher(tmp_path, [Mirror.parse(f"http://127.0.0.1:{server.server_address[1]}")], attempts=1)
+        with pytest.raises(UrlRefused) as refused:
+            fetcher.fetch(f"https://h.example/{path}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert refused.value.rule == rule
+    assert str(refused.value).startswith(f"redirect from http://127.0.0.1:{server.server_address[1]}/h.example/{path}: ")
+    assert not list(tmp_path.rglob(f"{path}*"))
 
 
 def test_local_files_need_a_root_and_stay_in_it(tmp_path):
