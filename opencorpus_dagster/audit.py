@@ -12,7 +12,7 @@ from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.shards import read_manifest, sha256_file
-from opencorpus_dagster.storage import duckdb_connect
+from opencorpus_dagster.storage import duckdb_connect, parquet_files
 
 
 def conservation_problems(store: LineageStore) -> list[dict]:
@@ -20,21 +20,19 @@ def conservation_problems(store: LineageStore) -> list[dict]:
     return [row for row in store.conservation() if row["records_in"] != row["total"]]
 
 
-def _shard_glob(home: DataHome) -> str:
-    return str(home.shards_dir / "**" / "*.parquet")
-
-
-def _has_shards(home: DataHome) -> bool:
-    return home.shards_dir.is_dir() and any(home.shards_dir.rglob("*.parquet"))
+def _shard_files(home: DataHome) -> list[str]:
+    """Every shard file on disk (listed or not: the audits look at what a reader would find)."""
+    return parquet_files(home.shards_dir, "**/*.parquet")
 
 
 def disallowed_licenses(home: DataHome, policies: Mapping[str, LicensePolicy]) -> list[dict]:
     """Shard rows whose licence the policy of their source does not allow."""
-    if not _has_shards(home):
+    files = _shard_files(home)
+    if not files:
         return []
     with duckdb_connect(home.root) as conn:
         rows = conn.execute(
-            f"SELECT source, license, count(*) FROM read_parquet('{_shard_glob(home)}') GROUP BY ALL ORDER BY ALL"
+            "SELECT source, license, count(*) FROM read_parquet(?) GROUP BY ALL ORDER BY ALL", [files]
         ).fetchall()
     problems = []
     for source, license, count in rows:
@@ -46,22 +44,25 @@ def disallowed_licenses(home: DataHome, policies: Mapping[str, LicensePolicy]) -
 
 
 def rows_without_upstream(home: DataHome) -> int:
-    if not _has_shards(home):
+    files = _shard_files(home)
+    if not files:
         return 0
     with duckdb_connect(home.root) as conn:
         return conn.execute(
-            f"SELECT count(*) FROM read_parquet('{_shard_glob(home)}') "
-            "WHERE upstream_uri IS NULL OR upstream_uri = '' OR license IS NULL OR license = ''"
+            "SELECT count(*) FROM read_parquet(?) "
+            "WHERE upstream_uri IS NULL OR upstream_uri = '' OR license IS NULL OR license = ''",
+            [files],
         ).fetchone()[0]
 
 
 def repeated_doc_ids(home: DataHome, limit: int = 10) -> list[tuple[str, int]]:
-    if not _has_shards(home):
+    files = _shard_files(home)
+    if not files:
         return []
     with duckdb_connect(home.root) as conn:
         return conn.execute(
-            f"SELECT doc_id, count(*) FROM read_parquet('{_shard_glob(home)}') "
-            f"GROUP BY doc_id HAVING count(*) > 1 ORDER BY doc_id LIMIT {int(limit)}"
+            "SELECT doc_id, count(*) FROM read_parquet(?) GROUP BY doc_id HAVING count(*) > 1 ORDER BY doc_id LIMIT ?",
+            [files, int(limit)],
         ).fetchall()
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from opencorpus_dagster.atomic import write_parquet_atomically
@@ -39,7 +38,7 @@ from opencorpus_dagster.shards import (
     ShardingReport,
     write_shards,
 )
-from opencorpus_dagster.storage import duckdb_connect
+from opencorpus_dagster.storage import duckdb_connect, parquet_files
 from opencorpus_dagster.takedown import removed_keys as taken_down
 
 DUPLICATES_SCHEMA = pa.schema(
@@ -88,6 +87,11 @@ def clusters_path(home: DataHome) -> Path:
     return home.dedup_dir / "clusters.parquet"
 
 
+def documents_files(home: DataHome) -> list[str]:
+    """Every documents file of the corpus, for DuckDB's `read_parquet(?)` (a bound list)."""
+    return parquet_files(home.root / "documents", "*/*.parquet")
+
+
 def removed_keys(home: DataHome) -> frozenset[str]:
     """Member keys of taken-down records: absent for dedup, so their cluster's next member is kept."""
     return frozenset(member_key(*key) for key in taken_down(home))
@@ -112,7 +116,8 @@ def find_duplicates(
     earlier upstream record, then longer text) and its first member is kept.
     """
     excluded = removed_keys(home)
-    superseded, groups = find_exact_groups(home.documents_glob(), excluded)
+    files = documents_files(home)
+    superseded, groups = find_exact_groups(files, excluded)
     gone = {old.key for old, _ in superseded} | excluded
     pairs: list[tuple[str, str, float]] = []
     reindexed: list = []
@@ -122,7 +127,7 @@ def find_duplicates(
         pairs = [p for p in pairs if p[0] not in gone and p[1] not in gone]
     links = [(g[i].key, g[i + 1].key) for g in groups for i in range(len(g) - 1)] + [(a, b) for a, b, _ in pairs]
     members = {m.key: m for g in groups for m in g}
-    members.update(load_members(home.documents_glob(), {k for a, b, _ in pairs for k in (a, b)} - set(members)))
+    members.update(load_members(files, {k for a, b, _ in pairs for k in (a, b)} - set(members)))
     similarity = {(a, b): s for a, b, s in pairs}
 
     decisions = [DuplicateDecision(old, newest, "dedup.superseded", 1.0) for old, newest in superseded]
@@ -183,14 +188,15 @@ def deduplicate_corpus(home: DataHome, store: LineageStore, run_id: str, near: b
     now = _now()
     by_member = {d.member.key: d for d in duplicates}
     decisions = []
-    try:
+    keys = []
+    files = documents_files(home)
+    if files:  # none yet: no decisions
         with duckdb_connect(home.root) as connection:
             keys = connection.execute(
-                f"SELECT source, partition, doc_id, source_record_id, upstream_uri "
-                f"FROM read_parquet('{home.documents_glob()}', union_by_name = true) ORDER BY ALL"
+                "SELECT source, partition, doc_id, source_record_id, upstream_uri "
+                "FROM read_parquet(?, union_by_name = true) ORDER BY ALL",
+                [files],
             ).fetchall()
-    except duckdb.IOException:
-        keys = []
     excluded = removed_keys(home)
     for source, partition, doc_id, record_id, upstream_uri in keys:
         key = member_key(source, partition, doc_id)
@@ -247,8 +253,12 @@ def _write_excluded(home: DataHome, target) -> None:
     connection = duckdb_connect(home.root)
     try:
         if parts:
-            union = " UNION ".join(f"SELECT source, partition, doc_id FROM read_parquet('{p}')" for p in parts)
-            table = connection.sql(union + " ORDER BY ALL").to_arrow_table()
+            # UNION of the files' rows (distinct), the file list a bound parameter; union_by_name
+            # because the two files have different columns beyond the three read here.
+            table = connection.sql(
+                "SELECT DISTINCT source, partition, doc_id FROM read_parquet(?, union_by_name = true) ORDER BY ALL",
+                params=[[str(p) for p in parts]],
+            ).to_arrow_table()
         else:
             table = pa.table({"source": pa.array([], pa.string()), "partition": pa.array([], pa.string()), "doc_id": pa.array([], pa.string())})
     finally:

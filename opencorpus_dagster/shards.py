@@ -101,7 +101,8 @@ def write_shards(
     try:
         if excluded_parquet is not None and excluded_parquet.is_file():
             connection.execute(
-                f"CREATE TEMP TABLE excluded AS SELECT source, partition, doc_id FROM read_parquet('{excluded_parquet}')"
+                "CREATE TEMP TABLE excluded AS SELECT source, partition, doc_id FROM read_parquet(?)",
+                [str(excluded_parquet)],
             )
         else:
             connection.execute("CREATE TEMP TABLE excluded (source VARCHAR, partition VARCHAR, doc_id VARCHAR)")

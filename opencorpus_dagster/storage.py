@@ -63,6 +63,19 @@ def read_parquet_schema(path: Path) -> pa.Schema:
     return pq.read_schema(source, filesystem=filesystem)
 
 
+def parquet_files(folder: Path, pattern: str) -> list[str]:
+    """Sorted paths (as text, for DuckDB's `read_parquet(?)`, bound as a parameter) of the files
+    under `folder` matching `pattern` (`*/*.parquet`, `**/*.parquet`); [] when there are none.
+
+    The listing is made here rather than by a DuckDB glob because DuckDB would read glob
+    characters in `folder` itself: a home named `data[1]` would match no file at all. It lists
+    what that glob listed (an atomic write's temporary, `.<name>.tmp-<pid>`, has no `.parquet`).
+    """
+    if not folder.is_dir():
+        return []
+    return sorted(str(path) for path in folder.glob(pattern))
+
+
 def modified_stamp(path: Path) -> str:
     """Size and modification time of a file: changes whenever the file is rewritten."""
     stat = path.stat()

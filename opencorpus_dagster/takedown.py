@@ -44,7 +44,7 @@ import pyarrow as pa
 from opencorpus_dagster.atomic import published, write_parquet_atomically
 from opencorpus_dagster.home import DataHome, data_home
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
-from opencorpus_dagster.storage import duckdb_connect, read_parquet
+from opencorpus_dagster.storage import duckdb_connect, parquet_files, read_parquet
 
 KINDS = ("url", "domain", "doc_id", "sha256")
 STAGE = "takedown"
@@ -368,27 +368,25 @@ def _requests_table(requests: list[TakedownRequest]) -> pa.Table:
     )
 
 
-def _match_glob(parquet_glob: str, requests: list[TakedownRequest]) -> pa.Table:
-    """Rows of the Parquet files matching `parquet_glob` hit by `requests` (MATCH_SCHEMA)."""
-    if not requests:
-        return MATCH_SCHEMA.empty_table()
-    connection = _connect(parquet_glob)
+def _match_files(files: list[str], requests: list[TakedownRequest]) -> pa.Table:
+    """Rows of the Parquet `files` hit by `requests` (MATCH_SCHEMA)."""
+    if not requests or not files:
+        return MATCH_SCHEMA.empty_table()  # nothing asked, or no files yet
+    connection = _connect(*files)
     try:
         connection.register("requests", _requests_table(requests))
-        try:
-            connection.execute(
-                f"""
-                CREATE TEMP TABLE keys AS
-                SELECT source, partition, doc_id, source_record_id, upstream_uri, content_sha256,
-                       oc_without_fragment(oc_normalise_url(url)) AS url_key,
-                       oc_normalise_url(upstream_uri) AS upstream_key,
-                       oc_without_fragment(oc_normalise_url(upstream_uri)) AS upstream_file,
-                       oc_host(url) AS url_host, oc_host(upstream_uri) AS upstream_host
-                FROM read_parquet('{parquet_glob}', union_by_name = true)
-                """
-            )
-        except duckdb.IOException:
-            return MATCH_SCHEMA.empty_table()  # no files yet
+        connection.execute(
+            """
+            CREATE TEMP TABLE keys AS
+            SELECT source, partition, doc_id, source_record_id, upstream_uri, content_sha256,
+                   oc_without_fragment(oc_normalise_url(url)) AS url_key,
+                   oc_normalise_url(upstream_uri) AS upstream_key,
+                   oc_without_fragment(oc_normalise_url(upstream_uri)) AS upstream_file,
+                   oc_host(url) AS url_host, oc_host(upstream_uri) AS upstream_host
+            FROM read_parquet(?, union_by_name = true)
+            """,
+            [files],
+        )
         # Equi-joins only (one per key), so the cost grows with records + requests, not their
         # product. A domain request meets a host through the host's suffixes (a.b.org -> a.b.org,
         # b.org, org), expanded once per distinct host.
@@ -432,7 +430,7 @@ def match_takedowns(home: DataHome | Path | str, requests: list[TakedownRequest]
     Columns: source, partition, doc_id, source_record_id, upstream_uri, request_id, kind,
     value, reason; ordered by source, partition, doc_id, request_id. Only key columns are read.
     """
-    return _match_glob(_root(home).documents_glob(), requests)
+    return _match_files(parquet_files(_root(home).root / "documents", "*/*.parquet"), requests)
 
 
 def shard_rows_taken_down(home: DataHome | Path | str, requests: list[TakedownRequest] | None = None) -> pa.Table:
@@ -444,9 +442,7 @@ def shard_rows_taken_down(home: DataHome | Path | str, requests: list[TakedownRe
     root = _root(home)
     if requests is None:
         requests = load_takedowns(root)
-    if not root.shards_dir.is_dir() or not any(root.shards_dir.rglob("*.parquet")):
-        return MATCH_SCHEMA.empty_table()
-    return _match_glob(str(root.shards_dir / "**" / "*.parquet"), requests)
+    return _match_files(parquet_files(root.shards_dir, "**/*.parquet"), requests)
 
 
 # -- applying ----------------------------------------------------------------------------

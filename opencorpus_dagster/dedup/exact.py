@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 
 from opencorpus_dagster.storage import duckdb_connect
@@ -43,32 +43,35 @@ MEMBER_COLUMNS = "source, partition, doc_id, source_record_id, upstream_uri, lic
 
 
 def find_exact_groups(
-    documents_glob: str, excluded: frozenset[str] = frozenset()
+    documents_files: Sequence[str], excluded: frozenset[str] = frozenset()
 ) -> tuple[list[tuple[Member, Member]], list[list[Member]]]:
     """(superseded pairs (old, newest), groups of two or more members with the same text).
 
+    `documents_files` are the documents Parquet files (paths or URLs; none yet: no groups).
     Members whose key is in `excluded` (taken down) are treated as absent, so the next member
     of their group becomes the keeper.
     """
-    try:
-        with duckdb_connect(documents_glob) as connection:
-            rows = connection.execute(
-                f"""
-                WITH docs AS (
-                    SELECT source, partition, doc_id, content_sha256
-                    FROM read_parquet('{documents_glob}', union_by_name = true)
-                ),
-                repeated_ids AS (SELECT source, doc_id FROM docs GROUP BY ALL HAVING count(*) > 1),
-                repeated_texts AS (SELECT content_sha256 FROM docs GROUP BY ALL HAVING count(*) > 1)
-                SELECT {MEMBER_COLUMNS}
-                FROM read_parquet('{documents_glob}', union_by_name = true)
-                WHERE content_sha256 IN (SELECT content_sha256 FROM repeated_texts)
-                   OR (source, doc_id) IN (SELECT (source, doc_id) FROM repeated_ids)
-                ORDER BY source, partition, doc_id
-                """
-            ).fetchall()
-    except duckdb.IOException:
-        return [], []  # no documents files yet
+    files = list(documents_files)
+    if not files:
+        return [], []
+    with duckdb_connect(*files) as connection:
+        # The file list is a bound parameter ($1, used twice), never SQL text.
+        rows = connection.execute(
+            f"""
+            WITH docs AS (
+                SELECT source, partition, doc_id, content_sha256
+                FROM read_parquet($1, union_by_name = true)
+            ),
+            repeated_ids AS (SELECT source, doc_id FROM docs GROUP BY ALL HAVING count(*) > 1),
+            repeated_texts AS (SELECT content_sha256 FROM docs GROUP BY ALL HAVING count(*) > 1)
+            SELECT {MEMBER_COLUMNS}
+            FROM read_parquet($1, union_by_name = true)
+            WHERE content_sha256 IN (SELECT content_sha256 FROM repeated_texts)
+               OR (source, doc_id) IN (SELECT (source, doc_id) FROM repeated_ids)
+            ORDER BY source, partition, doc_id
+            """,
+            [files],
+        ).fetchall()
     members = [Member(*row) for row in rows]
     members = [m for m in members if m.key not in excluded]
 
@@ -89,18 +92,20 @@ def find_exact_groups(
     return superseded, groups
 
 
-def load_members(documents_glob: str, keys: set[str]) -> dict[str, Member]:
+def load_members(documents_files: Sequence[str], keys: set[str]) -> dict[str, Member]:
     """Members for the given keys (near-duplicate candidates), read without their text."""
-    if not keys:
+    files = list(documents_files)
+    if not keys or not files:
         return {}
     wanted = sorted(keys)
-    with duckdb_connect(documents_glob) as connection:
+    with duckdb_connect(*files) as connection:
         connection.register("wanted", pa.table({"key": pa.array(wanted, pa.string())}))
         rows = connection.execute(
             f"""
             SELECT {MEMBER_COLUMNS}
-            FROM read_parquet('{documents_glob}', union_by_name = true)
+            FROM read_parquet(?, union_by_name = true)
             WHERE source || '|' || partition || '|' || doc_id IN (SELECT key FROM wanted)
-            """
+            """,
+            [files],
         ).fetchall()
     return {member.key: member for member in (Member(*row) for row in rows)}

@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from opencorpus_dagster.atomic import write_parquet_atomically, write_text_atomically
 from opencorpus_dagster.dedup.minhash import MinHashConfig, is_empty_signature
-from opencorpus_dagster.storage import duckdb_connect, read_parquet_schema
+from opencorpus_dagster.storage import duckdb_connect, parquet_files, read_parquet_schema
 
 _GENERATION_KEY = b"opencorpus.generation"
 _FETCH_ROWS = 65536
@@ -63,10 +63,6 @@ def band_hashes(signatures: np.ndarray, config: MinHashConfig) -> np.ndarray:
     return h
 
 
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 class LshIndex:
     """Signatures and LSH band hashes of every indexed document, one file pair per partition."""
 
@@ -92,11 +88,9 @@ class LshIndex:
     def _file(self, kind: str, source: str, partition: str) -> Path:
         return self.path / kind / quote(source, safe="") / f"{quote(partition, safe='')}.parquet"
 
-    def _glob(self, kind: str) -> str:
-        return str(self.path / kind / "*" / "*.parquet")
-
-    def _has_files(self, kind: str) -> bool:
-        return any((self.path / kind).glob("*/*.parquet"))
+    def _files(self, kind: str) -> list[str]:
+        """Every `kind` file (for `read_parquet(?)`; the index folder's name is never SQL text)."""
+        return parquet_files(self.path / kind, "*/*.parquet")
 
     def partitions(self) -> list[tuple[str, str]]:
         """(source, partition) of every indexed partition, sorted."""
@@ -187,9 +181,9 @@ class LshIndex:
 
     # -- queries ----------------------------------------------------------------------------
 
-    def _pairs(self, sql: str) -> Iterator[tuple[str, str]]:
+    def _pairs(self, sql: str, params: list) -> Iterator[tuple[str, str]]:
         with duckdb_connect(self.path) as con:
-            reader = con.sql(sql).to_arrow_reader(_FETCH_ROWS)
+            reader = con.sql(sql, params=params).to_arrow_reader(_FETCH_ROWS)
             for batch in reader:
                 yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist())
 
@@ -203,43 +197,46 @@ class LshIndex:
             return iter(())
         # The new partition is the (small) build side of the hash join; the rest of the index
         # is streamed past it.
-        sql = f"""
+        sql = """
             SELECT DISTINCT least(n.doc_id, o.doc_id) AS a, greatest(n.doc_id, o.doc_id) AS b
-            FROM read_parquet({_sql_string(str(new_file))}) AS n
-            JOIN read_parquet({_sql_string(self._glob('bands'))}) AS o
+            FROM read_parquet(?) AS n
+            JOIN read_parquet(?) AS o
               ON n.band_no = o.band_no AND n.band_hash = o.band_hash
             WHERE n.doc_id <> o.doc_id
             ORDER BY a, b
         """
-        return self._pairs(sql)
+        return self._pairs(sql, [str(new_file), self._files("bands")])
 
     def all_candidate_pairs(self) -> Iterator[tuple[str, str]]:
         """Every pair `(a, b)`, `a < b`, sharing a band anywhere in the index (a full rebuild)."""
-        if not self._has_files("bands"):
+        files = self._files("bands")
+        if not files:
             return iter(())
-        sql = f"""
-            WITH bands AS (SELECT * FROM read_parquet({_sql_string(self._glob('bands'))}))
+        sql = """
+            WITH bands AS (SELECT * FROM read_parquet(?))
             SELECT DISTINCT x.doc_id AS a, y.doc_id AS b
             FROM bands AS x JOIN bands AS y
               ON x.band_no = y.band_no AND x.band_hash = y.band_hash AND x.doc_id < y.doc_id
             ORDER BY a, b
         """
-        return self._pairs(sql)
+        return self._pairs(sql, [files])
 
     def signatures_for(self, doc_ids: Iterable[str]) -> dict[str, np.ndarray]:
         """Signature row of each requested doc_id that is indexed (absent ids are left out)."""
         wanted = pa.table({"doc_id": pa.array(sorted(set(doc_ids)), type=pa.string())})
-        if wanted.num_rows == 0 or not self._has_files("signatures"):
+        files = self._files("signatures")
+        if wanted.num_rows == 0 or not files:
             return {}
         found: dict[str, np.ndarray] = {}
         with duckdb_connect(self.path) as con:
             con.register("wanted", wanted)
             table = con.sql(
-                f"""
-                SELECT s.doc_id, s.signature
-                FROM read_parquet({_sql_string(self._glob('signatures'))}) AS s
-                JOIN wanted USING (doc_id)
                 """
+                SELECT s.doc_id, s.signature
+                FROM read_parquet(?) AS s
+                JOIN wanted USING (doc_id)
+                """,
+                params=[files],
             ).to_arrow_table()
         if table.num_rows == 0:
             return found

@@ -117,8 +117,10 @@ class LineageStore:
         """
         with published(target) as temporary, self._connect() as conn:
             (current,) = conn.execute("SELECT current_database()").fetchone()
-            conn.execute(f"ATTACH {_sql_string(str(temporary))} AS lineage_copy")
+            conn.execute("ATTACH ? AS lineage_copy", [str(temporary)])
             try:
+                # A database name is an identifier, which DuckDB cannot bind; it is the store
+                # file's stem (`lineage`), quoted as an identifier all the same.
                 conn.execute(f"COPY FROM DATABASE {_identifier(current)} TO lineage_copy")
             finally:
                 conn.execute("DETACH lineage_copy")
@@ -346,10 +348,6 @@ DECISION_SCHEMA = pa.schema(
 def decisions_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Decision rows (dicts with DECISION_SCHEMA's fields) as an Arrow table."""
     return pa.Table.from_pylist(rows, schema=DECISION_SCHEMA)
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _identifier(name: str) -> str:

@@ -96,14 +96,19 @@ def trace_shard_row(store: LineageStore, shard: str, row: int) -> list[dict[str,
 
 
 def trace_url(store: LineageStore, url: str) -> list[dict[str, Any]]:
-    """Traces of every record whose page URL or upstream URI is `url` (or starts with it + '#')."""
+    """Traces of every record whose page URL or upstream URI is `url` (or starts with it + '#').
+
+    `url` is compared literally: `%` and `_` in it are characters, not LIKE wildcards.
+    """
     with store.connection() as conn:
         doc_ids = [
             row[0]
             for row in conn.execute(
-                "SELECT DISTINCT doc_id FROM raw_records WHERE url = ? OR upstream_uri = ? OR upstream_uri LIKE ? "
-                "UNION SELECT DISTINCT doc_id FROM decisions WHERE upstream_uri = ? OR upstream_uri LIKE ? ORDER BY 1",
-                [url, url, url + "#%", url, url + "#%"],
+                "SELECT DISTINCT doc_id FROM raw_records "
+                "WHERE url = $1 OR upstream_uri = $1 OR starts_with(upstream_uri, $2) "
+                "UNION SELECT DISTINCT doc_id FROM decisions WHERE upstream_uri = $1 OR starts_with(upstream_uri, $2) "
+                "ORDER BY 1",
+                [url, url + "#"],
             ).fetchall()
         ]
     if not doc_ids:

@@ -293,7 +293,7 @@ def _summary(stats: CorpusStatistics, pretty_name: str) -> str:
     records_in = sum(stats.records_in.values())
     licences = len(stats.by_license)
     return (
-        f"# {pretty_name}\n\n"
+        f"# {markdown_text(pretty_name)}\n\n"
         "## Summary\n\n"
         f"{_n(stats.documents)} documents, {_n(stats.tokens)} tokens, from {len(stats.by_source)} sources "
         f"under {licences} licence{'s' if licences != 1 else ''}, in {_n(stats.shards)} Parquet shards "
@@ -320,7 +320,7 @@ def _sources(stats: CorpusStatistics, descriptions: dict[str, str]) -> str:
         "|---|---|---:|---:|---:|---:|",
     ]
     for source, (documents, tokens) in stats.by_source.items():
-        description = _cell(descriptions.get(source, ""))
+        description = markdown_text(descriptions.get(source, ""))
         lines.append(
             f"| {source} | {description} | {_n(documents)} | {_share(documents, stats.documents)} "
             f"| {_n(tokens)} | {_share(tokens, stats.tokens)} |"
@@ -341,7 +341,7 @@ def _languages(stats: CorpusStatistics) -> str:
     ]
     for language, (documents, tokens) in stats.by_language.items():
         lines.append(
-            f"| {language or '(unidentified)'} | {_n(documents)} | {_share(documents, stats.documents)} "
+            f"| {markdown_text(language) or '(unidentified)'} | {_n(documents)} | {_share(documents, stats.documents)} "
             f"| {_n(tokens)} | {_share(tokens, stats.tokens)} |"
         )
     return "\n".join(lines) + "\n"
@@ -356,15 +356,15 @@ def _licences(stats: CorpusStatistics) -> str:
         "|---|---|---|---:|---:|---:|---:|",
     ]
     for license, (documents, tokens) in stats.by_license.items():
-        urls = ", ".join(f"<{link}>" for link in license_urls(license)) or "none"
+        urls = ", ".join(_link(link) for link in license_urls(license)) or "none"
         needs = "yes" if requires_attribution(license) else "no"
         lines.append(
-            f"| {license or '(none)'} | {urls} | {needs} | {_n(documents)} | {_share(documents, stats.documents)} "
-            f"| {_n(tokens)} | {_share(tokens, stats.tokens)} |"
+            f"| {markdown_text(license) or '(none)'} | {urls} | {needs} | {_n(documents)} "
+            f"| {_share(documents, stats.documents)} | {_n(tokens)} | {_share(tokens, stats.tokens)} |"
         )
     lines += ["", "By source:", "", "| Source | Licence | Documents | Tokens |", "|---|---|---:|---:|"]
     for (source, license), (documents, tokens) in stats.by_source_license.items():
-        lines.append(f"| {source} | {license or '(none)'} | {_n(documents)} | {_n(tokens)} |")
+        lines.append(f"| {source} | {markdown_text(license) or '(none)'} | {_n(documents)} | {_n(tokens)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -395,7 +395,10 @@ def _processing(stats: CorpusStatistics) -> str:
             "| Source | Stage | Rule | Records removed |",
             "|---|---|---|---:|",
         ]
-        lines += [f"| {source} | {stage} | `{rule}` | {_n(n)} |" for source, stage, rule, n in stats.filters]
+        lines += [
+            f"| {source} | {markdown_text(stage)} | {markdown_code(rule)} | {_n(n)} |"
+            for source, stage, rule, n in stats.filters
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -423,7 +426,7 @@ def _dedup(stats: CorpusStatistics) -> str:
     else:
         lines += ["| Reason | Duplicates | Rate |", "|---|---:|---:|"]
         for reason, n in sorted(by_reason.items(), key=lambda item: (-item[1], item[0])):
-            lines.append(f"| `{reason}` | {_n(n)} | {_share(n, considered)} |")
+            lines.append(f"| {markdown_code(reason)} | {_n(n)} | {_share(n, considered)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -438,7 +441,10 @@ def _removals(stats: CorpusStatistics) -> str:
     ]
     if stats.removed:
         lines += ["", "| Kind | Source | Reason | Records removed |", "|---|---|---|---:|"]
-        lines += [f"| {category} | {source} | `{reason}` | {_n(n)} |" for source, category, reason, n in stats.removed]
+        lines += [
+            f"| {category} | {source} | {markdown_code(reason)} | {_n(n)} |"
+            for source, category, reason, n in stats.removed
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -453,7 +459,10 @@ def _set_aside(stats: CorpusStatistics) -> str:
     ]
     if stats.set_aside:
         lines += ["", "| Source | Outcome | Reason | Records |", "|---|---|---|---:|"]
-        lines += [f"| {source} | {outcome} | `{reason}` | {_n(n)} |" for source, outcome, reason, n in stats.set_aside]
+        lines += [
+            f"| {source} | {outcome} | {markdown_code(reason)} | {_n(n)} |"
+            for source, outcome, reason, n in stats.set_aside
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -518,9 +527,44 @@ def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.2f}%" if whole else "0.00%"
 
 
-def _cell(text: str) -> str:
-    """Table cell text: one line, no column separators."""
-    return " ".join(text.split()).replace("|", "\\|")
+# Characters that start Markdown inline syntax (emphasis, links, images, code, raw HTML, entities)
+# or a table cell; `#` too, though only a line start makes a heading. A backslash before any
+# ASCII punctuation is a literal character in CommonMark, so escaping them all is always safe.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|!&])")
+_AUTOLINK = re.compile(r"^https?://[^\s<>\x00-\x1f\x7f]+$")
+
+
+def markdown_text(value: str | None) -> str:
+    """`value` as literal Markdown inline text: one line, every special character escaped.
+
+    For anything the card prints that came from the catalog or upstream (descriptions, licence
+    expressions, language labels, the title). Whitespace runs, newlines included, become one
+    space, so a value cannot end its table row or start a heading, list or HTML block; `<` is
+    escaped, so no HTML tag survives; `[`, `]` and `!` are escaped, so no link or image forms.
+    None gives "".
+    """
+    if not value:
+        return ""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(value.split()))
+
+
+def markdown_code(value: str | None) -> str:
+    """`value` as a one-line Markdown code span (rule and reason names), whatever it contains.
+
+    Backslashes are literal in a code span, so nothing is escaped there except `|`, which GFM
+    tables split cells on even inside code (`\\|` is their escape); the fence is one backtick
+    longer than the longest backtick run in the value (CommonMark), padded when the value
+    starts or ends with a backtick.
+    """
+    text = " ".join((value or "").split()).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _link(url: str) -> str:
+    """An autolink `<url>` for a plain http(s) URL; anything else is printed as escaped text."""
+    return f"<{url}>" if _AUTOLINK.match(url) else markdown_text(url)
 
 
 def _none_last(value: str | None) -> tuple[bool, str]:
