@@ -10,7 +10,9 @@ only when it completes), so the object appears whole or not at all.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,9 +23,62 @@ import pyarrow.parquet as pq
 
 from opencorpus_dagster.storage import is_remote
 
+TEMPORARY_PATTERN = ".*.tmp-*"  # what `temporary_sibling` names, as a glob
+
+# The writer's pid ends the name of a temporary file: `.x.parquet.tmp-123`, `file.part-123`.
+_WRITER_PID = re.compile(r"-(\d+)$")
+
 
 def temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def remove_stale_temporaries(
+    folder: Path, pattern: str = TEMPORARY_PATTERN, max_age_hours: float | None = None
+) -> list[Path]:
+    """Remove the temporary files a killed writer left under `folder` (recursively); returns them.
+
+    A file matches `pattern` (a glob on the name: `.*.tmp-*` for `published`, `*.part-*` for
+    the download cache's partial files) and its name ends in `-<pid>`. It is stale when no
+    process with that pid is alive on this machine (`os.kill(pid, 0)`), so a running writer's
+    file is never touched, whatever its age. With `max_age_hours`, a file is also required to be
+    at least that old: for a folder shared by several machines, where a pid says nothing.
+    Files without a trailing pid, folders, and a missing `folder` are left alone. Files that
+    vanish meanwhile (their writer finished) are skipped. Not for remote (fsspec) folders:
+    `published` writes no temporary file there.
+    """
+    if is_remote(folder) or not Path(folder).is_dir():
+        return []
+    removed = []
+    now = time.time()
+    for path in Path(folder).rglob(pattern):
+        found = _WRITER_PID.search(path.name)
+        if found is None or _process_alive(int(found.group(1))):
+            continue
+        try:
+            if not path.is_file():
+                continue
+            if max_age_hours is not None and now - path.stat().st_mtime < max_age_hours * 3600:
+                continue
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a real writer's pid (0 and -n mean process groups to os.kill): keep the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    except OverflowError:
+        return False  # larger than any pid the kernel hands out
+    return True
 
 
 @contextmanager

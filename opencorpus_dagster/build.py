@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+import duckdb
 from dagster import DagsterInstance
 from rich.console import Console
 from rich.markup import escape
@@ -22,6 +23,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from opencorpus_dagster.atomic import remove_stale_temporaries
 from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.definitions import build_definitions
 from opencorpus_dagster.discovery import discover_and_record
@@ -34,6 +36,9 @@ from opencorpus_dagster.orchestration.resources import CorpusSettings
 from opencorpus_dagster.shards import read_manifest
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# A failed step is reported once, in the summary; Dagster's console logger would add its
+# traceback to stderr. `debug` keeps it.
+SILENT_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass
@@ -83,14 +88,23 @@ def run_build(
     force: bool = False,
     console: Console | None = None,
     partitions: list[str] | None = None,
+    debug: bool = False,
 ) -> BuildSummary:
     """Materialise pending partitions of `sources` (all by default), then the corpus assets.
 
     `force` re-processes partitions even when unchanged; `partitions` restricts the work to
-    these partition keys (a backfill of part of one source).
+    these partition keys (a backfill of part of one source). `debug` lets Dagster log failed
+    steps with their tracebacks; otherwise a failure is only in `BuildSummary.failed`.
+
+    Temporary files that killed writers left in the home (`.<name>.tmp-<pid>` of a dead pid)
+    are removed first.
     """
     console = console or Console(stderr=True)
     home = data_home()
+    log_config = QUIET_LOGS if debug else SILENT_LOGS
+    stale = [path for folder in {home.root, home.state} for path in remove_stale_temporaries(folder)]
+    if stale:
+        console.print(f"removed {len(stale)} temporary file(s) left by killed writers", highlight=False)
     catalog = load_catalog()
     for error in catalog.errors:
         console.print(f"[yellow]skipping invalid catalog file[/yellow] {escape(str(error))}", highlight=False)
@@ -119,7 +133,7 @@ def run_build(
         for source, key in pending:
             progress.update(task, description=f"{source.name}/{key}")
             job = defs.resolve_job_def(source_job_name(source.name))
-            result = job.execute_in_process(partition_key=key, instance=instance, run_config=QUIET_LOGS, raise_on_error=False)
+            result = job.execute_in_process(partition_key=key, instance=instance, run_config=log_config, raise_on_error=False)
             label = f"{source.name}/{key}"
             if result.success:
                 summary.processed.append(label)
@@ -127,7 +141,7 @@ def run_build(
                 summary.failed.append(f"{label}: {_failure_message(result)}")
             progress.advance(task)
         progress.update(task, description="corpus: dedup + shards")
-        result = defs.resolve_job_def(CORPUS_JOB).execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False)
+        result = defs.resolve_job_def(CORPUS_JOB).execute_in_process(instance=instance, run_config=log_config, raise_on_error=False)
         if not result.success:
             summary.failed.append(f"corpus: {_failure_message(result)}")
         else:
@@ -136,14 +150,25 @@ def run_build(
                 summary.shards_written = int(written[-1].metadata["written_this_run"].value)
         progress.advance(task)
 
+    summary.manifest = str(home.manifest)
+    summary.lineage_db = str(home.lineage_db)
+    try:
+        _add_totals(summary, store, home)
+    except (duckdb.Error, OSError) as error:
+        if not summary.failed:
+            raise
+        # After a failed write (a full disk) DuckDB may refuse the store until it is reopened by
+        # a new process; the failures above are the news, not this.
+        summary.failed.append(f"totals: not read from {home.lineage_db} after the failures above ({' '.join(str(error).split())})")
+    return summary
+
+
+def _add_totals(summary: BuildSummary, store: LineageStore, home) -> None:
     with store.connection() as conn:
         summary.records_in = int(conn.execute("SELECT coalesce(sum(records_in), 0) FROM partitions WHERE stage = 'raw'").fetchone()[0])
     summary.outcomes = dict(sorted(store.outcome_counts().items()))
     manifest = read_manifest(home)
     summary.shards_total = manifest["totals"]["shards"] if manifest else 0
-    summary.manifest = str(home.manifest)
-    summary.lineage_db = str(home.lineage_db)
-    return summary
 
 
 def _failure_message(result) -> str:
@@ -159,5 +184,7 @@ def _failure_message(result) -> str:
             error = event.step_failure_data.error
             while error.cause is not None and "PartitionFailed" not in error.cls_name:
                 error = error.cause
-            return f"{error.cls_name}: {error.message.strip()}"
+            message = error.message.strip()
+            # Dagster's message often starts with the class name already ("OSError: [Errno 28] ...").
+            return message if message.startswith(f"{error.cls_name}:") else f"{error.cls_name}: {message}"
     return "failed (see the run in the Dagster UI)"

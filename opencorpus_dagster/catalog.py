@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,12 +166,7 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
 
 def load_source_file(path: Path) -> Source:
     """Parse and validate one catalog file; raises CatalogFileError naming field and expectation."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise CatalogFileError(f"not valid YAML: {error}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise CatalogFileError(f"cannot be read: {error}") from None
+    data = _read_catalog_yaml(path)
     if not isinstance(data, dict):
         raise CatalogFileError(f"expected a mapping of fields (name, kind, options, ...), got {type(data).__name__}")
     try:
@@ -196,6 +192,63 @@ def load_source_file(path: Path) -> Source:
     filters = _validate_section(FiltersConfig, spec.filters, "filters")
     extraction = _validate_section(ExtractionOptions, spec.extraction, "extraction")
     return Source(spec=spec, path=path, connector=cls(options), policy=policy, filters=filters, extraction=extraction)
+
+
+# A catalog file is a few hundred bytes of settings; anything near this is a mistake or an attack,
+# and refusing it before parsing bounds the time and memory one file can cost.
+MAX_CATALOG_FILE_BYTES = 1024 * 1024
+
+# libyaml's parser is ~10x faster than the pure-Python one; both refuse aliases the same way here.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _read_catalog_yaml(path: Path) -> Any:
+    """The parsed content of one catalog file, or CatalogFileError saying why not.
+
+    Refused before anything is built: a file larger than MAX_CATALOG_FILE_BYTES, and any anchor
+    (`&name`) or alias (`*name`, including merge keys `<<: *name`). A catalog has no use for
+    them, and aliases are what makes a 1 KB "billion laughs" file expand to gigabytes in
+    memory. The events are scanned first (linear in the file size: an alias is one event however
+    much it would expand), and only an alias-free file is constructed.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_CATALOG_FILE_BYTES:
+            raise CatalogFileError(
+                f"file is {size} bytes, over the {MAX_CATALOG_FILE_BYTES}-byte limit for a catalog file; "
+                "a catalog file holds one source's settings"
+            )
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CatalogFileError(f"cannot be read: {error}") from None
+    try:
+        _refuse_anchors_and_aliases(yaml.parse(text, Loader=_YAML_LOADER))
+        return yaml.load(text, Loader=_YAML_LOADER)
+    except yaml.YAMLError as error:
+        raise CatalogFileError(f"not valid YAML: {error}") from None
+    except RecursionError:
+        raise CatalogFileError("not valid YAML: nesting too deep for a catalog file") from None
+
+
+def _refuse_anchors_and_aliases(events: Iterable[yaml.Event]) -> None:
+    """Raise CatalogFileError at the first alias (the harmful part), else at the first anchor."""
+    first_anchor = None
+    for event in events:
+        if isinstance(event, yaml.AliasEvent):
+            raise CatalogFileError(
+                f"line {_line(event)}: YAML aliases (*{event.anchor}) are not allowed in catalog files; write the value out"
+            )
+        if first_anchor is None and getattr(event, "anchor", None) is not None:
+            first_anchor = event
+    if first_anchor is not None:
+        raise CatalogFileError(
+            f"line {_line(first_anchor)}: YAML anchors (&{first_anchor.anchor}) are not allowed in catalog files; "
+            "write the value out"
+        )
+
+
+def _line(event: yaml.Event) -> int | str:
+    return event.start_mark.line + 1 if event.start_mark is not None else "?"
 
 
 def _validate_section(model: type[BaseModel], data: dict[str, Any], name: str) -> Any:
@@ -251,6 +304,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 
 __all__ = [
+    "MAX_CATALOG_FILE_BYTES",
     "Catalog",
     "CatalogError",
     "CatalogFileError",

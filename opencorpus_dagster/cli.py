@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
 
+import duckdb
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -18,9 +22,106 @@ from opencorpus_dagster.catalog import CATALOG_ENV, load_catalog
 from opencorpus_dagster.fetch import MIRROR_ENV
 from opencorpus_dagster.home import HOME_ENV, STATE_ENV, data_home
 from opencorpus_dagster.lineage import trace as tracing
-from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.lineage.store import LineageStore, LineageStoreMissing
 
-app = typer.Typer(help="Assemble an openly licensed, traceable text corpus.", no_args_is_help=True, add_completion=False)
+# Exit codes (documented in the README, "Errors and --debug"):
+EXIT_FAILED = 1  # the command ran and found failures: a partition failed, a catalog file is invalid
+EXIT_USAGE = 2  # bad options or arguments (click's own code), or nothing matched a trace query
+EXIT_NOT_BUILT = 3  # the data home has no lineage store yet, or does not exist
+EXIT_ENVIRONMENT = 4  # the machine refused: disk full, read-only, permission denied, missing path
+EXIT_LOCKED = 5  # another process holds the lineage store; retry when it has finished
+DEBUG_ENV = "OPENCORPUS_DEBUG"
+
+# DuckDB says: Could not set lock on file "/x/lineage.duckdb": Conflicting lock is held in /usr/bin/python3 (PID 12) ...
+_DUCKDB_LOCK = re.compile(
+    r'Could not set lock on file "(?P<path>[^"]+)": Conflicting lock is held in (?P<holder>.*?) \(PID (?P<pid>\d+)\)',
+    re.DOTALL,
+)
+
+# What to do about an OSError, by errno; the message names the path the OS complained about.
+_OS_ADVICE = {
+    errno.ENOSPC: (EXIT_ENVIRONMENT, "no space left on the device: free some space or use another --home"),
+    errno.EDQUOT: (EXIT_ENVIRONMENT, "disk quota exceeded: free some space or use another --home"),
+    errno.EROFS: (EXIT_ENVIRONMENT, "read-only file system: use a writable --home"),
+    errno.EACCES: (EXIT_ENVIRONMENT, "permission denied: check the owner and mode of the folder, or use another --home"),
+    errno.EPERM: (EXIT_ENVIRONMENT, "operation not permitted: check the owner and mode of the folder, or use another --home"),
+    errno.ENOENT: (EXIT_ENVIRONMENT, "no such file or folder: check the path"),
+    errno.ENOTDIR: (EXIT_ENVIRONMENT, "a part of this path is a file, not a folder: check --home"),
+}
+
+
+class HomeMissing(FileNotFoundError):
+    """A read-only command was given a local data home folder that does not exist."""
+
+
+class _App(typer.Typer):
+    """The `opencorpus` command: operational errors become one line on stderr and an exit code.
+
+    A traceback is for bugs. Errors the user can act on (disk full, read-only or missing paths, a
+    home never built, a lock held by another process) are reported as `opencorpus: PATH: what
+    happened: what to do`, found anywhere in the exception's cause chain (Dagster and DuckDB wrap
+    them). With `--debug` or OPENCORPUS_DEBUG=1 every error keeps its full traceback.
+    """
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as error:
+            if _debug_enabled():
+                raise
+            explained = explain_error(error)
+            if explained is None:
+                raise
+            code, message = explained
+            print(f"opencorpus: {message}", file=sys.stderr)
+            sys.exit(code)
+
+
+def _debug_enabled() -> bool:
+    return _debug or os.environ.get(DEBUG_ENV, "").lower() not in ("", "0", "false", "no")
+
+
+def explain_error(error: BaseException) -> tuple[int, str] | None:
+    """(exit code, one-line message) for an operational error, None for anything else (a bug)."""
+    for cause in _cause_chain(error):
+        if isinstance(cause, LineageStoreMissing):
+            home = getattr(cause, "home", cause.path.parent)
+            return EXIT_NOT_BUILT, f"no lineage store at {cause.path}: this home was never built (run opencorpus build --home {home})"
+        if isinstance(cause, HomeMissing):
+            return EXIT_NOT_BUILT, f"no data home at {cause.filename}: nothing was built or added there (check --home)"
+        if isinstance(cause, duckdb.Error):
+            locked = _DUCKDB_LOCK.search(str(cause))
+            if locked:
+                holder = " ".join(locked["holder"].split())
+                return EXIT_LOCKED, (
+                    f"{locked['path']} is locked by another process (PID {locked['pid']}, {holder}): "
+                    "wait for it to finish or stop it, then retry"
+                )
+            if "No space left on device" in str(cause):
+                return EXIT_ENVIRONMENT, f"{_one_line(cause)}: free some space or use another --home"
+        if isinstance(cause, OSError) and cause.errno in _OS_ADVICE:
+            code, advice = _OS_ADVICE[cause.errno]
+            where = cause.filename or "(no path given)"
+            return code, f"{where}: {advice}"
+    return None
+
+
+def _cause_chain(error: BaseException):
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+_debug = False
+
+app = _App(help="Assemble an openly licensed, traceable text corpus.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
 # Long URIs and messages stay on one line (for grep); tables get room when piped.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -34,6 +135,42 @@ MirrorOption = Annotated[
     list[str] | None,
     typer.Option("--mirror", help=f"mirror directory or base URL laid out as <host>/<path>, or HOST=BASEURL; repeatable (default ${MIRROR_ENV})"),
 ]
+
+
+@app.callback()
+def main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help=f"show the full traceback of any error (also ${DEBUG_ENV}=1)")
+    ] = False,
+) -> None:
+    """Assemble an openly licensed, traceable text corpus."""
+    global _debug
+    _debug = debug
+    if not _debug_enabled():
+        _log_warnings_on_one_line()
+
+
+class _OneLineFormatter(logging.Formatter):
+    """A logged warning with its exception as `(Type: message)`, not a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            message += f" ({type(error).__name__}: {_one_line(error)})"
+        return f"opencorpus: {message}"
+
+
+def _log_warnings_on_one_line() -> None:
+    # Without a handler, Python's last-resort handler prints a logged exception's traceback
+    # (e.g. an OpenLineage event not delivered to a full disk); the run goes on, so one line is enough.
+    logger = logging.getLogger("opencorpus_dagster")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_OneLineFormatter())
+        handler.setLevel(logging.WARNING)
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def _configure_environment(home: str | None, catalog: Path | None, mirror: list[str] | None) -> None:
@@ -59,7 +196,11 @@ def _lineage(home: str | None) -> LineageStore:
     if resolved.is_remote and not resolved.lineage_db.is_file() and resolved.lineage_snapshot.is_file():
         resolved.lineage_db.parent.mkdir(parents=True, exist_ok=True)
         resolved.lineage_snapshot.fs.get_file(resolved.lineage_snapshot.path, str(resolved.lineage_db))
-    return LineageStore.at(resolved.lineage_db, read_only=True)
+    try:
+        return LineageStore.at(resolved.lineage_db, read_only=True)
+    except LineageStoreMissing as error:
+        error.home = resolved.root  # what to pass to `opencorpus build --home` (not the state folder)
+        raise
 
 
 @app.command()
@@ -75,7 +216,7 @@ def build(
     _configure_environment(home, catalog, mirror)
     from opencorpus_dagster.build import run_build
 
-    summary = run_build(sources=source, force=force, console=console)
+    summary = run_build(sources=source, force=force, console=console, debug=_debug_enabled())
     _report_build(summary, as_json)
 
 
@@ -96,7 +237,7 @@ def backfill(
     _configure_environment(home, catalog, mirror)
     from opencorpus_dagster.build import run_build
 
-    summary = run_build(sources=[source], force=True, console=console, partitions=partitions)
+    summary = run_build(sources=[source], force=True, console=console, partitions=partitions, debug=_debug_enabled())
     _report_build(summary, as_json)
 
 
@@ -260,7 +401,11 @@ def takedown_list(home: HomeOption = None) -> None:
     """The takedown requests in the list."""
     from opencorpus_dagster.takedown import load_takedowns
 
-    for request in load_takedowns(data_home(home)):
+    resolved = data_home(home)
+    if not resolved.is_remote and not resolved.root.is_dir():
+        # An empty list would hide a mistyped --home.
+        raise HomeMissing(errno.ENOENT, "no data home", str(resolved.root))
+    for request in load_takedowns(resolved):
         out.print(f"{request.id}\t{request.kind}\t{request.value}\t{request.requested_at}\t{request.reason}", highlight=False, markup=False)
 
 

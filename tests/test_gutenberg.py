@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import re
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,6 +19,7 @@ from opencorpus_dagster.connectors.gutenberg import GutenbergConnector
 from opencorpus_dagster.fetch import Fetcher, Mirror
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 from opencorpus_dagster.text.gutenberg_boilerplate import (
+    NoEndMarker,
     NoStartMarker,
     line_closeness,
     locate_gutenberg_body,
@@ -382,3 +384,125 @@ def test_rdf_of_another_ebook_is_refused(tmp_path, fixture_mirror, fixtures_dir)
     [decision] = _read(_connector(), fetcher, "02000-02999")
     assert decision.reason == "gutenberg.bad_rdf"
     assert "record describes 'ebooks/5', not ebooks/2701" in decision.detail
+
+
+# -- books without an END marker (issue 12) ---------------------------------------------------
+
+_END_OF_MARKER = re.compile(r"^\s*\*{3}\s*END OF (?:THE|THIS) PROJECT GUTENBERG", re.IGNORECASE)
+
+
+def _lines_without(fixtures_dir: Path, book: int, *, end_markers: bool = True, licence_lines: tuple[str, ...] = ()) -> str:
+    """The real book with its footer marker lines deleted: from the first footer line ("End of the
+    Project Gutenberg ..." or "*** END OF ...") through the `*** END OF` marker and its wrapped
+    continuation; and every line starting with one of `licence_lines`."""
+    lines = _raw_text(fixtures_dir, book).lstrip("\ufeff").splitlines()
+    if end_markers:
+        footer = locate_gutenberg_body("\n".join(lines)).end_line
+        end = next(i for i in range(footer, footer + 6) if _END_OF_MARKER.match(lines[i]))
+        while not lines[end].rstrip().endswith("***"):
+            end += 1
+        del lines[footer : end + 1]
+    lines = [line for line in lines if not line.lstrip(" *").startswith(licence_lines)]
+    return "\n".join(lines) + "\n"
+
+
+def _normal_body(fixtures_dir: Path, book: int) -> str:
+    return strip_gutenberg_boilerplate(_raw_text(fixtures_dir, book)).strip("\n")
+
+
+@pytest.mark.parametrize("book", GUTENBERG_BOOKS)
+def test_without_end_marker_the_licence_section_is_cut_where_it_starts(fixtures_dir, book):
+    text = _lines_without(fixtures_dir, book)
+    assert "END OF TH" not in text and "End of Project Gutenberg" not in text
+    body = locate_gutenberg_body(text)
+    assert body.body_end == "licence-section"
+    # 2003-2020 files open the section with "*** This file should be named <id>.txt ***".
+    assert body.footer_marker.strip("* ").startswith(f"This file should be named {book}.txt")
+    assert strip_gutenberg_boilerplate(text).strip("\n") == _normal_body(fixtures_dir, book)
+
+
+# Each row deletes more of 2701's footer; the body must still end where the normal one does, until
+# no marker is left: then PG's licence text near the end makes the book unusable.
+_LICENCE_STARTS = (
+    "This file should be named",
+    "This and all associated files",
+    "Updated editions will replace",
+    "START: FULL LICENSE",
+    "THE FULL PROJECT GUTENBERG LICENSE",
+    "Section 1. General Terms of Use",
+)
+
+
+@pytest.mark.parametrize(
+    ("deleted", "expected_marker"),
+    [
+        (0, "***** This file should be named 2701.txt or 2701.zip *****"),
+        (1, "This and all associated files of various formats will be found in:"),
+        (2, "Updated editions will replace the previous one--the old editions"),
+        (3, "*** START: FULL LICENSE ***"),
+        (4, "THE FULL PROJECT GUTENBERG LICENSE"),
+        (6, None),
+    ],
+)
+def test_licence_section_markers_in_order(fixtures_dir, deleted, expected_marker):
+    text = _lines_without(fixtures_dir, 2701, licence_lines=_LICENCE_STARTS[:deleted])
+    if expected_marker is None:
+        with pytest.raises(NoEndMarker) as raised:
+            locate_gutenberg_body(text)
+        assert "mentions Project Gutenberg" in str(raised.value)
+        return
+    body = locate_gutenberg_body(text)
+    assert (body.body_end, body.footer_marker) == ("licence-section", expected_marker)
+    kept = strip_gutenberg_boilerplate(text).strip("\n")
+    if deleted == 0:
+        assert kept == _normal_body(fixtures_dir, 2701)
+    else:
+        # The documented cut point: the body runs to the first licence-section line left, so the
+        # lines before it (producers, the blurb) stay; the book itself is whole and ends the same.
+        assert kept.startswith(_normal_body(fixtures_dir, 2701))
+        assert kept.endswith(_licence_blurb_before(text, expected_marker))
+
+
+def _licence_blurb_before(text: str, marker: str) -> str:
+    lines = text.splitlines()
+    at = lines.index(marker)
+    last = max(i for i in range(at) if lines[i].strip())
+    return lines[last]
+
+
+def test_truncated_book_without_pg_text_is_kept_to_its_end(fixtures_dir):
+    lines = _raw_text(fixtures_dir, 2701).lstrip("\ufeff").splitlines()
+    footer = locate_gutenberg_body("\n".join(lines)).end_line
+    text = "\n".join(lines[:footer])  # a mirror cut the file right after the book
+    body = locate_gutenberg_body(text)
+    assert (body.body_end, body.footer_marker, body.end_line) == ("end-of-file", None, len(text.splitlines()))
+    assert strip_gutenberg_boilerplate(text).strip("\n") == _normal_body(fixtures_dir, 2701)
+
+
+def test_connector_records_the_licence_section_cut(tmp_path, fixture_mirror, fixtures_dir):
+    fetcher = _fetcher_with(
+        tmp_path, fixture_mirror, {f"{EPUB_DIR}/2701/pg2701.txt": _lines_without(fixtures_dir, 2701)}
+    )
+    [record] = _read(_connector(), fetcher, "02000-02999")
+    assert isinstance(record, RawRecord)
+    assert record.payload == _normal_body(fixtures_dir, 2701)
+    assert (len(record.payload), record.payload.splitlines()[-2:]) == (1_215_756, ["her retracing search after her missing children, only found another", "orphan."])
+    assert record.metadata["body_end"] == "licence-section"
+    assert record.metadata["body_end_marker"] == "***** This file should be named 2701.txt or 2701.zip *****"
+    # the marker line: the normal end (21748) plus the blank line left after the 3 deleted footer lines
+    assert record.metadata["body_lines"] == [26, 21749]
+
+
+def test_connector_quarantines_a_book_with_pg_text_and_no_marker(tmp_path, fixture_mirror, fixtures_dir):
+    text = _lines_without(fixtures_dir, 2701, licence_lines=_LICENCE_STARTS)
+    fetcher = _fetcher_with(tmp_path, fixture_mirror, {f"{EPUB_DIR}/2701/pg2701.txt": text})
+    [decision] = _read(_connector(), fetcher, "02000-02999")
+    assert isinstance(decision, Decision)
+    assert (decision.outcome, decision.stage, decision.reason) == (Outcome.QUARANTINED, "raw", "gutenberg.no_end_marker")
+    assert decision.detail.startswith(f"{PG}/cache/epub/2701/pg2701.txt: no '*** END OF THE PROJECT GUTENBERG EBOOK'")
+    assert "mentions Project Gutenberg" in decision.detail
+
+
+def test_usual_book_records_carry_no_body_end(fetcher):
+    [record] = _read(_connector(), fetcher, "02000-02999")
+    assert "body_end" not in record.metadata

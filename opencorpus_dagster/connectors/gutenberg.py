@@ -39,6 +39,9 @@ from opencorpus_dagster.connectors.base import (
 from opencorpus_dagster.fetch import FetchedFile, Fetcher, NotFound
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 from opencorpus_dagster.text.gutenberg_boilerplate import (
+    BodyEnd,
+    GutenbergBody,
+    NoEndMarker,
     NoStartMarker,
     locate_gutenberg_body,
 )
@@ -207,8 +210,14 @@ class GutenbergConnector(Connector):
         and trailing blank lines; `metadata["body_lines"]` is the `[first, end)` line range of
         the decoded file it was cut from.
 
-        A book whose text file is missing or has no START marker becomes a quarantined
-        `Decision` (`gutenberg.missing_text`, `gutenberg.no_start_marker`; an unparseable RDF
+        Without an END marker, `metadata["body_end"]` says what ended the body instead
+        (`licence-section`: cut where PG's licence section starts, at `body_end_marker`;
+        `end-of-file`).
+
+        A book whose text file is missing, has no START marker, or has no END marker and no
+        licence-section marker yet mentions Project Gutenberg near its end becomes a quarantined
+        `Decision` (`gutenberg.missing_text`, `gutenberg.no_start_marker`,
+        `gutenberg.no_end_marker`; an unparseable RDF
         record: `gutenberg.bad_rdf`). A missing RDF record is not an error: the record is
         yielded with `license=None` and the title from the text header. Raises
         `UnreadableInput` naming the URL when a text file cannot be decompressed or is not text.
@@ -235,6 +244,8 @@ class GutenbergConnector(Connector):
             body = locate_gutenberg_body(text)
         except NoStartMarker as error:
             return quarantine("gutenberg.no_start_marker", f"{text_url}: {error}")
+        except NoEndMarker as error:
+            return quarantine("gutenberg.no_end_marker", f"{text_url}: {error}")
         lines = text.lstrip("\ufeff").splitlines()
         payload = "\n".join(lines[body.first_line : body.end_line]).strip("\n")
 
@@ -270,12 +281,22 @@ class GutenbergConnector(Connector):
                 # Lines of the decoded file kept as the book, [first, end): enough to cut the
                 # same text again from the file at `upstream_uri`.
                 "body_lines": [body.first_line, body.end_line],
+                **_unusual_body_end(body),
             },
         )
 
     @staticmethod
     def _url(template: str, book: int) -> str:
         return template.replace("{id}", str(book))
+
+
+def _unusual_body_end(body: GutenbergBody) -> dict[str, str | None]:
+    """`body_end` ("licence-section": no END marker, cut where PG's licence section starts, at
+    `body_end_marker`; "end-of-file": neither, no PG text near the end) for a book whose body did
+    not end at an END marker; nothing for the usual case, so those records stay as they were."""
+    if body.body_end == BodyEnd.END_MARKER:
+        return {}
+    return {"body_end": body.body_end, "body_end_marker": body.footer_marker}
 
 
 # -- decoding ------------------------------------------------------------------------------

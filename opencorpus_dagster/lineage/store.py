@@ -13,6 +13,7 @@ use `LineageStore.at(path)`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -76,14 +77,28 @@ SELECT * EXCLUDE (rank_) FROM (
 """
 
 
+class LineageStoreMissing(FileNotFoundError):
+    """A store opened read-only does not exist: the data home was never built (or is not this one)."""
+
+    def __init__(self, path: Path):
+        super().__init__(errno.ENOENT, "no lineage store (the data home was never built)", str(path))
+        self.path = path
+
+
 class LineageStore:
     def __init__(self, connect: Connect):
         self._connect = connect
 
     @classmethod
     def at(cls, path: Path | str, read_only: bool = False) -> LineageStore:
-        """A store on a DuckDB file, for plain (non-Dagster) use and the CLI."""
+        """A store on a DuckDB file, for plain (non-Dagster) use and the CLI.
+
+        Read-only, the file must exist: raises LineageStoreMissing (a FileNotFoundError) rather
+        than DuckDB's "database does not exist" on first use. Read-write, it is created.
+        """
         path = Path(path)
+        if read_only and not path.exists():
+            raise LineageStoreMissing(path)
 
         @contextlib.contextmanager
         def connect() -> Iterator[duckdb.DuckDBPyConnection]:

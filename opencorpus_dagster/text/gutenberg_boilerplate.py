@@ -11,6 +11,11 @@ marker, then the full licence). The markers changed over the years:
 - 1990s:     no START marker; the header is the "small print" licence ending with
              `*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*`.
 
+Without a footer marker (a file cut by a mirror, or edited by hand), PG's licence section is found
+by its own first lines (see `_LICENCE_SECTION`) and cut there; with neither, the file is kept to its
+end only when its last part says nothing about Project Gutenberg, else `NoEndMarker` is raised: PG
+licence text must not reach the corpus as if it were the book.
+
 The rules here are measured against the c-w/gutenberg library's `strip_headers` output for the
 15 fixture books (`benchmarks/gutenberg_boilerplate.py` prints the figures and a naive peer).
 """
@@ -24,6 +29,19 @@ from dataclasses import dataclass
 
 class NoStartMarker(ValueError):
     """The text has no line that ends the PG header (`*** START OF ...` or the old small print)."""
+
+
+class NoEndMarker(ValueError):
+    """The text has no footer marker and no licence-section marker, yet its last part mentions
+    Project Gutenberg: where the book ends and PG's text begins is unknown."""
+
+
+class BodyEnd:
+    """What ended the body (`GutenbergBody.body_end`, recorded by the connector)."""
+
+    END_MARKER = "end-marker"  # `*** END OF ...` or `End of the Project Gutenberg ...`
+    LICENCE_SECTION = "licence-section"  # no footer marker: cut where PG's licence section starts
+    END_OF_FILE = "end-of-file"  # no marker at all and no PG text in the last part: the whole file
 
 
 # One pattern for every marker line, so a line costs one anchored match (most lines fail on
@@ -41,6 +59,28 @@ _MARKER = re.compile(
     r"|End of (?:the |this )?Project Gutenberg))",
     re.IGNORECASE,
 )
+
+# First lines of PG's licence section, for a file without a footer marker. In 2003-2020 files the
+# section after `*** END` opens with "***** This file should be named 2701.txt or 2701.zip *****"
+# (the asterisks vary), "This and all associated files of various formats will be found in:", the
+# producers' names, "Updated editions will replace the previous one", then
+# "*** START: FULL LICENSE ***", "THE FULL PROJECT GUTENBERG LICENSE" and "Section 1. General Terms
+# of Use"; 2020- files drop the first. Whichever comes first cuts, so the blurb before the full
+# licence goes too. Each line is PG's own wording, not something a book says.
+_LICENCE_SECTION = re.compile(
+    r"^\s*(?:\*+\s*This file should be named"
+    r"|This and all associated files of various formats will be found in"
+    r"|Updated editions will replace the previous one"
+    r"|\**\s*START: FULL LICEN[CS]E"
+    r"|THE FULL PROJECT GUTENBERG(?:-tm|\u2122)? LICEN[CS]E"
+    r"|Section 1\. General Terms of Use)",
+    re.IGNORECASE,
+)
+# PG's footer (blurb + full licence) is ~360 lines in 2006-2020 files; a licence-section marker or
+# a PG mention is looked for in this many last lines of the body only, so a book that talks about
+# Project Gutenberg in its first chapters is not cut or quarantined for it.
+_TAIL_LINES = 1000
+_PG_MENTION = re.compile(r"Project Gutenberg|gutenberg\.(?:org|net)", re.IGNORECASE)
 
 # First line of a production-credit paragraph right after the START marker.
 _CREDIT = re.compile(
@@ -77,11 +117,12 @@ class GutenbergBody:
     start_marker_line: int  # the header-ending marker (its first line if wrapped)
     wrapped_marker_lines: int  # continuation lines of a START marker wrapped over several lines
     preamble_paragraphs: int  # credit / edition-note paragraphs dropped after the marker
-    footer_marker: str | None  # the line that started the footer, None if the text has none
+    footer_marker: str | None  # the line that started the footer (or licence section), None if none
+    body_end: str = BodyEnd.END_MARKER  # what ended the body: a `BodyEnd` value
 
 
 def locate_gutenberg_body(text: str) -> GutenbergBody:
-    """Find the book body: see `strip_gutenberg_boilerplate`. Raises `NoStartMarker`."""
+    """Find the book body: see `strip_gutenberg_boilerplate`. Raises `NoStartMarker`, `NoEndMarker`."""
     lines = text.lstrip("\ufeff").splitlines()
     return _locate(lines)
 
@@ -94,10 +135,17 @@ def strip_gutenberg_boilerplate(text: str) -> str:
     the footer, then any production-credit / edition-note paragraphs right after it, and
     everything from the first footer line (`*** END OF ...`, `End of the Project Gutenberg ...`)
     on. Blank lines between the dropped header and the book are kept; lines are joined with
-    `\\n` (CRLF and a leading BOM are normalised away). Without a footer marker the text runs to
-    the end of the file.
+    `\\n` (CRLF and a leading BOM are normalised away).
 
-    Raises `NoStartMarker` when the text has no header-ending marker at all.
+    Without a footer marker, the body ends at the first licence-section line (`This file should
+    be named`, `This and all associated files`, `Updated editions will replace`, `START: FULL
+    LICENSE`, `THE FULL PROJECT GUTENBERG LICENSE`, `Section 1. General Terms of Use`) among its
+    last 1000 lines; without that either, it
+    runs to the end of the file, provided those last 1000 lines of the body never mention Project
+    Gutenberg (`Project Gutenberg`, `gutenberg.org`/`.net`).
+
+    Raises `NoStartMarker` when the text has no header-ending marker at all, `NoEndMarker` when it
+    has no footer or licence-section marker but mentions Project Gutenberg near its end.
     """
     lines = text.lstrip("\ufeff").splitlines()
     body = _locate(lines)
@@ -122,8 +170,31 @@ def _locate(lines: list[str]) -> GutenbergBody:
     if header_end is None:
         raise NoStartMarker("no '*** START OF THE PROJECT GUTENBERG EBOOK' (or old small-print) marker line")
     marker_last = _skip_marker_continuation(lines, header_end, end)
+    body_end = BodyEnd.END_MARKER
+    if footer_marker is None:
+        end, footer_marker, body_end = _end_without_footer_marker(lines, marker_last + 1)
     first_line, paragraphs = _skip_preamble(lines, marker_last + 1, end)
-    return GutenbergBody(first_line, end, header_end, marker_last - header_end, paragraphs, footer_marker)
+    if body_end == BodyEnd.END_OF_FILE:
+        _refuse_unmarked_pg_text(lines, max(first_line, end - _TAIL_LINES), end)
+    return GutenbergBody(first_line, end, header_end, marker_last - header_end, paragraphs, footer_marker, body_end)
+
+
+def _end_without_footer_marker(lines: list[str], start: int) -> tuple[int, str | None, str]:
+    """(end, marker line, BodyEnd) of a body that has no footer marker: the first licence-section
+    line in the last `_TAIL_LINES` lines, else the end of the file."""
+    for i in range(max(start, len(lines) - _TAIL_LINES), len(lines)):
+        if _LICENCE_SECTION.match(lines[i]):
+            return i, lines[i].strip(), BodyEnd.LICENCE_SECTION
+    return len(lines), None, BodyEnd.END_OF_FILE
+
+
+def _refuse_unmarked_pg_text(lines: list[str], start: int, end: int) -> None:
+    for i in range(start, end):
+        if _PG_MENTION.search(lines[i]):
+            raise NoEndMarker(
+                f"no '*** END OF THE PROJECT GUTENBERG EBOOK' or licence-section marker line, "
+                f"yet line {i + 1} mentions Project Gutenberg: {lines[i].strip()[:80]!r}"
+            )
 
 
 def _skip_marker_continuation(lines: list[str], marker: int, end: int) -> int:
