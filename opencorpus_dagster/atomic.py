@@ -53,7 +53,7 @@ def remove_stale_temporaries(
     now = time.time()
     for path in Path(folder).rglob(pattern):
         found = _WRITER_PID.search(path.name)
-        if found is None or _process_alive(int(found.group(1))):
+        if found is None or process_alive(int(found.group(1))):
             continue
         try:
             if not path.is_file():
@@ -67,7 +67,8 @@ def remove_stale_temporaries(
     return removed
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True unless no process with `pid` runs on this machine (a writer's pid ends its temp file's name)."""
     if pid <= 0:
         return True  # not a real writer's pid (0 and -n mean process groups to os.kill): keep the file
     try:

@@ -25,15 +25,17 @@ from rich.progress import (
 
 from opencorpus_dagster.atomic import remove_stale_temporaries
 from opencorpus_dagster.catalog import load_catalog
+from opencorpus_dagster.connectors.base import UnreadableInput
 from opencorpus_dagster.definitions import build_definitions
-from opencorpus_dagster.discovery import discover_and_record
-from opencorpus_dagster.fetch import MIRROR_ENV
+from opencorpus_dagster.discovery import discover_and_record, recorded_units
+from opencorpus_dagster.fetch import MIRROR_ENV, FetchError
 from opencorpus_dagster.home import data_home
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
 from opencorpus_dagster.orchestration.jobs import CORPUS_JOB, source_job_name
 from opencorpus_dagster.orchestration.resources import CorpusSettings
 from opencorpus_dagster.shards import read_manifest
+from opencorpus_dagster.url_policy import UrlRefused
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # A failed step is reported once, in the summary; Dagster's console logger would add its
@@ -55,20 +57,36 @@ class BuildSummary:
 
 
 def pending_partitions(
-    sources, store: LineageStore, home, force: bool, only: set[str] | None = None, fetcher=None, instance=None
+    sources,
+    store: LineageStore,
+    home,
+    force: bool,
+    only: set[str] | None = None,
+    fetcher=None,
+    instance=None,
+    failed: list[str] | None = None,
 ) -> tuple[list[tuple], list[tuple]]:
     """(pending, unchanged) (source, partition key) pairs; `only` limits forcing to these keys.
 
     Sources that discover their units list them now (through `fetcher`) and record the listing
     in `home` for the runs; new keys are added to the instance's dynamic partitions, as the
-    discovery sensor would.
+    discovery sensor would. With `failed`, a listing that cannot be read (unreadable, not
+    fetched, refused) is reported there and its source goes on with the units recorded before:
+    one hostile or broken upstream does not stop the other sources. Without it, the error is
+    raised.
     """
     pending, unchanged = [], []
     recorded_fingerprints = store.partition_fingerprints("documents")
     for source in sources:
         units = source.connector.units()
         if source.connector.discovers() and fetcher is not None:
-            units = discover_and_record(source, fetcher, home)
+            try:
+                units = discover_and_record(source, fetcher, home)
+            except (UnreadableInput, FetchError, UrlRefused, ValueError) as error:
+                if failed is None:
+                    raise
+                failed.append(f"{source.name} (listing units upstream): {error}")
+                units = recorded_units(source, home) or units
             if instance is not None:
                 name = dynamic_partitions_name(source.name)
                 known = set(instance.get_dynamic_partitions(name))
@@ -121,10 +139,18 @@ def run_build(
         if missing:
             raise SystemExit(f"unknown partition(s) {', '.join(missing)}; known: {', '.join(sorted(known))}")
     fetcher = CorpusSettings(home=str(home.root), mirror=os.environ.get(MIRROR_ENV, "")).fetcher()
+    listing_failures: list[str] = []
     pending, unchanged = pending_partitions(
-        selected, store, home, force, set(partitions) if partitions else None, fetcher=fetcher, instance=instance
+        selected,
+        store,
+        home,
+        force,
+        set(partitions) if partitions else None,
+        fetcher=fetcher,
+        instance=instance,
+        failed=listing_failures,
     )
-    summary = BuildSummary(unchanged=[f"{s.name}/{k}" for s, k in unchanged])
+    summary = BuildSummary(unchanged=[f"{s.name}/{k}" for s, k in unchanged], failed=listing_failures)
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console

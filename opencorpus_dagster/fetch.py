@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from opencorpus_dagster.atomic import process_alive
 from opencorpus_dagster.url_policy import UrlRefused, is_local, local_path_under, normalise_url, safe_child
 
 log = logging.getLogger(__name__)
@@ -425,21 +426,12 @@ def _fitting_name(segment: str) -> str:
 
 def _remove_stale_partials(target: Path) -> None:
     """Delete `<target>.part-<pid>` files of downloads whose process is gone (killed, crashed);
-    a live process's partial file is left to it."""
+    a live process's partial file is left to it. Only the target's own folder is looked at (a
+    download must not walk the cache)."""
     for partial in target.parent.glob(f"{glob_escape(target.name)}.part-*"):
         pid = partial.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             partial.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's live process
-    return True
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

@@ -277,6 +277,8 @@ def hostile_listing_server(tmp_path, fixtures_dir):
         "https://data.commoncrawl.org/" + "a" * 20_000,
     ]
     (mirror / "data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/warc.paths").write_text("\n".join(lines) + "\n")
+    (mirror / "data.commoncrawl.org/crawl-data/long").mkdir()
+    (mirror / "data.commoncrawl.org/crawl-data/long/warc.paths").write_text("x" * 100_000 + "\n")
     requested: list[str] = []
 
     class Recording(_MirrorHandler):
@@ -301,13 +303,22 @@ def test_hostile_listing_lines_are_refused_and_reported(tmp_path, hostile_listin
         f"name: crawl\nkind: warc\noptions:\n  listing: {LISTING}\n"
         "license: {spdx: CC-BY-SA-4.0, evidence: test}\n"
     )
+    # A second source whose listing is a line of 100,000 bytes: its listing fails, the first goes on.
+    (catalog / "broken.yaml").write_text(
+        "name: broken\nkind: warc\noptions:\n  listing: https://data.commoncrawl.org/crawl-data/long/warc.paths\n"
+    )
     home = tmp_path / "home"
     result = build(home, base, catalog, check=False)
     summary = json.loads(result.stdout)
 
+    assert result.returncode == 1  # a failed partition fails the build, after the rest was done
     assert summary["processed"] == ["crawl/whirlwind.warc"]  # the good line is read as usual
     assert summary["records_in"] > 0
-    (failure,) = summary["failed"]
+    broken, failure = summary["failed"]
+    assert broken == (
+        "broken (listing units upstream): https://data.commoncrawl.org/crawl-data/long/warc.paths: "
+        "line 1 is longer than 65,536 bytes"
+    )
     assert failure.startswith("crawl/refused-warc.paths: PartitionFailed: ")
     assert f"source 'crawl', partition 'refused-warc.paths': {LISTING}: 7 URL(s) refused by the URL policy" in failure
     for line, rule in [
@@ -327,7 +338,11 @@ def test_hostile_listing_lines_are_refused_and_reported(tmp_path, hostile_listin
     assert SECRET not in result.stdout + result.stderr
     assert all(SECRET not in p.read_text(errors="replace") for p in home.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json", ".md"))
     crawl_host = sorted({path for path in requested if path.startswith("/data.commoncrawl.org/")})
-    assert crawl_host == ["/data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/warc.paths", f"/data.commoncrawl.org/{WHIRLWIND}"]
+    assert crawl_host == [
+        "/data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/warc.paths",
+        f"/data.commoncrawl.org/{WHIRLWIND}",
+        "/data.commoncrawl.org/crawl-data/long/warc.paths",
+    ]
     assert not [path for path in requested if "pwned" in path or "evil" in path or ".." in path]
     assert secret.read_text().startswith(SECRET)  # and the secret is untouched
 
