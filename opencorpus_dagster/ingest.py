@@ -104,6 +104,7 @@ def ingest_partition(
     recorder = RecordingFetcher(fetcher)
     now = _now()
     decisions: list[dict] = []
+    notes: list[dict] = []  # decisions about records that go on (outcome kept): not outcomes
     lineage_rows: list[dict] = []
     seen_ids: set[str] = set()
     counts: Counter = Counter()
@@ -130,6 +131,7 @@ def ingest_partition(
                     counts[Outcome.QUARANTINED.value] += 1
                     continue
                 seen_ids.add(item.source_record_id)
+                notes.extend(_decision_row(source.name, partition, note, run_id, now) for note in item.notes)
                 row = _raw_row(source.name, partition, item, recorder.retrieved_at(item.upstream_uri))
                 batch.append(row)
                 lineage_rows.append(_lineage_row(row, run_id))
@@ -146,7 +148,7 @@ def ingest_partition(
         source.name,
         partition,
         "raw",
-        decisions=decisions_table(decisions),
+        decisions=decisions_table(decisions + notes),
         fingerprint=source.partition_fingerprint(unit),
         records_in=records_in,
         counts=dict(counts),

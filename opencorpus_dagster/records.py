@@ -62,6 +62,9 @@ class RawRecord:
     license_evidence: str | None = None
     attribution: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # What the connector did to a record it passes on (a cut, a repair): decisions with outcome
+    # `kept`, recorded in the lineage for `trace`, never counted as the record's outcome.
+    notes: list[Decision] = field(default_factory=list)
 
 
 @dataclass

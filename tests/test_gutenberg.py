@@ -491,6 +491,33 @@ def test_connector_records_the_licence_section_cut(tmp_path, fixture_mirror, fix
     assert record.metadata["body_end_marker"] == "***** This file should be named 2701.txt or 2701.zip *****"
     # the marker line: the normal end (21748) plus the blank line left after the 3 deleted footer lines
     assert record.metadata["body_lines"] == [26, 21749]
+    [note] = record.notes
+    assert (note.outcome, note.stage, note.reason, note.value) == (Outcome.KEPT, "raw", "gutenberg.licence_section_cut", "21749")
+
+
+def test_the_licence_section_cut_is_a_decision_trace_shows(tmp_path, fixture_mirror, fixtures_dir):
+    from opencorpus_dagster.catalog import load_source_file
+    from opencorpus_dagster.home import data_home
+    from opencorpus_dagster.ingest import ingest_partition
+    from opencorpus_dagster.lineage.store import LineageStore
+    from opencorpus_dagster.lineage.trace import trace_doc
+    from opencorpus_dagster.records import make_doc_id
+
+    fetcher = _fetcher_with(
+        tmp_path, fixture_mirror, {f"{EPUB_DIR}/2701/pg2701.txt": _lines_without(fixtures_dir, 2701)}
+    )
+    (tmp_path / "pg.yaml").write_text("name: pg\nkind: gutenberg\noptions: {books: [2701, 1013]}\n")
+    source = load_source_file(tmp_path / "pg.yaml")
+    home = data_home(tmp_path / "home")
+    store = LineageStore.at(home.lineage_db)
+    (unit,) = [unit for unit in source.connector.units() if unit.key == "02000-02999"]
+    result = ingest_partition(source, unit, fetcher, home, store, "run-1")
+    assert (result.records_in, result.raw_records, dict(result.counts)) == (1, 1, {})  # a note is no outcome
+    [trace] = trace_doc(store, make_doc_id("pg", "2701"))
+    assert [(d["stage"], d["outcome"], d["reason"], d["value"]) for d in trace["decisions"]] == [
+        ("raw", "kept", "gutenberg.licence_section_cut", "21749")
+    ]
+    assert store.conservation()[0]["total"] == 1
 
 
 def test_connector_quarantines_a_book_with_pg_text_and_no_marker(tmp_path, fixture_mirror, fixtures_dir):
@@ -505,4 +532,4 @@ def test_connector_quarantines_a_book_with_pg_text_and_no_marker(tmp_path, fixtu
 
 def test_usual_book_records_carry_no_body_end(fetcher):
     [record] = _read(_connector(), fetcher, "02000-02999")
-    assert "body_end" not in record.metadata
+    assert "body_end" not in record.metadata and record.notes == []

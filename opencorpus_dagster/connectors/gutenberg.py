@@ -283,6 +283,7 @@ class GutenbergConnector(Connector):
                 "body_lines": [body.first_line, body.end_line],
                 **_unusual_body_end(body),
             },
+            notes=_body_end_notes(body, str(book), text_url),
         )
 
     @staticmethod
@@ -297,6 +298,19 @@ def _unusual_body_end(body: GutenbergBody) -> dict[str, str | None]:
     if body.body_end == BodyEnd.END_MARKER:
         return {}
     return {"body_end": body.body_end, "body_end_marker": body.footer_marker}
+
+
+def _body_end_notes(body: GutenbergBody, record_id: str, text_url: str) -> list[Decision]:
+    """The decision behind a body that did not end at an END marker, for the lineage (`trace`)."""
+    if body.body_end == BodyEnd.LICENCE_SECTION:
+        detail = f"no END marker: cut at line {body.end_line}, where PG's licence section starts ({body.footer_marker!r})"
+        reason = "gutenberg.licence_section_cut"
+    elif body.body_end == BodyEnd.END_OF_FILE:
+        detail = "no END marker and no Project Gutenberg text near the end: kept to the end of the file"
+        reason = "gutenberg.no_end_marker"
+    else:
+        return []
+    return [Decision(record_id, text_url, Outcome.KEPT, "raw", reason, str(body.end_line), detail)]
 
 
 # -- decoding ------------------------------------------------------------------------------

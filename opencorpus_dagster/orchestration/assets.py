@@ -175,7 +175,7 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
             run.set_facet(output, "opencorpus", {"licenses": dict(result.licenses), "outcomes": outcomes, "partition": context.partition_key})
         with store.connection() as conn:
             raw_in, raw_decided = conn.execute(
-                "SELECT any_value(records_in), (SELECT count(*) FROM decisions WHERE source = $1 AND partition = $2 AND stage = 'raw') "
+                "SELECT any_value(records_in), (SELECT count(*) FROM decisions WHERE source = $1 AND partition = $2 AND stage = 'raw' AND outcome <> 'kept') "
                 "FROM partitions WHERE source = $1 AND partition = $2 AND stage = 'raw'",
                 [source.name, context.partition_key],
             ).fetchone()
