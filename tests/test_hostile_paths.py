@@ -28,7 +28,8 @@ from opencorpus_dagster.dedup.lsh_index import LshIndex
 from opencorpus_dagster.dedup.minhash import MinHashConfig, compute_signatures
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.publish.card import markdown_code, markdown_text, write_card
+from opencorpus_dagster.publish.card import write_card
+from opencorpus_dagster.publish.markdown import markdown_code, markdown_text
 from opencorpus_dagster.storage import parquet_files
 from opencorpus_dagster.takedown import match_takedowns, new_request
 

@@ -50,6 +50,7 @@ from opencorpus_dagster.orchestration.resources import CorpusSettings, lineage_s
 from opencorpus_dagster.publish.attribution import write_attribution
 from opencorpus_dagster.publish.card import write_card
 from opencorpus_dagster.publish.croissant import write_croissant
+from opencorpus_dagster.publish.markdown import markdown_text
 from opencorpus_dagster.quality.expectations import SuiteResult
 from opencorpus_dagster.quality.suites import validate_documents, validate_raw
 from opencorpus_dagster.shards import SHARD_COLUMNS, SHARD_SCHEMA
@@ -132,7 +133,7 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
                 "raw_records": result.raw_records,
                 "outcomes_at_raw": counts_table("outcome", dict(result.counts)),
                 "files": MetadataValue.md(
-                    "\n".join(["| file | sha256 | bytes |", "|---|---|---:|"] + [f"| {f.url} | `{f.sha256}` | {f.size} |" for f in result.fetched])
+                    "\n".join(["| file | sha256 | bytes |", "|---|---|---:|"] + [f"| {markdown_text(f.url)} | `{f.sha256}` | {f.size} |" for f in result.fetched])
                 ),
                 "path": MetadataValue.path(str(result.path)),
             }

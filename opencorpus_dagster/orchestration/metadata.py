@@ -7,13 +7,15 @@ from collections.abc import Mapping
 import pyarrow as pa
 from dagster import MetadataValue
 
+from opencorpus_dagster.publish.markdown import markdown_code, markdown_text
+
 
 def counts_table(title: str, counts: Mapping[str, int | float], total: int | None = None) -> MetadataValue:
     """A two-column markdown table, largest first."""
     lines = [f"| {title} | count |", "|---|---:|"]
     for key, value in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         share = f" ({value / total:.1%})" if total else ""
-        lines.append(f"| {key} | {value}{share} |")
+        lines.append(f"| {markdown_text(str(key))} | {value}{share} |")
     return MetadataValue.md("\n".join(lines))
 
 
@@ -22,5 +24,5 @@ def rules_table(stats: pa.Table) -> MetadataValue:
     lines = ["| rule | removed | measured | min | p05 | median | p95 | max |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in sorted(stats.to_pylist(), key=lambda r: (-r["removed"], r["rule"])):
         numbers = " | ".join("" if row[k] is None else f"{row[k]:.3g}" for k in ("minimum", "p05", "median", "p95", "maximum"))
-        lines.append(f"| {row['rule']} | {row['removed']} | {row['measured']} | {numbers} |")
+        lines.append(f"| {markdown_code(row['rule'])} | {row['removed']} | {row['measured']} | {numbers} |")
     return MetadataValue.md("\n".join(lines))

@@ -34,6 +34,7 @@ from opencorpus_dagster.publish.attribution import (
     requires_attribution,
     shard_files,
 )
+from opencorpus_dagster.publish.markdown import markdown_code, markdown_link, markdown_text
 from opencorpus_dagster.storage import duckdb_connect
 
 CARD_FILE = "README.md"
@@ -356,7 +357,7 @@ def _licences(stats: CorpusStatistics) -> str:
         "|---|---|---|---:|---:|---:|---:|",
     ]
     for license, (documents, tokens) in stats.by_license.items():
-        urls = ", ".join(_link(link) for link in license_urls(license)) or "none"
+        urls = ", ".join(markdown_link(link) for link in license_urls(license)) or "none"
         needs = "yes" if requires_attribution(license) else "no"
         lines.append(
             f"| {markdown_text(license) or '(none)'} | {urls} | {needs} | {_n(documents)} "
@@ -530,42 +531,5 @@ def _share(part: int, whole: int) -> str:
 # Characters that start Markdown inline syntax (emphasis, links, images, code, raw HTML, entities)
 # or a table cell; `#` too, though only a line start makes a heading. A backslash before any
 # ASCII punctuation is a literal character in CommonMark, so escaping them all is always safe.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|!&])")
-_AUTOLINK = re.compile(r"^https?://[^\s<>\x00-\x1f\x7f]+$")
-
-
-def markdown_text(value: str | None) -> str:
-    """`value` as literal Markdown inline text: one line, every special character escaped.
-
-    For anything the card prints that came from the catalog or upstream (descriptions, licence
-    expressions, language labels, the title). Whitespace runs, newlines included, become one
-    space, so a value cannot end its table row or start a heading, list or HTML block; `<` is
-    escaped, so no HTML tag survives; `[`, `]` and `!` are escaped, so no link or image forms.
-    None gives "".
-    """
-    if not value:
-        return ""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(value.split()))
-
-
-def markdown_code(value: str | None) -> str:
-    """`value` as a one-line Markdown code span (rule and reason names), whatever it contains.
-
-    Backslashes are literal in a code span, so nothing is escaped there except `|`, which GFM
-    tables split cells on even inside code (`\\|` is their escape); the fence is one backtick
-    longer than the longest backtick run in the value (CommonMark), padded when the value
-    starts or ends with a backtick.
-    """
-    text = " ".join((value or "").split()).replace("|", "\\|")
-    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _link(url: str) -> str:
-    """An autolink `<url>` for a plain http(s) URL; anything else is printed as escaped text."""
-    return f"<{url}>" if _AUTOLINK.match(url) else markdown_text(url)
-
-
 def _none_last(value: str | None) -> tuple[bool, str]:
     return (value is None, value or "")
