@@ -15,6 +15,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from opencorpus_dagster.fetch import Fetcher
+from opencorpus_dagster.limits import InputLimits
 from opencorpus_dagster.records import Decision, RawRecord
 
 
@@ -53,8 +54,10 @@ class Connector(ABC):
     # Options that only list upstream units: adding a unit must not make the others stale.
     unit_listing_options: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, options: ConnectorOptions):
+    def __init__(self, options: ConnectorOptions, limits: InputLimits | None = None):
         self.options = options
+        # How much one file, record or line of this source may hold (the catalog's `limits:`).
+        self.limits = limits or InputLimits()
 
     def processing_options(self) -> dict:
         """The options that change how every unit is read (all but the unit listing)."""
