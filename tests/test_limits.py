@@ -145,7 +145,6 @@ def test_gutenberg_build_quarantines_a_bomb_book_and_publishes_the_rest(tmp_path
     assert summary["processed"] == ["gutenberg/01000-01999", "gutenberg/99000-99999"]
     assert summary["outcomes"]["quarantined"] == 1
     assert not summary.get("failed")
-    assert summary["outcomes"]["kept"] >= 1  # book 1013
     assert peak < 2048 * 1024  # KiB: the whole build, Dagster included
 
 
