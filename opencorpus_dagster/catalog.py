@@ -27,6 +27,7 @@ from opencorpus_dagster.connectors.base import (
     known_kinds,
 )
 from opencorpus_dagster.licensing.policy import LicensePolicy
+from opencorpus_dagster.limits import InputLimits
 from opencorpus_dagster.text.filters_config import FiltersConfig
 from opencorpus_dagster.text.html import ExtractionOptions
 
@@ -68,6 +69,8 @@ class SourceSpec(BaseModel):
     policy: PolicyOverrides = PolicyOverrides()
     filters: dict[str, Any] = {}
     extraction: dict[str, Any] = {}
+    # Part of `Source.fingerprint` (the spec dump keeps it): a record over a limit is quarantined.
+    limits: InputLimits = InputLimits()
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ def load_source_file(path: Path) -> Source:
         raise CatalogFileError(f"policy: {error}") from None
     filters = _validate_section(FiltersConfig, spec.filters, "filters")
     extraction = _validate_section(ExtractionOptions, spec.extraction, "extraction")
-    return Source(spec=spec, path=path, connector=cls(options), policy=policy, filters=filters, extraction=extraction)
+    return Source(spec=spec, path=path, connector=cls(options, limits=spec.limits), policy=policy, filters=filters, extraction=extraction)
 
 
 # A catalog file is a few hundred bytes of settings; anything near this is a mistake or an attack,

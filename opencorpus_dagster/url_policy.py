@@ -32,9 +32,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from opencorpus_dagster.limits import clip
+
 ALLOWED_SCHEMES = ("http", "https")
 MAX_URL_CHARS = 8192  # far above any real dump or crawl URL; browsers cap around 2,000 to 64K
-SHOWN_CHARS = 200  # how much of an offending text a message quotes
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?"
 _HOST = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
@@ -54,16 +55,11 @@ class UrlRefused(ValueError):
         self.problem = problem
         self.where = where
         prefix = f"{where}: " if where else ""
-        super().__init__(f"{prefix}{shorten(url)!r} refused ({rule}): {problem}")
+        super().__init__(f"{prefix}{clip(url)!r} refused ({rule}): {problem}")
 
     def at(self, where: str) -> UrlRefused:
         """The same refusal, saying where the URL came from (`listing URL, line N`)."""
         return UrlRefused(self.rule, self.url, self.problem, where)
-
-
-def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
-    """`text` cut to `limit` characters, saying how long it was (for messages quoting input)."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def normalise_url(url: str) -> str:
@@ -116,7 +112,7 @@ def require_under(url: str, root: str) -> str:
     folder = root_parts.path if root_parts.path.endswith("/") else root_parts.path.rsplit("/", 1)[0] + "/"
     same_site = (url_parts.scheme, url_parts.netloc) == (root_parts.scheme, root_parts.netloc)
     if not same_site or not (url_parts.path + "/").startswith(folder):
-        raise UrlRefused("url.climbs_above_root", url, f"outside {shorten(root)}")
+        raise UrlRefused("url.climbs_above_root", url, f"outside {clip(root)}")
     return url
 
 
@@ -173,14 +169,14 @@ def _checked_host(url: str, host: str) -> str:
         raise UrlRefused("url.host", url, "no host")
     if ":" in host:  # an IPv6 literal (urlsplit already took the brackets off)
         if not _IPV6.fullmatch(host):
-            raise UrlRefused("url.host", url, f"not an IPv6 address: {shorten(host)!r}")
+            raise UrlRefused("url.host", url, f"not an IPv6 address: {clip(host)!r}")
         return host
     try:
         host = host.encode("idna").decode("ascii").lower()  # a non-ASCII name in its DNS form
     except UnicodeError:
-        raise UrlRefused("url.host", url, f"not a valid host name: {shorten(host)!r}") from None
+        raise UrlRefused("url.host", url, f"not a valid host name: {clip(host)!r}") from None
     if not _HOST.fullmatch(host):
-        raise UrlRefused("url.host", url, f"not a valid host name: {shorten(host)!r}")
+        raise UrlRefused("url.host", url, f"not a valid host name: {clip(host)!r}")
     return host
 
 
@@ -198,7 +194,7 @@ def _resolve_dot_segments(url: str, path: str) -> str:
     for index, segment in enumerate(segments):
         decoded = unquote(segment)
         if any(char in decoded for char in "/\\\x00"):
-            raise UrlRefused("url.encoded_separator", url, f"path segment {shorten(segment)!r} decodes to a separator")
+            raise UrlRefused("url.encoded_separator", url, f"path segment {clip(segment)!r} decodes to a separator")
         last = index == len(segments) - 1
         if decoded == ".":
             if last:

@@ -15,6 +15,7 @@ from typing import Annotated, ClassVar
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from opencorpus_dagster.fetch import Fetcher
+from opencorpus_dagster.limits import InputLimits
 from opencorpus_dagster.records import Decision, RawRecord
 from opencorpus_dagster.url_policy import normalise_template, normalise_url
 
@@ -40,16 +41,20 @@ class Unit:
 
 
 MAX_REFUSALS_SHOWN = 20
+# A listing (warc.paths, a dump index page, dumpstatus.json, ...) is read whole or line by line;
+# the largest real one, Common Crawl's warc.paths, is ~10 MB decompressed.
+MAX_LISTING_BYTES = 256 << 20
 
 
-def refused_unit(key: str, where: str, refusals: list[str]) -> Unit:
+def refused_unit(key: str, where: str, refusals: list[str], count: int | None = None) -> Unit:
     """The unit that stands for what an upstream listing named and the URL policy refused.
 
-    Its partition fails with every refusal in its message (`Connector.read` is never called for
-    it), so a refusal shows where failures show (the build summary, the Dagster UI) and the
-    rest of the listing is read as usual.
+    Its partition fails with the refusals in its message (the first `MAX_REFUSALS_SHOWN`, and
+    how many there were: `count`, when more were seen than kept), without `Connector.read`
+    being called, so a refusal shows where failures show (the build summary, the Dagster UI)
+    and the rest of the listing is read as usual.
     """
-    shown = {"listing": where, "count": len(refusals), "refusals": refusals[:MAX_REFUSALS_SHOWN]}
+    shown = {"listing": where, "count": count or len(refusals), "refusals": refusals[:MAX_REFUSALS_SHOWN]}
     return Unit(key=key, urls=(), extra={"refused": shown})
 
 
@@ -83,8 +88,10 @@ class Connector(ABC):
     # Options that only list upstream units: adding a unit must not make the others stale.
     unit_listing_options: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, options: ConnectorOptions):
+    def __init__(self, options: ConnectorOptions, limits: InputLimits | None = None):
         self.options = options
+        # How much one file, record or line of this source may hold (the catalog's `limits:`).
+        self.limits = limits or InputLimits()
 
     def processing_options(self) -> dict:
         """The options that change how every unit is read (all but the unit listing)."""

@@ -37,6 +37,7 @@ from opencorpus_dagster.connectors.base import (
     register,
 )
 from opencorpus_dagster.fetch import FetchedFile, Fetcher, NotFound
+from opencorpus_dagster.limits import InputLimits, LimitExceeded, clip, limit_records, over_limit, read_at_most
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 from opencorpus_dagster.text.gutenberg_boilerplate import (
     BodyEnd,
@@ -173,7 +174,7 @@ class GutenbergConnector(Connector):
         fetched = fetcher.fetch(feed_url, refresh=True)
         books: list[int] = []
         skipped, first_skipped = 0, None
-        for entry in read_catalog_feed(feed_url, fetched.path):
+        for entry in read_catalog_feed(feed_url, fetched.path, self.limits):
             if isinstance(entry, _SkippedMember):
                 skipped, first_skipped = skipped + 1, first_skipped or entry
             elif _TEXT_TYPE in entry.types and (not wanted or wanted & entry.languages):
@@ -221,9 +222,12 @@ class GutenbergConnector(Connector):
         record: `gutenberg.bad_rdf`). A missing RDF record is not an error: the record is
         yielded with `license=None` and the title from the text header. Raises
         `UnreadableInput` naming the URL when a text file cannot be decompressed or is not text.
+
+        A text file (or RDF record) that decompresses to more than `limits.record_bytes` is
+        quarantined as `limits.record_bytes` after reading at most that many bytes plus one.
         """
-        for book in unit.extra["books"]:
-            yield self._read_book(book, fetcher)
+        books = (self._read_book(book, fetcher) for book in unit.extra["books"])
+        yield from limit_records(books, self.limits.records_per_unit, f"gutenberg unit {unit.key}")
 
     # -- one book ------------------------------------------------------------------------
 
@@ -239,7 +243,10 @@ class GutenbergConnector(Connector):
             fetched = fetcher.fetch(text_url)
         except NotFound as error:
             return quarantine("gutenberg.missing_text", str(error))
-        text, encoding = _decode_text(fetched)
+        try:
+            text, encoding = _decode_text(fetched, self.limits)
+        except LimitExceeded as error:
+            return over_limit(str(book), text_url, error, f"text of ebook {book} ({fetched.size} bytes as fetched)")
         try:
             body = locate_gutenberg_body(text)
         except NoStartMarker as error:
@@ -256,9 +263,11 @@ class GutenbergConnector(Connector):
             license_evidence = f"no RDF catalog record for ebook {book} at {rdf_url}"
         else:
             try:
-                catalog = _catalog_from_rdf(rdf, book)
+                catalog = _catalog_from_rdf(rdf, book, self.limits)
+            except LimitExceeded as error:
+                return over_limit(str(book), text_url, error, f"RDF record {rdf_url}")
             except ValueError as error:
-                return quarantine("gutenberg.bad_rdf", f"{rdf_url}: {error}")
+                return quarantine("gutenberg.bad_rdf", f"{rdf_url}: {clip(error)}")
             license_evidence = f"RDF dcterms:rights of ebook {book} ({rdf_url})"
 
         return RawRecord(
@@ -316,12 +325,13 @@ def _body_end_notes(body: GutenbergBody, record_id: str, text_url: str) -> list[
 # -- decoding ------------------------------------------------------------------------------
 
 
-def _decode_text(fetched: FetchedFile) -> tuple[str, str]:
+def _decode_text(fetched: FetchedFile, limits: InputLimits) -> tuple[str, str]:
     """The file's text and the encoding used: UTF-8 (BOM or not), else the header's declared
-    charset, else latin-1. Raises `UnreadableInput` for a broken archive or a binary file."""
+    charset, else latin-1. Raises `UnreadableInput` for a broken archive or a binary file, and
+    `LimitExceeded` (having held at most `limits.record_bytes + 1` bytes) for a larger file."""
     try:
         with open_decompressed(fetched.path) as handle:
-            data = handle.read()
+            data = read_at_most(handle, limits.record_bytes)
     except (EOFError, OSError, zlib.error) as error:
         raise UnreadableInput(fetched.url, f"cannot decompress {fetched.fetched_from}: {error}") from error
     if b"\x00" in data:
@@ -361,25 +371,33 @@ def _declared_charset(header: str) -> str | None:
 # -- catalog feed --------------------------------------------------------------------------
 
 
-def read_catalog_feed(feed_url: str, path: Path) -> Iterator[_FeedRecord | _SkippedMember]:
+def read_catalog_feed(
+    feed_url: str, path: Path, limits: InputLimits | None = None
+) -> Iterator[_FeedRecord | _SkippedMember]:
     """The records of PG's RDF feed (a tar, usually bz2) at `path`, one member at a time.
 
-    Members not named `pg<id>.rdf` (directories, ...) are passed over. Raises `UnreadableInput`
-    naming `feed_url` when the archive cannot be read to its end (truncated, not a tar).
+    Members not named `pg<id>.rdf` (directories, ...) are passed over; one larger than
+    `limits.record_bytes` (or 16 MiB) is skipped unread. Raises `UnreadableInput` naming
+    `feed_url` when the archive cannot be read to its end (truncated, not a tar) or decompresses
+    to more than `limits.file_bytes`.
     """
+    limits = limits or InputLimits()
     parser = _rdf_parser()
+    max_member = min(_MAX_FEED_RECORD_BYTES, limits.record_bytes)
     try:
-        with open_decompressed(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        with open_decompressed(path, max_bytes=limits.file_bytes) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             while (member := tar.next()) is not None:
                 # Stream mode keeps every header it has read; on the real feed that list grows
                 # with the ~150,000 members, and only the current one is needed.
                 tar.members = []
                 match = _FEED_MEMBER.search(member.name)
                 if member.isfile() and match:
-                    yield _feed_entry(tar, member, int(match["id"]), parser)
+                    yield _feed_entry(tar, member, int(match["id"]), parser, max_member)
             _read_to_end(stream)
+    except LimitExceeded as error:
+        raise UnreadableInput(feed_url, f"catalog feed decompresses to more than limits.file_bytes={error.limit} bytes") from error
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
-        raise UnreadableInput(feed_url, f"catalog feed cannot be read: {error}") from error
+        raise UnreadableInput(feed_url, f"catalog feed cannot be read: {clip(error)}") from error
 
 
 def _read_to_end(stream: BinaryIO) -> None:
@@ -390,17 +408,18 @@ def _read_to_end(stream: BinaryIO) -> None:
 
 
 def _feed_entry(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, book: int, parser: etree.XMLParser
+    tar: tarfile.TarFile, member: tarfile.TarInfo, book: int, parser: etree.XMLParser, max_bytes: int
 ) -> _FeedRecord | _SkippedMember:
     """The id, DCMI types and languages of one member's record, or why it is skipped."""
-    if member.size > _MAX_FEED_RECORD_BYTES:
-        return _SkippedMember(member.name, f"{member.size} bytes, not an RDF record")
+    if member.size > max_bytes:
+        # The tar header states the size and extractfile reads exactly that: skip it unread.
+        return _SkippedMember(clip(member.name), f"{member.size} bytes, not an RDF record (limit {max_bytes})")
     # Read before parsing: an I/O error here is the feed's (it propagates), not the record's.
     data = tar.extractfile(member).read()
     try:
         ebook = _ebook_element(etree.fromstring(data, parser), book)
     except (etree.XMLSyntaxError, ValueError) as error:
-        return _SkippedMember(member.name, str(error))
+        return _SkippedMember(clip(member.name), clip(error))
 
     def values(path: str) -> frozenset[str]:
         return frozenset(text for text in map(_own_text, ebook.iterfind(path, _NS)) if text)
@@ -424,17 +443,18 @@ def _ebook_element(root: etree._Element, book: int) -> etree._Element:
         raise ValueError("no pgterms:ebook element")
     about = ebook.get(f"{{{_NS['rdf']}}}about", "")
     if about.rsplit("/", 1)[-1] != str(book):
-        raise ValueError(f"record describes {about!r}, not ebooks/{book}")
+        raise ValueError(f"record describes {clip(repr(about))}, not ebooks/{book}")
     return ebook
 
 
-def _catalog_from_rdf(rdf: FetchedFile, book: int) -> _Catalog:
-    """Title, creators, language, rights and issue date of the RDF record; ValueError if unusable."""
+def _catalog_from_rdf(rdf: FetchedFile, book: int, limits: InputLimits) -> _Catalog:
+    """Title, creators, language, rights and issue date of the RDF record; ValueError if unusable,
+    `LimitExceeded` if it decompresses to more than `limits.record_bytes`."""
     try:
-        with open_decompressed(rdf.path) as handle:
+        with open_decompressed(rdf.path, max_bytes=limits.record_bytes, what="record_bytes") as handle:
             root = etree.parse(handle, _rdf_parser()).getroot()
     except (etree.XMLSyntaxError, EOFError, OSError, zlib.error) as error:
-        raise ValueError(f"not a readable RDF/XML record: {error}") from error
+        raise ValueError(f"not a readable RDF/XML record: {clip(error)}") from error
     ebook = _ebook_element(root, book)
 
     def first_text(path: str) -> str | None:

@@ -63,6 +63,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from opencorpus_dagster.compression import open_decompressed
 from opencorpus_dagster.connectors.base import (
+    MAX_LISTING_BYTES,
     Connector,
     ConnectorOptions,
     Unit,
@@ -73,8 +74,9 @@ from opencorpus_dagster.connectors.base import (
 )
 from opencorpus_dagster.fetch import Fetcher, FetchError
 from opencorpus_dagster.home import readable_key
+from opencorpus_dagster.limits import InputLimits, LimitExceeded, clip, limit_records, read_at_most
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
-from opencorpus_dagster.url_policy import UrlRefused, host_of, normalise_url, require_under, shorten
+from opencorpus_dagster.url_policy import UrlRefused, host_of, normalise_url, require_under
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +150,7 @@ def partition_key_for(url: str) -> str:
                 stripped = True
     key = readable_key(_KEY_UNSAFE.sub("-", name).strip("-"), "")
     if not key:
-        raise ValueError(f"cannot derive a partition key from {shorten(url)!r}; set partition_keys for it")
+        raise ValueError(f"cannot derive a partition key from {clip(url)!r}; set partition_keys for it")
     return key
 
 
@@ -255,13 +257,15 @@ class MediaWikiConnector(Connector):
     def read(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
         for url in unit.urls:
             path = _fetch_checked(fetcher, url, unit.extra.get("sha1"), unit.extra.get("size"))
-            yield from read_dump(
+            items = read_dump(
                 path,
                 url,
                 namespaces=frozenset(self.options.namespaces),
                 revisions=self.options.revisions,
                 license_override=self.options.license,
+                limits=self.limits,
             )
+            yield from limit_records(items, self.limits.records_per_unit, url)
 
 
 # -- discovering the runs of a Wikimedia dump index --------------------------------------------
@@ -336,8 +340,8 @@ def run_dates(fetcher: Fetcher, index_url: str) -> list[str]:
     """
     fetched = fetcher.fetch(index_url, refresh=True)
     try:
-        hrefs = lxml.html.fromstring(fetched.path.read_bytes()).xpath("//a/@href")
-    except (etree.ParserError, ValueError) as error:
+        hrefs = lxml.html.fromstring(_read_listing_file(fetched.path)).xpath("//a/@href")
+    except (etree.ParserError, ValueError) as error:  # LimitExceeded is a ValueError
         raise UnreadableInput(index_url, f"not an HTML index ({error}); local copy {fetched.path}") from error
     dates = sorted({match[1] for href in hrefs if (match := _RUN_HREF.fullmatch(href.strip()))})
     if not dates:
@@ -372,8 +376,8 @@ def _job_files(path: Path, job: str, status_url: str, index_url: str, hosts: fro
     their `-index.txt` offset files beside the XML).
     """
     try:
-        status = _DumpStatus.model_validate(json.loads(path.read_bytes()))
-    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, pydantic's ValidationError
+        status = _DumpStatus.model_validate(json.loads(_read_listing_file(path)))
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, pydantic's ValidationError, LimitExceeded
         raise _RunNotReady(f"invalid dumpstatus.json ({error})") from error
     if job not in status.jobs:
         raise _RunNotReady(f"no job {job!r} in dumpstatus.json (jobs: {', '.join(sorted(status.jobs))})")
@@ -396,12 +400,18 @@ def _listed_file(index_url: str, status_url: str, name: str, listed: _FileStatus
         if host_of(url) not in hosts:
             require_under(url, index_url)
     except UrlRefused as refusal:
-        return DumpFile(url, None, None, refused=str(refusal.at(f"{status_url}, file {shorten(name)!r}")))
+        return DumpFile(url, None, None, refused=str(refusal.at(f"{status_url}, file {clip(name)!r}")))
     try:
         partition_key_for(url)
     except ValueError as error:  # a name of dots and punctuation only
-        return DumpFile(url, None, None, refused=f"{status_url}, file {shorten(name)!r}: {error}")
+        return DumpFile(url, None, None, refused=f"{status_url}, file {clip(name)!r}: {error}")
     return DumpFile(url, listed.sha1, listed.size)
+
+
+def _read_listing_file(path: Path) -> bytes:
+    """An index page or dumpstatus.json (tens of KB upstream), refused past `MAX_LISTING_BYTES`."""
+    with open(path, "rb") as handle:
+        return read_at_most(handle, MAX_LISTING_BYTES, "file_bytes")
 
 
 def _add_listed_files(units: list[Unit], listed: list[DumpFile]) -> list[Unit]:
@@ -476,9 +486,10 @@ class _Page:
 class _Revision:
     rev_id: int
     timestamp: str
-    text: str | None  # None: suppressed (`deleted="deleted"`)
+    text: str | None  # None: suppressed (`deleted="deleted"`); "" when over the record limit
     contributor: str | None
     model: str | None
+    oversize: LimitExceeded | None = None  # the text is larger than limits.record_bytes
 
 
 class _Malformed(Exception):
@@ -492,19 +503,27 @@ def read_dump(
     namespaces: frozenset[int] = frozenset({0}),
     revisions: Literal["latest", "all"] = "latest",
     license_override: str | None = None,
+    limits: InputLimits | None = None,
 ) -> Iterator[RawRecord | Decision]:
     """Stream the records of one local MediaWiki dump file (bz2, gzip or plain XML).
 
     `dump_url` is the upstream address used in `upstream_uri` and error messages. Yields a
-    `RawRecord` per kept page (or revision), a `Decision` per skipped or malformed page.
-    Raises `UnreadableInput(dump_url, ...)` when the file is not a readable MediaWiki export.
+    `RawRecord` per kept page (or revision), a `Decision` per skipped or malformed page; a
+    revision whose text is over `limits.record_bytes` (UTF-8) is quarantined as
+    `limits.record_bytes` (value: its size in bytes). Raises `UnreadableInput(dump_url, ...)`
+    when the file is not a readable MediaWiki export or decompresses to more than
+    `limits.file_bytes`.
     """
-    reader = _DumpReader(dump_url, namespaces, revisions, license_override)
+    limits = limits or InputLimits()
+    reader = _DumpReader(dump_url, namespaces, revisions, license_override, limits.record_bytes)
     try:
-        with open_decompressed(path) as stream:
+        with open_decompressed(path, max_bytes=limits.file_bytes) as stream:
             yield from reader.read(stream)
+    except LimitExceeded as error:
+        problem = f"decompresses to more than limits.file_bytes={error.limit} bytes; local copy {path}"
+        raise UnreadableInput(dump_url, problem) from error
     except etree.XMLSyntaxError as error:
-        raise UnreadableInput(dump_url, f"not well-formed XML ({error}); local copy {path}") from error
+        raise UnreadableInput(dump_url, f"not well-formed XML ({clip(error)}); local copy {path}") from error
     except EOFError as error:
         problem = f"compressed stream ends early, file truncated ({error}); local copy {path}"
         raise UnreadableInput(dump_url, problem) from error
@@ -515,8 +534,16 @@ def read_dump(
 class _DumpReader:
     """One pass over one dump file; `read` is a generator of records and decisions."""
 
-    def __init__(self, dump_url: str, namespaces: frozenset[int], revisions: str, license_override: str | None):
+    def __init__(
+        self,
+        dump_url: str,
+        namespaces: frozenset[int],
+        revisions: str,
+        license_override: str | None,
+        record_bytes: int = InputLimits().record_bytes,
+    ):
         self.dump_url = dump_url
+        self.record_bytes = record_bytes
         self.namespaces = namespaces
         self.all_revisions = revisions == "all"
         self.license_override = license_override
@@ -579,7 +606,7 @@ class _DumpReader:
     def _check_root(self, root) -> None:
         tag = root.tag if isinstance(root.tag, str) else ""
         if _local(tag) != "mediawiki":
-            raise UnreadableInput(self.dump_url, f"not a MediaWiki export: root element is <{_local(tag)}>")
+            raise UnreadableInput(self.dump_url, f"not a MediaWiki export: root element is <{clip(_local(tag))}>")
         self.ns = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
 
     def _parse_siteinfo(self, element) -> _Site:
@@ -622,13 +649,13 @@ class _DumpReader:
         if not title:
             return "page has no <title>"
         if not id_text.isdigit():
-            return f"page id {id_text!r} is not a number" if id_text else "page has no <id>"
+            return f"page id {clip(repr(id_text))} is not a number" if id_text else "page has no <id>"
         ns_text = element.findtext(self.ns + "ns")
         if ns_text is not None:
             try:
                 namespace = int(ns_text.strip())
             except ValueError:
-                return f"page namespace {ns_text!r} is not a number"
+                return f"page namespace {clip(repr(ns_text))} is not a number"
         else:  # exports before schema 0.6 carry the namespace only as a title prefix
             prefix, colon, _ = title.partition(":")
             namespace = self.site.namespaces.get(prefix.casefold(), 0) if colon else 0
@@ -642,10 +669,10 @@ class _DumpReader:
     def _parse_revision(self, element) -> _Revision:
         id_text = (element.findtext(self.ns + "id") or "").strip()
         if not id_text.isdigit():
-            raise _Malformed(f"revision id {id_text!r} is not a number" if id_text else "revision has no <id>")
+            raise _Malformed(f"revision id {clip(repr(id_text))} is not a number" if id_text else "revision has no <id>")
         timestamp = (element.findtext(self.ns + "timestamp") or "").strip()
         if not _TIMESTAMP.fullmatch(timestamp):
-            raise _Malformed(f"revision {id_text}: timestamp {timestamp!r} is not YYYY-MM-DDTHH:MM:SSZ")
+            raise _Malformed(f"revision {id_text}: timestamp {clip(repr(timestamp))} is not YYYY-MM-DDTHH:MM:SSZ")
         text_el = element.find(self.ns + "text")
         if text_el is None:
             raise _Malformed(f"revision {id_text} has no <text>")
@@ -655,6 +682,11 @@ class _DumpReader:
             text = "".join(text_el.itertext())
         else:
             text = text_el.text or ""
+        oversize = None
+        if text is not None and _utf8_size_over(text, self.record_bytes):
+            # The text is dropped here (the element is freed by the caller): only its size is kept.
+            oversize = LimitExceeded("record_bytes", self.record_bytes, _utf8_size(text))
+            text = ""
         contributor = None
         contributor_el = element.find(self.ns + "contributor")
         if contributor_el is not None and contributor_el.get("deleted") is None:
@@ -662,7 +694,7 @@ class _DumpReader:
                 contributor_el.findtext(self.ns + "username") or contributor_el.findtext(self.ns + "ip") or None
             )
         model = element.findtext(self.ns + "model")
-        return _Revision(int(id_text), timestamp, text, contributor, model.strip() if model else None)
+        return _Revision(int(id_text), timestamp, text, contributor, model.strip() if model else None, oversize)
 
     # -- decisions -------------------------------------------------------------------------
 
@@ -682,7 +714,9 @@ class _DumpReader:
             return
         record_id = f"{page.page_id}@{revision.rev_id}"
         skip = _unusable(revision)
-        if skip:
+        if revision.oversize is not None:
+            yield self._oversize(page, revision, record_id)
+        elif skip:
             yield self._decision(record_id, self._uri(page, revision), Outcome.SKIPPED, *skip)
         else:
             yield self._record(page, revision, record_id)
@@ -698,19 +732,21 @@ class _DumpReader:
         if page.namespace not in self.namespaces:
             yield self._decision(record_id, uri, Outcome.SKIPPED, "mediawiki.namespace", str(page.namespace))
         elif page.redirect is not None:
-            yield self._decision(record_id, uri, Outcome.SKIPPED, "mediawiki.redirect", page.redirect)
+            yield self._decision(record_id, uri, Outcome.SKIPPED, "mediawiki.redirect", clip(page.redirect))
         elif state.revision_count == 0:
             yield self._decision(record_id, uri, Outcome.QUARANTINED, "mediawiki.malformed_page", None,
-                                 f"page {page.page_id} ({page.title}) has no <revision>")  # fmt: skip
+                                 f"page {page.page_id} ({clip(page.title)}) has no <revision>")  # fmt: skip
         elif self.all_revisions:
             return  # each revision already has its record or decision
         elif state.error is not None:
             # Which revision is the latest cannot be trusted when one of them is unreadable.
             yield self._decision(record_id, uri, Outcome.QUARANTINED, "mediawiki.malformed_page", None,
-                                 f"page {page.page_id} ({page.title}): {state.error}")  # fmt: skip
+                                 f"page {page.page_id} ({clip(page.title)}): {state.error}")  # fmt: skip
         elif state.latest is None:
             yield self._decision(record_id, uri, Outcome.SKIPPED, "mediawiki.text_deleted", str(state.deleted),
                                  f"all {state.deleted} revisions have suppressed text")  # fmt: skip
+        elif state.latest.oversize is not None:
+            yield self._oversize(page, state.latest, record_id)
         elif skip := _unusable(state.latest):
             yield self._decision(record_id, self._uri(page, state.latest), Outcome.SKIPPED, *skip)
         else:
@@ -718,6 +754,14 @@ class _DumpReader:
 
     def _decision(self, record_id, uri, outcome, reason, value=None, detail=None) -> Decision:
         return Decision(record_id, uri, outcome, stage="raw", reason=reason, value=value, detail=detail)
+
+    def _oversize(self, page: _Page, revision: _Revision, record_id: str) -> Decision:
+        error = revision.oversize
+        assert error is not None
+        detail = f"revision {revision.rev_id} has {error.seen} bytes of text, more than limits.record_bytes={error.limit}"
+        return self._decision(
+            record_id, self._uri(page, revision), Outcome.QUARANTINED, "limits.record_bytes", str(error.seen), detail
+        )
 
     def _uri(self, page: _Page, revision: _Revision) -> str:
         return f"{self.dump_url}#page={page.page_id}&revision={revision.rev_id}"
@@ -786,13 +830,24 @@ class _PageState:
             self.latest = revision
 
 
+def _utf8_size_over(text: str, limit: int) -> bool:
+    # A character is 1 to 4 bytes in UTF-8: encode (a copy) only when the length cannot decide.
+    if len(text) > limit:
+        return True
+    return len(text) * 4 > limit and len(text.encode("utf-8")) > limit
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
 def _unusable(revision: _Revision) -> tuple[str, str, str] | None:
     """(reason, value, detail) when a revision is not wikitext content, else None."""
     if revision.text is None:
         return "mediawiki.text_deleted", "1", f"revision {revision.rev_id} has suppressed text"
     if revision.model is not None and revision.model != "wikitext":
-        detail = f"revision {revision.rev_id} is {revision.model}, not wikitext"
-        return "mediawiki.content_model", revision.model, detail
+        detail = f"revision {revision.rev_id} is {clip(revision.model)}, not wikitext"
+        return "mediawiki.content_model", clip(revision.model), detail
     return None
 
 

@@ -83,6 +83,7 @@ from opencorpus_dagster.connectors.base import (
     register,
 )
 from opencorpus_dagster.fetch import Fetcher
+from opencorpus_dagster.limits import InputLimits, LimitExceeded, clip, limit_records, over_limit
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 
 STAGE = "raw"
@@ -170,8 +171,14 @@ class StackExchangeConnector(Connector):
         """Records and decisions of one site dump (see the module docstring for the mapping).
 
         Raises `UnreadableInput` naming the posts URL and local file when the file is not a
-        readable Posts.xml (truncated archive, broken XML, wrong root element, 7z archive).
+        readable Posts.xml (truncated archive, broken XML, wrong root element, 7z archive) or
+        decompresses to more than `limits.file_bytes`. A row, or a question with the answers
+        folded into it, over `limits.record_bytes` (UTF-8 bytes of its attribute values) is
+        quarantined as `limits.record_bytes`.
         """
+        yield from limit_records(self._read_site(unit, fetcher), self.limits.records_per_unit, unit.urls[0])
+
+    def _read_site(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
         (posts_url,) = unit.urls
         site_url = unit.extra.get("site_url") or next(s.site_url for s in self.options.sites if s.posts == posts_url)
         fetched = fetcher.fetch(posts_url)
@@ -179,9 +186,9 @@ class StackExchangeConnector(Connector):
         with tempfile.TemporaryDirectory(dir=fetcher.cache_dir, prefix="stackexchange-") as scratch:
             store = _PostStore(Path(scratch) / "posts.sqlite")
             try:
-                _load_posts(fetched.path, posts_url, site_url, store)
+                _load_posts(fetched.path, posts_url, site_url, store, self.limits)
                 yield from store.pending_decisions()
-                yield from _assemble(store, posts_url, site_url, unit.key, self.options)
+                yield from _assemble(store, posts_url, site_url, unit.key, self.options, self.limits.record_bytes)
             finally:
                 store.close()
 
@@ -198,16 +205,21 @@ class _PostStore:
             """
             PRAGMA journal_mode = OFF;
             PRAGMA synchronous = OFF;
-            CREATE TABLE posts (id INTEGER PRIMARY KEY, type INTEGER, parent INTEGER, score INTEGER, row TEXT);
+            CREATE TABLE posts (id INTEGER PRIMARY KEY, type INTEGER, parent INTEGER, score INTEGER, size INTEGER,
+                                row TEXT);
             CREATE TABLE decisions (seq INTEGER PRIMARY KEY, record_id TEXT, uri TEXT, outcome TEXT, reason TEXT,
                                     value TEXT, detail TEXT);
             """
         )
 
-    def add_post(self, post_id: int, post_type: int, parent: int | None, score: int, row: dict[str, str]) -> bool:
-        """False when a post with this Id is already stored."""
+    def add_post(
+        self, post_id: int, post_type: int, parent: int | None, score: int, row: dict[str, str], size: int = 0
+    ) -> bool:
+        """False when a post with this Id is already stored. `size`: UTF-8 bytes of the row's values."""
         try:
-            self.db.execute("INSERT INTO posts VALUES (?, ?, ?, ?, ?)", (post_id, post_type, parent, score, json.dumps(row)))
+            self.db.execute(
+                "INSERT INTO posts VALUES (?, ?, ?, ?, ?, ?)", (post_id, post_type, parent, score, size, json.dumps(row))
+            )
         except sqlite3.IntegrityError:
             return False
         return True
@@ -228,9 +240,18 @@ class _PostStore:
         ):
             yield Decision(record_id, uri, Outcome(outcome), STAGE, reason, value, detail)
 
-    def questions(self) -> Iterator[dict[str, str]]:
-        for (row,) in self.db.execute("SELECT row FROM posts WHERE type = ? ORDER BY id", (QUESTION,)):
-            yield json.loads(row)
+    def questions(self) -> Iterator[tuple[dict[str, str], int]]:
+        """Each question's row and its size, in Id order."""
+        for row, size in self.db.execute("SELECT row, size FROM posts WHERE type = ? ORDER BY id", (QUESTION,)):
+            yield json.loads(row), size
+
+    def answer_bytes(self, question_id: int, min_score: int | None) -> tuple[int, int]:
+        """(count, total size) of a question's answers scoring at least `min_score`, read without the rows."""
+        count, total = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM posts WHERE parent = ? AND type = ? AND score >= ?",
+            (question_id, ANSWER, -(1 << 62) if min_score is None else min_score),
+        ).fetchone()
+        return count, total
 
     def answers_of(self, question_id: int) -> list[dict[str, str]]:
         rows = self.db.execute(
@@ -250,19 +271,22 @@ class _PostStore:
         self.db.close()
 
 
-def _load_posts(path: Path, posts_url: str, site_url: str, store: _PostStore) -> None:
+def _load_posts(path: Path, posts_url: str, site_url: str, store: _PostStore, limits: InputLimits | None = None) -> None:
     """Pass one: parse every `<row>` of `path` into `store` (posts, or decisions for the rest)."""
+    limits = limits or InputLimits()
     location = f"{posts_url} (read from {path})"
     with open(path, "rb") as raw:
         if raw.read(len(_SEVEN_ZIP_MAGIC)) == _SEVEN_ZIP_MAGIC:
             raise UnreadableInput(location, "is a 7z archive; extract Posts.xml from it and point `posts:` at that file")
     try:
-        with open_decompressed(path) as stream:
+        with open_decompressed(path, max_bytes=limits.file_bytes) as stream:
             safe = _EntityNeutralisingStream(stream)
             ordinal = 0
             depth = 0
+            # huge_tree: libxml2 otherwise fails the whole file on an attribute over 10 MB; the row
+            # is judged by `limits.record_bytes` instead (entities stay unresolved either way).
             for event, element in etree.iterparse(
-                safe, events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+                safe, events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True
             ):
                 if event == "start":
                     if depth == 0 and element.tag != "posts":
@@ -273,27 +297,43 @@ def _load_posts(path: Path, posts_url: str, site_url: str, store: _PostStore) ->
                 if depth != 1 or element.tag != "row":
                     continue
                 ordinal += 1
-                _load_row(dict(element.attrib), ordinal, posts_url, site_url, store, safe.declared_entities)
+                _load_row(
+                    dict(element.attrib), ordinal, posts_url, site_url, store, safe.declared_entities, limits.record_bytes
+                )
                 # iterparse keeps every parsed element under the root; drop them as we go.
                 element.clear()
                 parent = element.getparent()
                 while element.getprevious() is not None:
                     del parent[0]
+    except LimitExceeded as error:
+        raise UnreadableInput(location, f"decompresses to more than limits.file_bytes={error.limit} bytes") from error
     except (EOFError, OSError, zlib.error, UnicodeDecodeError) as error:
-        raise UnreadableInput(location, f"cannot decompress or read: {error}") from error
+        raise UnreadableInput(location, f"cannot decompress or read: {clip(error)}") from error
     except etree.XMLSyntaxError as error:
-        raise UnreadableInput(location, f"not well-formed XML: {error}") from error
+        raise UnreadableInput(location, f"not well-formed XML: {clip(error)}") from error
     except _PrologError as error:
         raise UnreadableInput(location, str(error)) from error
     store.finish_loading()
 
 
 def _load_row(
-    row: dict[str, str], ordinal: int, posts_url: str, site_url: str, store: _PostStore, declared_entities: frozenset[str]
+    row: dict[str, str],
+    ordinal: int,
+    posts_url: str,
+    site_url: str,
+    store: _PostStore,
+    declared_entities: frozenset[str],
+    record_bytes: int = InputLimits().record_bytes,
 ) -> None:
     raw_id = row.get("Id")
+    if raw_id is not None and not _is_int(raw_id):
+        raw_id = clip(raw_id, 40)  # it names the record: an unbounded one must not
     record_id = post_record_id(site_url, raw_id if raw_id else f"row-{ordinal}")
     uri = f"{posts_url}#post={raw_id}" if raw_id else f"{posts_url}#row={ordinal}"
+    size = sum(_utf8_size(value) for value in row.values())
+    if size > record_bytes:
+        store.add_decision(over_limit(record_id, uri, LimitExceeded("record_bytes", record_bytes, size), "row"))
+        return
 
     def quarantine(problem: str) -> None:
         store.add_decision(Decision(record_id, uri, Outcome.QUARANTINED, STAGE, "stackexchange.malformed_row", None, problem))
@@ -307,7 +347,7 @@ def _load_row(
         store.add_decision(Decision(record_id, uri, Outcome.SKIPPED, STAGE, "stackexchange.post_type", str(post_type)))
         return
     parent = int(row["ParentId"]) if post_type == ANSWER else None
-    if not store.add_post(int(row["Id"]), post_type, parent, int(row.get("Score") or 0), row):
+    if not store.add_post(int(row["Id"]), post_type, parent, int(row.get("Score") or 0), row, size):
         quarantine(f"duplicate Id {row['Id']}: an earlier row has the same Id")
 
 
@@ -316,15 +356,18 @@ def _row_problem(row: dict[str, str], declared_entities: frozenset[str]) -> str 
     for name in declared_entities:
         for attribute, value in row.items():
             if f"&{name};" in value:
-                return f"attribute {attribute} references the entity &{name}; declared in the file's DOCTYPE; entity expansion is refused"
+                return (
+                    f"attribute {clip(attribute)} references the entity &{clip(name)}; declared in the file's DOCTYPE; "
+                    "entity expansion is refused"
+                )
     if not _is_int(row.get("Id")):
-        return f"missing or non-integer Id: {row.get('Id')!r}"
+        return f"missing or non-integer Id: {clip(repr(row.get('Id')))}"
     if not _is_int(row.get("PostTypeId")) or int(row["PostTypeId"]) not in KNOWN_POST_TYPES:
-        return f"bad PostTypeId: {row.get('PostTypeId')!r}"
+        return f"bad PostTypeId: {clip(repr(row.get('PostTypeId')))}"
     if row.get("Score") is not None and not _is_int(row["Score"], signed=True):
-        return f"non-integer Score: {row['Score']!r}"
+        return f"non-integer Score: {clip(repr(row['Score']))}"
     if row["PostTypeId"] == str(ANSWER) and not _is_int(row.get("ParentId")):
-        return f"answer with missing or non-integer ParentId: {row.get('ParentId')!r}"
+        return f"answer with missing or non-integer ParentId: {clip(repr(row.get('ParentId')))}"
     for attribute in ("CreationDate", "LastEditDate"):
         if attribute == "CreationDate" or row.get(attribute):
             try:
@@ -332,6 +375,10 @@ def _row_problem(row: dict[str, str], declared_entities: frozenset[str]) -> str 
             except ValueError as error:
                 return f"unparseable {attribute}: {error}"
     return None
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def _is_int(value: str | None, signed: bool = False) -> bool:
@@ -348,7 +395,7 @@ def _parse_date(value: str | None) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(repr(value)) from None
+        raise ValueError(clip(repr(value))) from None
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
@@ -473,9 +520,24 @@ def _doctype_end(buffer: bytes, start: int) -> int | None:
 # -- pass two: one document per question -------------------------------------------------------
 
 
-def _assemble(store: _PostStore, posts_url: str, site_url: str, dump: str, options: StackExchangeOptions) -> Iterator[RawRecord | Decision]:
-    for question in store.questions():
+def _assemble(
+    store: _PostStore,
+    posts_url: str,
+    site_url: str,
+    dump: str,
+    options: StackExchangeOptions,
+    record_bytes: int = InputLimits().record_bytes,
+) -> Iterator[RawRecord | Decision]:
+    for question, size in store.questions():
         question_id = int(question["Id"])
+        # A question is one record with its answers: over the limit, it is quarantined before
+        # its answers are loaded (a question can have thousands).
+        count, answer_size = store.answer_bytes(question_id, options.min_answer_score)
+        if size + answer_size > record_bytes:
+            error = LimitExceeded("record_bytes", record_bytes, size + answer_size)
+            uri = f"{posts_url}#question={question_id}"
+            yield over_limit(post_record_id(site_url, question_id), uri, error, f"question {question_id} with {count} answers")
+            continue
         answers = store.answers_of(question_id)
         if options.min_answer_score is not None:
             kept = []

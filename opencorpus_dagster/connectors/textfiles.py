@@ -8,6 +8,7 @@ collection states no licence per file: declare it in the catalog entry's `licens
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Self
@@ -25,6 +26,7 @@ from opencorpus_dagster.connectors.base import (
 )
 from opencorpus_dagster.fetch import Fetcher, NotFound
 from opencorpus_dagster.home import check_partition_key
+from opencorpus_dagster.limits import LimitExceeded, limit_records, over_limit
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 from opencorpus_dagster.url_policy import UrlRefused, is_local, normalise_url
 
@@ -77,6 +79,11 @@ class TextFilesConnector(Connector):
         return [Unit(key, tuple(files)) for key, files in sorted(self.options.partitions.items())]
 
     def read(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
+        """One record per file; a file over `limits.record_bytes` decompressed is quarantined
+        (`limits.record_bytes`) having read at most that plus one byte."""
+        yield from limit_records(self._read_files(unit, fetcher), self.limits.records_per_unit, f"textfiles unit {unit.key}")
+
+    def _read_files(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
         root = Path(self.options.root) if self.options.root else None
         for url in unit.urls:
             record_id = PurePosixPath(urlsplit(url).path).name
@@ -89,8 +96,11 @@ class TextFilesConnector(Connector):
                 yield Decision(record_id, url, Outcome.QUARANTINED, "raw", refusal.rule, None, str(refusal))
                 continue
             try:
-                data = read_decompressed_bytes(fetched.path)
-            except (OSError, EOFError) as error:
+                data = read_decompressed_bytes(fetched.path, self.limits.record_bytes, "record_bytes")
+            except LimitExceeded as error:
+                yield over_limit(record_id, url, error, f"file {record_id}")
+                continue
+            except (OSError, EOFError, zlib.error) as error:
                 raise UnreadableInput(url, f"cannot be decompressed: {error}") from error
             try:
                 text = data.decode(self.options.encoding).lstrip("\ufeff")

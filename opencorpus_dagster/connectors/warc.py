@@ -47,6 +47,7 @@ from typing import BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from warcio.archiveiterator import ArchiveIterator
+from warcio.bufferedreaders import DecompressingBufferedReader
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import (
@@ -56,6 +57,8 @@ from warcio.statusandheaders import (
 
 from opencorpus_dagster.compression import compression_of, open_decompressed
 from opencorpus_dagster.connectors.base import (
+    MAX_LISTING_BYTES,
+    MAX_REFUSALS_SHOWN,
     Connector,
     ConnectorOptions,
     Unit,
@@ -66,9 +69,10 @@ from opencorpus_dagster.connectors.base import (
 )
 from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.home import readable_key
+from opencorpus_dagster.limits import InputLimits, LimitExceeded, clip, limit_records, over_limit, read_at_most
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 from opencorpus_dagster.text.html import decode_html
-from opencorpus_dagster.url_policy import UrlRefused, host_of, require_host, resolve_listed, shorten
+from opencorpus_dagster.url_policy import UrlRefused, host_of, require_host, resolve_listed
 
 STAGE = "raw"
 HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -117,19 +121,20 @@ class WarcConnector(Connector):
         refused: list[str] = []
         if self.options.listing:
             hosts = {host_of(self.options.listing), host_of(self.options.listing_base), *self.options.listed_hosts}
-            listed, refused = read_listing(fetcher, self.options.listing, self.options.listing_base, hosts)
+            listed, refused, refused_count = read_listing(fetcher, self.options.listing, self.options.listing_base, hosts)
             if self.options.max_files is not None:
                 listed = listed[: self.options.max_files]
             urls += listed
         units = units_for(urls)
         if refused:
-            units.append(refused_unit(f"refused-{unit_name(self.options.listing)}", self.options.listing, refused))
+            key = f"refused-{unit_name(self.options.listing)}"
+            units.append(refused_unit(key, self.options.listing, refused, refused_count))
         return units
 
     def read(self, unit: Unit, fetcher: Fetcher) -> Iterator[RawRecord | Decision]:
         for url in unit.urls:
             fetched = fetcher.fetch(url)
-            yield from read_warc_file(url, fetched.path)
+            yield from limit_records(read_warc_file(url, fetched.path, self.limits), self.limits.records_per_unit, url)
 
 
 # -- units -----------------------------------------------------------------------------------
@@ -162,35 +167,44 @@ def unit_name(url: str) -> str:
     return readable_key(name, "warc")
 
 
-def read_listing(fetcher: Fetcher, listing: str, base: str, hosts: set[str]) -> tuple[list[str], list[str]]:
-    """(file URLs, refusals) of a `warc.paths`-style listing (gzip or plain), in listing order.
+def read_listing(fetcher: Fetcher, listing: str, base: str, hosts: set[str]) -> tuple[list[str], list[str], int]:
+    """(file URLs, refusals, number of refusals) of a `warc.paths`-style listing (gzip or plain),
+    in listing order.
 
     A relative line is resolved against `base` and must stay inside it; an absolute one must be
     on one of `hosts`. A line the URL policy refuses is left out and described in the refusals
-    (listing, line number, rule, the line cut short). Raises `UnreadableInput` naming the
-    listing when it cannot be decompressed or decoded, or has a line over `MAX_LISTING_LINE`.
+    (line number, rule, the line cut short; the first `MAX_REFUSALS_SHOWN` are kept). Raises
+    `UnreadableInput` naming the listing when it cannot be decompressed, has a line over
+    `MAX_LISTING_LINE` or decompresses to more than `MAX_LISTING_BYTES`.
     """
     fetched = fetcher.fetch(listing, refresh=True)  # a listing grows upstream: never the cached copy
-    urls, refusals = [], []
+    urls, refusals, refused = [], [], 0
+
+    def refuse(message: str) -> None:
+        nonlocal refused
+        refused += 1
+        if len(refusals) < MAX_REFUSALS_SHOWN:
+            refusals.append(message)
+
     try:
-        with open_decompressed(fetched.path) as handle:
+        with open_decompressed(fetched.path, MAX_LISTING_BYTES) as handle:
             for number, raw in enumerate(iter(lambda: handle.readline(MAX_LISTING_LINE + 1), b""), start=1):
                 if len(raw) > MAX_LISTING_LINE:
                     raise UnreadableInput(listing, f"line {number} is longer than {MAX_LISTING_LINE:,} bytes")
                 try:
                     line = raw.decode("utf-8").strip()
                 except UnicodeDecodeError as error:
-                    refusals.append(f"line {number}: {shorten(repr(raw))} is not UTF-8 ({error.reason})")
+                    refuse(f"line {number}: {clip(repr(raw))} is not UTF-8 ({error.reason})")
                     continue
                 if not line or line.startswith("#"):
                     continue
                 try:
                     urls.append(require_host(resolve_listed(line, base), hosts))
                 except UrlRefused as refusal:
-                    refusals.append(str(refusal.at(f"line {number}")))
-    except (OSError, EOFError) as error:
+                    refuse(str(refusal.at(f"line {number}")))
+    except (OSError, EOFError, zlib.error, LimitExceeded) as error:
         raise UnreadableInput(listing, f"listing cannot be read: {error}") from error
-    return urls, refusals
+    return urls, refusals, refused
 
 
 # -- re-fetching one record --------------------------------------------------------------------
@@ -230,14 +244,22 @@ class _Record:
     http_error: str | None = None
     body: bytes | None = None  # payload (after HTTP headers, de-chunked, content-decoded)
     body_error: str | None = None
+    # The payload is over limits.record_bytes, or an HTTP header line over limits.line_bytes.
+    limit_error: LimitExceeded | None = None
+    head_over_limit: bool = False  # limit_error was raised in the HTTP head, not the body
 
 
-def read_warc_file(url: str, path: Path) -> Iterator[RawRecord | Decision]:
+def read_warc_file(url: str, path: Path, limits: InputLimits | None = None) -> Iterator[RawRecord | Decision]:
     """Records of one local WARC / WET / ARC file downloaded from `url`.
 
-    Raises `UnreadableInput(url, ...)` when the file is truncated or not a web archive; the
-    records before the damage have been yielded by then.
+    Raises `UnreadableInput(url, ...)` when the file is truncated or not a web archive, when a
+    WARC/ARC header line is longer than `limits.line_bytes` (read no further than that: a file
+    without newlines fails fast), or when the file decompresses to more than `limits.file_bytes`;
+    the records before the damage have been yielded by then. A payload over `limits.record_bytes`
+    (decoded) or an HTTP header line over `limits.line_bytes` is quarantined as
+    `limits.record_bytes` / `limits.line_bytes`, unless the record is skipped anyway (not HTML).
     """
+    limits = limits or InputLimits()
     try:
         with open_decompressed(path) as handle:
             first_line = handle.readline(4096)
@@ -249,18 +271,98 @@ def read_warc_file(url: str, path: Path) -> Iterator[RawRecord | Decision]:
         # Line-based offsets would be offsets into the decompressed stream, which
         # `fetch_record` cannot read back; no such files are known to exist.
         raise UnreadableInput(url, "compressed WARC with LF line endings (not CRLF) is not supported")
-    records = _lenient_records(url, path) if lenient else _warcio_records(url, path)
+    records = _lenient_records(url, path, limits) if lenient else _warcio_records(url, path, limits)
     seen: dict[str, int] = {}
     for record in records:
         yield _judge(url, record, is_arc, lenient, seen)
 
 
-def _warcio_records(url: str, path: Path) -> Iterator[_Record]:
+class _BoundedReader(DecompressingBufferedReader):
+    """warcio's reader with limits: lines of at most `line_bytes` (warcio's own readline joins
+    a long line block by block, in quadratic time, and quotes it whole in its error), a WARC
+    header block of at most `header_bytes` while `in_header`, `file_bytes` in all."""
+
+    def __init__(self, stream, limits: InputLimits, **kwargs):
+        super().__init__(stream, **kwargs)
+        self.limits = limits
+        self.seen = 0
+        self.in_header = False
+        self.header_seen = 0
+
+    def _count(self, data: bytes) -> bytes:
+        self.seen += len(data)
+        if self.seen > self.limits.file_bytes:
+            raise LimitExceeded("file_bytes", self.limits.file_bytes, self.seen)
+        return data
+
+    def read(self, length=None):
+        return self._count(super().read(length))
+
+    def readline(self, length=None):
+        cap = self.limits.line_bytes + 1
+        want = cap if length is None or length < 0 or length > cap else length
+        # warcio's readline(n) can return early without a newline (it miscounts what is left):
+        # ask again until the line ends, `want` bytes are read, or the stream ends.
+        parts, size = [], 0
+        while size < want and (piece := super().readline(want - size)):
+            parts.append(piece)
+            size += len(piece)
+            if piece.endswith(b"\n"):
+                break
+        line = self._count(b"".join(parts))
+        if len(line) >= cap:
+            raise LimitExceeded("line_bytes", self.limits.line_bytes, len(line), f"(line starts {clip(repr(line[:80]))})")
+        if self.in_header:
+            self.header_seen += len(line)
+            if self.header_seen > self.limits.record_bytes:
+                raise LimitExceeded("record_bytes", self.limits.record_bytes, self.header_seen, "(WARC header block)")
+        return line
+
+
+class _BoundedArchiveIterator(ArchiveIterator):
+    """ArchiveIterator reading through `_BoundedReader`, the WARC header block bounded."""
+
+    def __init__(self, fileobj, limits: InputLimits, **kwargs):
+        super().__init__(fileobj, **kwargs)
+        # Nothing has been read yet (the record generator starts on the first next()).
+        self.reader = _BoundedReader(self.fh, limits, block_size=self.reader.block_size)
+
+    def _next_record(self, next_line):
+        self.reader.in_header, self.reader.header_seen = True, 0
+        try:
+            return super()._next_record(next_line)
+        finally:
+            self.reader.in_header = False
+
+
+class _LineBoundedStream:
+    """readline() over a record's stream that stops at `line_bytes` and a `block_bytes` header block.
+
+    Asks the stream for at most `line_bytes + 1` bytes, so the record stream's own accounting
+    stays right and warcio can still skip to the next record after the exception."""
+
+    def __init__(self, stream, limits: InputLimits):
+        self.stream = stream
+        self.limits = limits
+        self.seen = 0
+
+    def readline(self, size=None):
+        cap = self.limits.line_bytes + 1
+        line = self.stream.readline(cap if size is None or size < 0 or size > cap else size)
+        self.seen += len(line)
+        if len(line) >= cap:
+            raise LimitExceeded("line_bytes", self.limits.line_bytes, len(line), "(HTTP header line)")
+        if self.seen > self.limits.record_bytes:
+            raise LimitExceeded("record_bytes", self.limits.record_bytes, self.seen, "(HTTP header block)")
+        return line
+
+
+def _warcio_records(url: str, path: Path, limits: InputLimits) -> Iterator[_Record]:
     compressed = compression_of(path) == "gzip"
     with open(path, "rb") as handle:
         # no_record_parse: HTTP headers are parsed here, per record, so one broken header is one
         # quarantined record, not an exception that ends the iterator (and the file).
-        iterator = ArchiveIterator(handle, arc2warc=True, no_record_parse=True)
+        iterator = _BoundedArchiveIterator(handle, limits, arc2warc=True, no_record_parse=True)
         records = iter(iterator)
         end = 0  # where the last complete record ended
         while True:
@@ -270,11 +372,16 @@ def _warcio_records(url: str, path: Path) -> Iterator[_Record]:
             except StopIteration:
                 _check_tail(url, handle, end, compressed)
                 return
+            except LimitExceeded as error:
+                raise UnreadableInput(url, f"record at offset {start}: {error}") from error
             except (ArchiveLoadFailed, EOFError, zlib.error, ValueError) as error:
-                raise UnreadableInput(url, f"not a readable WARC/ARC record at offset {start}: {error}") from error
+                raise UnreadableInput(url, f"not a readable WARC/ARC record at offset {start}: {clip(error)}") from error
             record = _Record(rec_type=warc.rec_type or "", headers=dict(warc.rec_headers.headers), offset=0, length=0)
             if record.rec_type in ("response", "resource", "conversion"):
-                _read_payload(warc, record)
+                try:
+                    _read_payload(warc, record, limits)
+                except LimitExceeded as error:  # file_bytes: the file's problem, not the record's
+                    raise UnreadableInput(url, f"record at offset {start}: {error}") from error
             record.offset = iterator.get_record_offset()
             record.length = iterator.get_record_length()
             missing = getattr(warc.raw_stream, "limit", 0)
@@ -299,54 +406,117 @@ def _check_tail(url: str, handle: BinaryIO, end: int, compressed: bool) -> None:
         raise UnreadableInput(url, f"{what} at offset {end}")
 
 
-def _read_payload(warc: ArcWarcRecord, record: _Record) -> None:
-    """Parse the HTTP head (response records with an http(s) URI) and read the decoded body."""
+def _read_payload(warc: ArcWarcRecord, record: _Record, limits: InputLimits) -> None:
+    """Parse the HTTP head (response records with an http(s) URI) and read the decoded body,
+    at most `limits.record_bytes` of it. Raises `LimitExceeded` only for `file_bytes`."""
     target = warc.rec_headers.get_header("WARC-Target-URI") or ""
     if record.rec_type == "response" and target.lower().startswith(("http:", "https:")):
         try:
-            head = StatusAndHeadersParser(_HTTP_PROTOCOLS, verify=True).parse(warc.raw_stream)
+            head = StatusAndHeadersParser(_HTTP_PROTOCOLS, verify=True).parse(_LineBoundedStream(warc.raw_stream, limits))
             status = head.get_statuscode()
             if not (status and len(status) == 3 and status.isdigit()):
-                raise StatusAndHeadersParserException(f"no status code in status line {head.statusline!r}", "")
+                raise StatusAndHeadersParserException(f"no status code in status line {clip(repr(head.statusline))}", "")
+        except LimitExceeded as error:
+            if error.what == "file_bytes":
+                raise
+            record.limit_error, record.head_over_limit = error, True
+            return
         except (StatusAndHeadersParserException, EOFError, ValueError, UnicodeDecodeError) as error:
-            record.http_error = str(error) or type(error).__name__
+            record.http_error = clip(str(error) or type(error).__name__)
             return
         record.http_status = status
         record.http_headers = {name.lower(): value for name, value in head.headers}
         warc.http_headers = head  # lets warcio de-chunk and content-decode the body
     try:
-        record.body = warc.content_stream().read()
+        # Bounded after content decoding: a gzip- or brotli-encoded body can be a bomb too.
+        record.body = read_at_most(warc.content_stream(), limits.record_bytes)
+    except LimitExceeded as error:
+        if error.what == "file_bytes":
+            raise
+        record.limit_error = error
     except Exception as error:  # noqa: BLE001 - any decoder failure is this record's problem, not the file's
-        record.body_error = f"{type(error).__name__}: {error}"
+        record.body_error = clip(f"{type(error).__name__}: {error}")
 
 
-def _lenient_records(url: str, path: Path) -> Iterator[_Record]:
-    """Records of an uncompressed WARC/WET file with LF line endings; Content-Length is ignored."""
+_LF_VERSION_LINE = re.compile(rb"WARC/1\.[01]\n")
+
+
+@dataclass
+class _LenientRecord:
+    """A record being collected by `_lenient_records`."""
+
+    start: int
+    head: list[bytes] = field(default_factory=list)
+    head_bytes: int = 0
+    in_head: bool = True
+    body: list[bytes] = field(default_factory=list)
+    body_bytes: int = 0
+
+
+def _lenient_records(url: str, path: Path, limits: InputLimits) -> Iterator[_Record]:
+    """Records of an uncompressed WARC/WET file with LF line endings; Content-Length is ignored.
+
+    Streams the file line by line (a line is read in pieces of at most `limits.line_bytes`), so
+    memory holds one record: a body over `limits.record_bytes` is counted, not kept; a header
+    line over `limits.line_bytes` fails the file.
+    """
+    cap = limits.line_bytes + 1
+    current: _LenientRecord | None = None
+    position = 0
+    at_line_start = True
+    after_blank = False  # the previous line was empty and not the first line of the file
     with open(path, "rb") as handle:
-        data = handle.read()
-    starts = [m.start() for m in re.finditer(rb"(?:^|(?<=\n\n))WARC/1\.[01]\n", data)]
-    if not starts:
+        while piece := handle.readline(cap):
+            starts_line, at_line_start = at_line_start, piece.endswith(b"\n")
+            if starts_line and (position == 0 or after_blank) and _LF_VERSION_LINE.fullmatch(piece):
+                if current is not None:
+                    yield _lenient_record(url, current, limits.record_bytes)
+                current = _LenientRecord(start=position)
+            if current is None:
+                raise UnreadableInput(url, "no WARC record found")
+            if current.in_head:
+                if starts_line and piece == b"\n" and current.head:
+                    current.in_head = False
+                elif not at_line_start and len(piece) >= cap:
+                    problem = f"WARC header line at offset {position} is longer than limits.line_bytes={limits.line_bytes}"
+                    raise UnreadableInput(url, f"{problem} (starts {clip(repr(piece[:80]))})")
+                else:
+                    current.head.append(piece)
+                    current.head_bytes += len(piece)
+                    if current.head_bytes > limits.record_bytes:
+                        raise UnreadableInput(url, f"WARC header block at offset {current.start} is larger than "
+                                                   f"limits.record_bytes={limits.record_bytes}")  # fmt: skip
+            else:
+                current.body_bytes += len(piece)
+                if current.body_bytes <= limits.record_bytes + 1:
+                    current.body.append(piece)
+            after_blank = starts_line and piece == b"\n" and position > 0
+            position += len(piece)
+    if current is None:
         raise UnreadableInput(url, "no WARC record found")
-    for index, start in enumerate(starts):
-        end = starts[index + 1] if index + 1 < len(starts) else len(data)
-        chunk = data[start:end]
-        head, sep, body = chunk.partition(b"\n\n")
-        if not sep:
-            raise UnreadableInput(url, f"truncated record at offset {start}: no end of WARC headers")
-        body = body.rstrip(b"\n")  # the blank separator lines belong to no record
-        headers = {}
-        for line in head.decode("utf-8", "replace").split("\n")[1:]:
-            name, colon, value = line.partition(":")
-            if colon:
-                headers[name.strip()] = value.strip()
-        length = len(head) + 2 + len(body)
-        yield _Record(
-            rec_type=headers.get("WARC-Type", ""),
-            headers=headers,
-            offset=start,
-            length=length,
-            body=body,
-        )
+    yield _lenient_record(url, current, limits.record_bytes)
+
+
+def _lenient_record(url: str, current: _LenientRecord, record_bytes: int) -> _Record:
+    if current.in_head:
+        raise UnreadableInput(url, f"truncated record at offset {current.start}: no end of WARC headers")
+    head = b"".join(current.head)[:-1]  # without the newline that ends its last line
+    headers = {}
+    for line in head.decode("utf-8", "replace").split("\n")[1:]:
+        name, colon, value = line.partition(":")
+        if colon:
+            headers[name.strip()] = value.strip()
+    record = _Record(rec_type=headers.get("WARC-Type", ""), headers=headers, offset=current.start, length=0)
+    body = b"".join(current.body).rstrip(b"\n")  # the blank separator lines belong to no record
+    if current.body_bytes > sum(map(len, current.body)) or len(body) > record_bytes:
+        # Not all kept: its size (with any separator lines) is what was counted.
+        size = max(current.body_bytes, len(body))
+        record.limit_error = LimitExceeded("record_bytes", record_bytes, size)
+        record.length = len(head) + 2 + current.body_bytes
+    else:
+        record.body = body
+        record.length = len(head) + 2 + len(body)
+    return record
 
 
 # -- judging one record ------------------------------------------------------------------------
@@ -393,9 +563,13 @@ def _judge(url: str, record: _Record, is_arc: bool, lenient: bool, seen: dict[st
     rec_type = record.rec_type
     if rec_type not in ("response", "resource", "conversion"):
         return decision(Outcome.SKIPPED, f"warc.{rec_type or 'unknown_type'}")
+    limit_error = record.limit_error
+    if limit_error is not None and record.head_over_limit:
+        # The HTTP head could not be read: there is no status or content type to skip it by.
+        return over_limit(record_id, upstream_uri, limit_error, f"HTTP head of the record at offset {record.offset}")
     if record.http_error is not None:
         return decision(Outcome.QUARANTINED, "warc.bad_http_header", detail=record.http_error)
-    if record.body_error is not None or record.body is None:
+    if limit_error is None and (record.body_error is not None or record.body is None):
         return decision(Outcome.QUARANTINED, "warc.bad_payload", detail=record.body_error or "no payload")
     if record.http_status is not None and not ("200" <= record.http_status < "300"):
         return decision(Outcome.SKIPPED, "warc.http_status", record.http_status)
@@ -413,6 +587,8 @@ def _judge(url: str, record: _Record, is_arc: bool, lenient: bool, seen: dict[st
         payload_type = PayloadType.HTML
     else:
         return decision(Outcome.SKIPPED, "warc.non_html", media_type or "(none)")
+    if limit_error is not None:
+        return over_limit(record_id, upstream_uri, limit_error, f"payload of the {rec_type} record at offset {record.offset}")
     if not record.body.strip():
         return decision(Outcome.SKIPPED, "warc.empty_payload", "0")
 

@@ -10,9 +10,10 @@ archive that has them); a host without them reserves nothing.
 
 from __future__ import annotations
 
+import zlib
 from urllib.parse import urlsplit
 
-from opencorpus_dagster.compression import read_decompressed_bytes
+from opencorpus_dagster.compression import open_decompressed
 from opencorpus_dagster.fetch import Fetcher, FetchError
 from opencorpus_dagster.licensing.optout import (
     RobotsPolicy,
@@ -22,6 +23,10 @@ from opencorpus_dagster.licensing.optout import (
 from opencorpus_dagster.licensing.web import detect_page_licenses
 from opencorpus_dagster.records import Document, Drop, Outcome, PayloadType
 from opencorpus_dagster.url_policy import UrlRefused
+
+# RFC 9309 section 2.5: a crawler must parse at least the first 500 KiB of a robots.txt; what
+# follows may be ignored. The same bound serves tdmrep.json (a few KB in practice).
+MAX_POLICY_BYTES = 500 * 1024
 
 
 class PageRights:
@@ -59,8 +64,11 @@ class PageRights:
             return None
         if origin not in cache:
             try:
-                cache[origin] = parse(read_decompressed_bytes(self.fetcher.fetch(origin + path).path))
+                with open_decompressed(self.fetcher.fetch(origin + path).path) as handle:
+                    cache[origin] = parse(handle.read(MAX_POLICY_BYTES))
             except (FetchError, UrlRefused):  # a page URL names its host; the policy may refuse it
+                cache[origin] = None
+            except (OSError, EOFError, zlib.error):  # a damaged compressed copy in a mirror: as if absent
                 cache[origin] = None
         return cache[origin]
 
