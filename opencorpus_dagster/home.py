@@ -132,6 +132,3 @@ class DataHome:
             / source
             / f"{check_partition_key(partition)}.parquet"
         )
-
-    def documents_glob(self) -> str:
-        return str(self.root / "documents" / "*" / "*.parquet")

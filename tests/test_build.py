@@ -62,7 +62,8 @@ def test_every_shard_row_traces_to_a_licensed_upstream_record(built):
     for shard in manifest["shards"]:
         with duckdb.connect() as conn:
             rows = conn.execute(
-                f"SELECT doc_id, license, upstream_uri FROM read_parquet('{home / 'corpus' / shard['path']}', file_row_number = true) ORDER BY file_row_number"
+                "SELECT doc_id, license, upstream_uri FROM read_parquet(?, file_row_number = true) ORDER BY file_row_number",
+                [str(home / "corpus" / shard["path"])],
             ).fetchall()
         assert len(rows) == shard["rows"]
         for row_number, (doc_id, license, upstream_uri) in enumerate(rows):
@@ -153,8 +154,8 @@ def test_a_new_upstream_unit_is_the_only_partition_processed(tmp_path, fixture_m
     # old one, so the old partition's shard is rewritten without it and with nothing else changed.
     old_shard = home / "corpus" / f"shards/enwiki/{ENWIKI_PARTITION}/part-00000.parquet"
     with duckdb.connect() as conn:
-        superseded = conn.execute(f"SELECT doc_id, reason FROM '{home}/dedup/duplicates.parquet'").fetchall()
-        ids_after = {r[0] for r in conn.execute(f"SELECT doc_id FROM '{old_shard}'").fetchall()}
+        superseded = conn.execute("SELECT doc_id, reason FROM read_parquet(?)", [str(home / "dedup/duplicates.parquet")]).fetchall()
+        ids_after = {r[0] for r in conn.execute("SELECT doc_id FROM read_parquet(?)", [str(old_shard)]).fetchall()}
     ((superseded_id, reason),) = superseded
     assert reason == "dedup.superseded"
     old_rows = pq.read_table(io.BytesIO(shards_before[f"shards/enwiki/{ENWIKI_PARTITION}/part-00000.parquet"]))
@@ -253,7 +254,8 @@ def test_takedown_of_one_url_rewrites_only_its_shard_and_stays_down(built, tmp_p
     again = json.loads(build(work, fixture_mirror, REPO / "assets", "--force").stdout)
     assert again["outcomes"]["removed"] == 1
     with duckdb.connect() as conn:
-        assert conn.execute(f"SELECT count(*) FROM '{work}/corpus/shards/**/*.parquet' WHERE url = ?", [url]).fetchone()[0] == 0
+        shards = [str(p) for p in (work / "corpus/shards").rglob("*.parquet")]
+        assert conn.execute("SELECT count(*) FROM read_parquet(?) WHERE url = ?", [shards, url]).fetchone()[0] == 0
 
 
 def source_outputs(home: Path, source: str) -> dict:

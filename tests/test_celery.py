@@ -317,6 +317,6 @@ def test_multiprocess_executor_runs_each_step_in_its_own_process(tmp_path, fixtu
         ).fetchone()[0]
     documents = home / "documents" / "gutenberg" / "02000-02999.parquet"
     with duckdb.connect() as conn:
-        rows = conn.execute(f"SELECT title, license FROM '{documents}'").fetchall()
+        rows = conn.execute("SELECT title, license FROM read_parquet(?)", [str(documents)]).fetchall()
     assert len(rows) == passed == 1
     assert rows[0][1] == "LicenseRef-PublicDomain" and "Moby" in rows[0][0]

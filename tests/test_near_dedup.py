@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO_ROOT
 from plain_pipeline import run_plain
 
-from opencorpus_dagster.corpus import clusters_path, deduplicate_corpus, duplicates_path
+from opencorpus_dagster.corpus import clusters_path, deduplicate_corpus, documents_files, duplicates_path
 from opencorpus_dagster.dedup.near import NearDuplicateIndex
 
 CATALOG = REPO_ROOT / "tests" / "catalogs" / "near_duplicates"
@@ -24,12 +24,13 @@ def corpus(tmp_path_factory, fixture_mirror):
 def clusters(home) -> list[list[tuple]]:
     with duckdb.connect() as conn:
         rows = conn.execute(
-            f"""
-            SELECT c.cluster, c.rank, c.source, c.doc_id, d.source_record_id
-            FROM '{clusters_path(home)}' c
-            JOIN read_parquet('{home.documents_glob()}') d USING (source, partition, doc_id)
-            ORDER BY 1, 2
             """
+            SELECT c.cluster, c.rank, c.source, c.doc_id, d.source_record_id
+            FROM read_parquet($1) c
+            JOIN read_parquet($2) d USING (source, partition, doc_id)
+            ORDER BY 1, 2
+            """,
+            [str(clusters_path(home)), documents_files(home)],
         ).fetchall()
     grouped: dict[int, list[tuple]] = {}
     for cluster, _, source, doc_id, record_id in rows:
@@ -92,7 +93,7 @@ def test_a_removed_keeper_promotes_the_next_member(corpus, tmp_path):
     keeper_source, keeper_doc, _ = first[0]
     with duckdb.connect() as conn:
         partition = conn.execute(
-            f"SELECT partition FROM read_parquet('{home.documents_glob()}') WHERE doc_id = ?", [keeper_doc]
+            "SELECT partition FROM read_parquet(?) WHERE doc_id = ?", [documents_files(home), keeper_doc]
         ).fetchone()[0]
     pq.write_table(pa.table({"source": [keeper_source], "partition": [partition], "doc_id": [keeper_doc]}), home.removed_records)
     try:

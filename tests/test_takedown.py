@@ -85,7 +85,8 @@ def outcome_of(store: LineageStore, source: str, doc_id: str) -> dict:
 
 def shard_doc_ids(home: DataHome) -> list[tuple[str, str]]:
     with duckdb.connect() as conn:
-        return conn.sql(f"SELECT source, doc_id FROM read_parquet('{home.shards_dir}/**/*.parquet') ORDER BY ALL").fetchall()
+        shards = [str(p) for p in home.shards_dir.rglob("*.parquet")]
+        return conn.execute("SELECT source, doc_id FROM read_parquet(?) ORDER BY ALL", [shards]).fetchall()
 
 
 # -- applying a takedown on the real corpus -------------------------------------------------
