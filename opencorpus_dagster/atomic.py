@@ -9,6 +9,7 @@ only when it completes), so the object appears whole or not at all.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import tempfile
@@ -34,7 +35,7 @@ def temporary_sibling(path: Path) -> Path:
 
 
 def remove_stale_temporaries(
-    folder: Path, pattern: str = TEMPORARY_PATTERN, max_age_hours: float | None = None
+    folder: Path, pattern: str = TEMPORARY_PATTERN, max_age_hours: float | None = None, skip: Iterable[Path] = ()
 ) -> list[Path]:
     """Remove the temporary files a killed writer left under `folder` (recursively); returns them.
 
@@ -44,14 +45,15 @@ def remove_stale_temporaries(
     file is never touched, whatever its age. With `max_age_hours`, a file is also required to be
     at least that old: for a folder shared by several machines, where a pid says nothing.
     Files without a trailing pid, folders, and a missing `folder` are left alone. Files that
-    vanish meanwhile (their writer finished) are skipped. Not for remote (fsspec) folders:
-    `published` writes no temporary file there.
+    vanish meanwhile (their writer finished) are skipped. Folders in `skip` are not walked (a
+    download cache of many thousand files that `published` never writes into). Not for remote
+    (fsspec) folders: `published` writes no temporary file there.
     """
     if is_remote(folder) or not Path(folder).is_dir():
         return []
     removed = []
     now = time.time()
-    for path in Path(folder).rglob(pattern):
+    for path in _walk(Path(folder), pattern, {Path(s) for s in skip}):
         found = _WRITER_PID.search(path.name)
         if found is None or process_alive(int(found.group(1))):
             continue
@@ -65,6 +67,14 @@ def remove_stale_temporaries(
             continue
         removed.append(path)
     return removed
+
+
+def _walk(folder: Path, pattern: str, skip: set[Path]) -> Iterator[Path]:
+    """The files under `folder` whose name matches `pattern`, not descending into `skip`."""
+    for current, folders, files in os.walk(folder):
+        here = Path(current)
+        folders[:] = [name for name in folders if here / name not in skip]
+        yield from (here / name for name in fnmatch.filter(files, pattern))
 
 
 def process_alive(pid: int) -> bool:

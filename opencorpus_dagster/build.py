@@ -120,7 +120,8 @@ def run_build(
     console = console or Console(stderr=True)
     home = data_home()
     log_config = QUIET_LOGS if debug else SILENT_LOGS
-    stale = [path for folder in {home.root, home.state} for path in remove_stale_temporaries(folder)]
+    skip = (home.downloads, home.dagster_home)  # `published` never writes there; the cache can be huge
+    stale = [path for folder in {home.root, home.state} for path in remove_stale_temporaries(folder, skip=skip)]
     if stale:
         console.print(f"removed {len(stale)} temporary file(s) left by killed writers", highlight=False)
     catalog = load_catalog()
