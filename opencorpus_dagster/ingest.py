@@ -8,6 +8,7 @@ the sha256 of every fetched file go to the lineage store in the same step.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -106,31 +107,18 @@ def ingest_partition(
     decisions: list[dict] = []
     notes: list[dict] = []  # decisions about records that go on (outcome kept): not outcomes
     lineage_rows: list[dict] = []
-    seen_ids: set[str] = set()
+    occurrences: Counter = Counter()  # native id -> times seen in this unit
     counts: Counter = Counter()
     records = 0
     batch: list[dict] = []
     try:
         with published(target) as temporary, pq.ParquetWriter(temporary, RAW_SCHEMA, compression="zstd") as writer:
             for item in source.connector.read(unit, recorder):
+                item = _with_unique_id(item, occurrences)
                 if isinstance(item, Decision):
                     decisions.append(_decision_row(source.name, partition, item, run_id, now))
                     counts[item.outcome.value] += 1
                     continue
-                if item.source_record_id in seen_ids:
-                    duplicate = Decision(
-                        item.source_record_id,
-                        item.upstream_uri,
-                        Outcome.QUARANTINED,
-                        "raw",
-                        "raw.repeated_record_id",
-                        item.source_record_id,
-                        "the same native id appears twice in one upstream unit; the first is kept",
-                    )
-                    decisions.append(_decision_row(source.name, partition, duplicate, run_id, now))
-                    counts[Outcome.QUARANTINED.value] += 1
-                    continue
-                seen_ids.add(item.source_record_id)
                 notes.extend(_decision_row(source.name, partition, note, run_id, now) for note in item.notes)
                 row = _raw_row(source.name, partition, item, recorder.retrieved_at(item.upstream_uri))
                 batch.append(row)
@@ -158,6 +146,25 @@ def ingest_partition(
         fetches=_fetches_table(source.name, partition, recorder.fetched, run_id),
     )
     return IngestResult(source.name, partition, records_in, records, counts, recorder.fetched, target)
+
+
+def _with_unique_id(item: RawRecord | Decision, occurrences: Counter) -> RawRecord | Decision:
+    """`item`, or what stands for it when its native id was already used in this unit.
+
+    doc_id is derived from the native id, and every upstream record must have its own outcome:
+    so the n-th use of an id (n > 1) becomes `<id>#<n>`. A repeated record is quarantined as
+    `raw.repeated_record_id` (the first is kept); a connector's decision about a repeated id (a
+    WARC whose two records share a WARC-Record-ID) keeps its reason under the new id.
+    """
+    native = item.source_record_id
+    occurrences[native] += 1
+    if occurrences[native] == 1:
+        return item
+    unique = f"{native}#{occurrences[native]}"
+    if isinstance(item, Decision):
+        return dataclasses.replace(item, source_record_id=unique)
+    detail = f"the native id {native!r} appears {occurrences[native]} times in one upstream unit; the first is kept"
+    return Decision(unique, item.upstream_uri, Outcome.QUARANTINED, "raw", "raw.repeated_record_id", native, detail)
 
 
 def _raw_row(source: str, partition: str, record: RawRecord, retrieved_at: str | None) -> dict:
