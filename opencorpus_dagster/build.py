@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 
 import duckdb
-from dagster import DagsterInstance
+from dagster import AssetCheckSeverity, DagsterInstance
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -151,7 +151,10 @@ def run_build(
         instance=instance,
         failed=listing_failures,
     )
-    summary = BuildSummary(unchanged=[f"{s.name}/{k}" for s, k in unchanged], failed=listing_failures)
+    summary = BuildSummary(
+        unchanged=[f"{s.name}/{k}" for s, k in unchanged],
+        failed=[f"catalog: {error}" for error in catalog.errors] + listing_failures,
+    )
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
@@ -164,17 +167,26 @@ def run_build(
             label = f"{source.name}/{key}"
             if result.success:
                 summary.processed.append(label)
+                summary.failed.extend(f"{label}: {check}" for check in _failed_error_checks(result))
             else:
                 summary.failed.append(f"{label}: {_failure_message(result)}")
             progress.advance(task)
-        progress.update(task, description="corpus: dedup + shards")
-        result = defs.resolve_job_def(CORPUS_JOB).execute_in_process(instance=instance, run_config=log_config, raise_on_error=False)
-        if not result.success:
-            summary.failed.append(f"corpus: {_failure_message(result)}")
+        if catalog.errors:
+            # A source whose file is invalid is not in the catalog: publishing now would drop its
+            # records (all of them, when every file is invalid) from the published corpus.
+            summary.failed.append("corpus: not published while catalog files are invalid; the published corpus is unchanged")
         else:
-            written = result.asset_materializations_for_node("corpus__shards")
-            if written:
-                summary.shards_written = int(written[-1].metadata["written_this_run"].value)
+            progress.update(task, description="corpus: dedup + shards")
+            result = defs.resolve_job_def(CORPUS_JOB).execute_in_process(
+                instance=instance, run_config=log_config, raise_on_error=False
+            )
+            if not result.success:
+                summary.failed.append(f"corpus: {_failure_message(result)}")
+            else:
+                summary.failed.extend(f"corpus: {check}" for check in _failed_error_checks(result))
+                written = result.asset_materializations_for_node("corpus__shards")
+                if written:
+                    summary.shards_written = int(written[-1].metadata["written_this_run"].value)
         progress.advance(task)
 
     summary.manifest = str(home.manifest)
@@ -196,6 +208,16 @@ def _add_totals(summary: BuildSummary, store: LineageStore, home) -> None:
     summary.outcomes = dict(sorted(store.outcome_counts().items()))
     manifest = read_manifest(home)
     summary.shards_total = manifest["totals"]["shards"] if manifest else 0
+
+
+def _failed_error_checks(result) -> list[str]:
+    """The checks of a successful run that failed at ERROR severity (a non-blocking ERROR check
+    lets the run succeed; the build must not)."""
+    return [
+        f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed (ERROR)"
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR
+    ]
 
 
 def _failure_message(result) -> str:

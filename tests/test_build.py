@@ -202,13 +202,17 @@ def test_catalog_with_a_typo_is_reported_and_the_rest_builds(tmp_path, fixture_m
     assert validate.returncode == 1
     assert "gutenberg.yaml: optoins: unknown field; did you mean 'options'?" in validate.stdout
     assert "ok  enwiki.yaml" in validate.stdout
-    result = build(home, fixture_mirror, catalog)
+    result = build(home, fixture_mirror, catalog, check=False)
     assert "skipping invalid catalog file" in result.stderr and "optoins" in result.stderr
     summary = json.loads(result.stdout)
+    # The valid source's partitions are processed; nothing is published while a file is invalid
+    # (its records would silently leave the corpus), and the build says so with its exit code.
+    assert result.returncode == 1
     assert summary["processed"] == [f"enwiki/{ENWIKI_PARTITION}"]
-    snapshot = json.loads((home / "catalog.json").read_text())
-    assert list(snapshot["sources"]) == ["enwiki"]
-    assert "optoins" in snapshot["errors"][0]
+    catalog_error, corpus = summary["failed"]
+    assert catalog_error.startswith("catalog: ") and "gutenberg.yaml: optoins: unknown field" in catalog_error
+    assert corpus == "corpus: not published while catalog files are invalid; the published corpus is unchanged"
+    assert not (home / "corpus" / "manifest.json").exists()
 
 
 def test_rerun_after_a_kill_mid_shard_gives_the_same_shards(built, tmp_path, fixture_mirror):
