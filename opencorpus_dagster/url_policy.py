@@ -119,7 +119,7 @@ def require_under(url: str, root: str) -> str:
 def require_host(url: str, hosts: Iterable[str]) -> str:
     """`url` when its host is one of `hosts` (lower case); else `UrlRefused("url.undeclared_host")`."""
     allowed = sorted({host.lower() for host in hosts})
-    host = (urlsplit(url).hostname or "").lower()
+    host = host_of(url)
     if host not in allowed:
         declared = ", ".join(allowed) or "none"
         raise UrlRefused("url.undeclared_host", url, f"host {host!r} is not declared by the source ({declared})")
@@ -136,12 +136,17 @@ def is_local(url: str) -> bool:
     return scheme == "file" or scheme == "" or (len(scheme) == 1 and scheme.isalpha())
 
 
+def local_path_text(url: str) -> str:
+    """The path a `file:` URL or a plain path names, as text (not resolved, not checked)."""
+    return unquote(urlsplit(url).path) if url.startswith("file:") else url
+
+
 def local_path_under(url: str, root: Path) -> Path:
     """The local file a `file:` URL or path names, resolved (symlinks included) and required to
     be inside `root` (itself resolved); raises `UrlRefused("url.outside_root")` otherwise. A
     relative path is taken relative to `root`."""
     parts = urlsplit(url)
-    raw = unquote(parts.path) if parts.scheme == "file" else url
+    raw = local_path_text(url)
     if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
         raise UrlRefused("url.outside_root", url, f"file URL on host {parts.netloc!r}; only local files are read")
     if "\x00" in raw:

@@ -330,7 +330,7 @@ def list_dump_files(
     dates = [date for date in run_dates(fetcher, index_url) if since is None or date >= since]
     if latest_runs is not None:
         dates = dates[-latest_runs:]
-    return [file for date in dates for file in _finished_job_files(fetcher, index_url, date, job, frozenset(hosts))]
+    return [file for date in dates for file in _finished_job_files(fetcher, index_url, date, job, frozenset(h.lower() for h in hosts))]
 
 
 def run_dates(fetcher: Fetcher, index_url: str) -> list[str]:

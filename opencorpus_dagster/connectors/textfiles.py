@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -28,7 +28,7 @@ from opencorpus_dagster.fetch import Fetcher, NotFound
 from opencorpus_dagster.home import check_partition_key
 from opencorpus_dagster.limits import LimitExceeded, limit_records, over_limit
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
-from opencorpus_dagster.url_policy import UrlRefused, is_local, normalise_url
+from opencorpus_dagster.url_policy import UrlRefused, is_local, local_path_text, normalise_url
 
 
 @register
@@ -51,7 +51,7 @@ class TextFilesConnector(Connector):
         def _absolute_root(cls, root: str | None) -> str | None:
             if root is None:
                 return None
-            path = Path(unquote(urlsplit(root).path) if root.startswith("file:") else root)
+            path = Path(local_path_text(root))
             if not path.is_absolute():
                 raise ValueError(f"root must be an absolute folder path or file: URL, got {root!r}")
             return os.path.normpath(path)
@@ -70,8 +70,7 @@ class TextFilesConnector(Connector):
                 return normalise_url(file)
             if self.root is None:
                 raise ValueError(f"{file!r} is a local file: declare the folder it is in as `root`")
-            relative = unquote(urlsplit(file).path) if file.startswith("file:") else file
-            if not Path(os.path.normpath(Path(self.root) / relative)).is_relative_to(self.root):
+            if not Path(os.path.normpath(Path(self.root) / local_path_text(file))).is_relative_to(self.root):
                 raise ValueError(f"{file!r} is outside root {self.root!r} (url.outside_root)")
             return file
 
