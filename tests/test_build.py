@@ -311,8 +311,12 @@ def test_a_failed_expectation_stops_the_shards(built, tmp_path, fixture_mirror):
     result = build(work, fixture_mirror, check=False)
     assert result.returncode == 1
     summary = json.loads(result.stdout)
-    assert summary["failed"] == [
-        "corpus: blocking check(s) failed: corpus/dedup:documents_expectations (downstream assets not materialised)"
-    ]
+    (failure,) = summary["failed"]
+    message, log = failure.split(" (log: ")
+    assert message == "corpus: blocking check(s) failed: corpus/dedup:documents_expectations (downstream assets not materialised)"
+    # The log names the failed expectation and the offending licence.
+    log_text = Path(log.split(";")[0]).read_text()
+    assert "check corpus/dedup:documents_expectations failed (ERROR)" in log_text
+    assert "CC-BY-NC-4.0" in log_text
     assert not (work / "corpus" / "manifest.json").exists()
     assert not list(work.glob("corpus/shards/**/*.parquet"))

@@ -307,7 +307,7 @@ def test_multiprocess_executor_runs_each_step_in_its_own_process(tmp_path, fixtu
     orchestrator = run_start[0].dagster_event.pid
     pids = {e.step: e.pid for e in executions}
     print(f"\norchestrator pid {orchestrator}; steps: {pids}")
-    assert set(pids) == {"gutenberg__raw", "gutenberg__documents"}
+    assert set(pids) == {"gutenberg_raw", "gutenberg_documents"}
     assert len(set(pids.values())) == 2 and orchestrator not in pids.values()
 
     store = LineageStore.at(home / "lineage.duckdb", read_only=True)

@@ -63,7 +63,7 @@ def test_the_discovered_partition_materialises(setup):
     job = defs.resolve_job_def("crawl_job")
     result = job.execute_in_process(partition_key="whirlwind.warc", instance=instance)
     assert result.success
-    records = result.asset_materializations_for_node("crawl__raw")[0].metadata["records_in"].value
+    records = result.asset_materializations_for_node("crawl_raw")[0].metadata["records_in"].value
     assert records == 4  # the whirlwind capture: warcinfo, request, response, metadata
 
 

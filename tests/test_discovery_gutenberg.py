@@ -480,8 +480,8 @@ def test_a_discovered_batch_materialises_from_the_recorded_listing(sensor_setup,
 
     moby = job.execute_in_process(partition_key="02000-02999", instance=instance)
 
-    raw = moby.asset_materializations_for_node("books__raw")[0].metadata
-    documents = moby.asset_materializations_for_node("books__documents")[0].metadata
+    raw = moby.asset_materializations_for_node("books_raw")[0].metadata
+    documents = moby.asset_materializations_for_node("books_documents")[0].metadata
     assert (raw["records_in"].value, raw["raw_records"].value) == (1, 1)
     assert (documents["records_in"].value, documents["kept"].value) == (1, 1)
     kept = pq.read_table(tmp_path / "home" / "documents" / "books" / "02000-02999.parquet").to_pylist()
@@ -491,7 +491,7 @@ def test_a_discovered_batch_materialises_from_the_recorded_listing(sensor_setup,
 
     # 14287 has an RDF record in the feed but no text file on the mirror: quarantined, not lost.
     french = job.execute_in_process(partition_key="14000-14999", instance=instance)
-    raw = french.asset_materializations_for_node("books__raw")[0].metadata
+    raw = french.asset_materializations_for_node("books_raw")[0].metadata
     assert (raw["records_in"].value, raw["raw_records"].value) == (1, 0)
     with LineageStore.at(tmp_path / "home" / "lineage.duckdb", read_only=True).connection() as conn:
         decisions = conn.execute(

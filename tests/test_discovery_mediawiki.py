@@ -350,7 +350,7 @@ def test_the_discovered_partition_materialises(dagster_setup):
     _, instance = tick(defs, corpus, dagster_home, None)
     result = defs.resolve_job_def("hywiki_job").execute_in_process(partition_key=MAY_KEY, instance=instance)
     assert result.success
-    metadata = result.asset_materializations_for_node("hywiki__raw")[0].metadata
+    metadata = result.asset_materializations_for_node("hywiki_raw")[0].metadata
     # The sample's 35 pages: 22 articles, 8 redirects and 5 MediaWiki: (namespace 8) pages.
     assert metadata["records_in"].value == 35
     assert metadata["raw_records"].value == 22
@@ -399,7 +399,7 @@ def test_a_run_that_leaves_the_listing_window_can_still_be_rematerialised(tmp_pa
 
     result = defs.resolve_job_def("hywiki_job").execute_in_process(partition_key=MAY_KEY, instance=instance)
     assert result.success
-    metadata = result.asset_materializations_for_node("hywiki__raw")[0].metadata
+    metadata = result.asset_materializations_for_node("hywiki_raw")[0].metadata
     assert MAY_URL in metadata["files"].value
     assert metadata["records_in"].value == 35
 
