@@ -581,7 +581,8 @@ def test_rewriting_gives_byte_identical_files_and_leaves_no_temporaries(corpus):
     assert sorted(p.name for p in home.corpus_dir.iterdir()) == [
         "ATTRIBUTION", "README.md", "charts", "croissant.json", "manifest.json", "shards",
     ]  # fmt: skip
-    assert sorted(p.name for p in (home.corpus_dir / "charts").iterdir()) == ["licences.png", "outcomes.png", "sources.png"]
+    charts = sorted(p.name for p in (home.corpus_dir / "charts").iterdir())
+    assert charts == ["licences.png", "outcomes.png", "sources.png"]
 
 
 def test_no_manifest_is_an_error_naming_it_and_writes_nothing(tmp_path):
