@@ -142,7 +142,8 @@ def test_licence_chart_draws_document_and_token_shares(data):
     assert texts(by_documents) == ["98.9% (88)", "1.1% (1)"]
     assert bars(by_tokens) == pytest.approx([100 * sa_tokens / data.tokens, 100 * pd_tokens / data.tokens])
     assert texts(by_tokens) == [f"66.2% ({sa_tokens:,})", f"33.8% ({pd_tokens:,})"]
-    assert by_tokens.get_title(loc="left") == "Share of tokens (whitespace-separated words)"
+    assert by_tokens.get_title(loc="left") == "Share of tokens"
+    assert by_tokens.figure.get_suptitle() == "Licences of the 89 documents (tokens: whitespace-separated words)"
     assert by_documents.yaxis_inverted()  # the largest share on top
 
 
@@ -152,18 +153,30 @@ def test_sources_chart_draws_documents_and_tokens(data):
     assert bars(documents) == [88, 1]
     assert bars(tokens) == [t for _, _, t in data.sources]
     assert texts(tokens) == [f"{t:,}" for _, _, t in data.sources]
-    assert tokens.get_title(loc="left") == "Tokens (whitespace-separated words)"
+    assert tokens.figure.get_suptitle() == "Documents and tokens (whitespace-separated words) per source (2 sources)"
 
 
 def test_outcome_chart_draws_one_funnel_per_source(data):
     enwiki, gutenberg = draw_outcomes(data).axes
-    assert enwiki.get_title(loc="left") == "enwiki: 88 of 206 records kept"
-    assert gutenberg.get_title(loc="left") == "gutenberg: 1 of 15 records kept"
+    assert enwiki.get_title(loc="left") == "enwiki\n88 of 206 records kept (42.7%)"
+    assert gutenberg.get_title(loc="left") == "gutenberg\n1 of 15 records kept (6.7%)"
     assert bars(enwiki) == [206, 106, 88, 88, 88]
-    assert texts(enwiki) == ["206", "106", "−100 skipped or quarantined", "88", "−18 filtered", "88", "88"]
+    assert texts(enwiki) == ["206", "106", "−100 skipped/quarantined", "88", "−18 filtered", "88", "88"]
     assert bars(gutenberg) == [15, 15, 1, 1, 1]
     # Centred: each bar starts where it leaves equal room on both sides of the widest.
     assert [patch.get_x() for patch in gutenberg.patches] == [0, 0, 7, 7, 7]
+
+
+def test_a_large_funnel_prints_three_significant_digits():
+    outcomes = {"kept": 2_800_678, "filtered": 2_100_508, "duplicate": 1_400_339, "quarantined": 3, "removed": 17,
+                "skipped": 2_100_489}  # fmt: skip
+    funnel = SourceFunnel("crawl", sum(outcomes.values()), outcomes)
+    (axes,) = draw_outcomes(ChartData([], [funnel], [], 0, 0)).axes
+    assert axes.get_title(loc="left") == "crawl\n2.8M of 8.4M records kept (33.3%)"
+    assert texts(axes) == [
+        "8.4M", "6.3M", "−2.1M skipped/quarantined", "4.2M", "−2.1M filtered", "2.8M", "−1.4M duplicate",
+        "2.8M", "−17 removed",
+    ]  # fmt: skip
 
 
 def test_many_licences_end_in_one_bar_for_the_rest_and_long_names_are_clipped():

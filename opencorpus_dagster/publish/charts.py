@@ -24,7 +24,7 @@ import matplotlib
 import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import StrMethodFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, StrMethodFormatter
 
 from opencorpus_dagster.atomic import published
 from opencorpus_dagster.home import DataHome
@@ -40,7 +40,8 @@ SOURCES_CHART = f"{CHARTS_DIR}/sources.png"
 OUTCOME_ORDER = tuple(Outcome)  # kept, filtered, duplicate, quarantined, removed, skipped
 MAX_BARS = 15  # licences or sources drawn one by one; the rest are summed into one "others" bar
 MAX_FUNNELS = 12  # sources with their own funnel (the largest by records read)
-TOKENS_LABEL = "tokens (whitespace-separated words)"
+TOKEN_UNIT = "whitespace-separated words"  # what the card counts as a token (card.TOKENS_SQL)
+TOKENS_LABEL = f"tokens ({TOKEN_UNIT})"
 _DPI = 100
 _WIDTH = 10.0  # inches
 _FONT = "DejaVu Sans"  # ships with matplotlib: the same glyphs on every machine
@@ -74,7 +75,7 @@ _FUNNEL_STEPS = (
     ("unique", (Outcome.DUPLICATE,)),
     ("kept", (Outcome.REMOVED,)),
 )
-_LEFT_BY = {"content": "skipped or quarantined", "passed filters": "filtered", "unique": "duplicate", "kept": "removed"}
+_LEFT_BY = {"content": "skipped/quarantined", "passed filters": "filtered", "unique": "duplicate", "kept": "removed"}
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def draw_licences(data: ChartData) -> Figure:
     labels = [label for label, _, _ in rows]
     for axes, column, total, title in (
         (by_documents, 1, data.documents, "Share of documents"),
-        (by_tokens, 2, data.tokens, f"Share of {TOKENS_LABEL}"),
+        (by_tokens, 2, data.tokens, "Share of tokens"),
     ):
         shares = [100 * row[column] / total if total else 0.0 for row in rows]
         _bars(axes, labels, shares, [f"{s:.1f}% ({row[column]:,})" for s, row in zip(shares, rows, strict=True)], _BLUE)
@@ -151,7 +152,7 @@ def draw_licences(data: ChartData) -> Figure:
         axes.set_xticks([0, 25, 50, 75, 100])
         axes.xaxis.set_major_formatter(StrMethodFormatter("{x:.0f}%"))
     by_tokens.tick_params(labelleft=False)
-    figure.suptitle(f"Licences of the {data.documents:,} documents", x=0.01, ha="left")
+    figure.suptitle(f"Licences of the {data.documents:,} documents (tokens: {TOKEN_UNIT})", x=0.01, ha="left")
     return figure
 
 
@@ -162,13 +163,14 @@ def draw_sources(data: ChartData) -> Figure:
     _bars(documents, labels, [d for _, d, _ in rows], [f"{d:,}" for _, d, _ in rows], _GREEN)
     _bars(tokens, labels, [t for _, _, t in rows], [f"{t:,}" for _, _, t in rows], _ORANGE)
     documents.set_title("Documents", loc="left")
-    tokens.set_title(TOKENS_LABEL.capitalize(), loc="left")
+    tokens.set_title("Tokens", loc="left")
     tokens.tick_params(labelleft=False)
     for axes in (documents, tokens):
-        axes.set_xlim(0, max(axes.get_xlim()[1], 1) * 1.25)
-        axes.ticklabel_format(axis="x", style="plain")
-        axes.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
-    figure.suptitle(f"Documents and tokens per source ({len(data.sources)} sources)", x=0.01, ha="left")
+        axes.set_xlim(0, max(axes.get_xlim()[1], 1) * 1.35)
+        axes.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        axes.xaxis.set_major_formatter(FuncFormatter(_compact))
+    title = f"Documents and {TOKENS_LABEL} per source ({len(data.sources)} sources)"
+    figure.suptitle(title, x=0.01, ha="left")
     return figure
 
 
@@ -177,7 +179,7 @@ def draw_outcomes(data: ChartData) -> Figure:
     funnels.sort(key=lambda f: f.source)
     columns = 1 if len(funnels) <= 1 else 2
     rows = max(1, -(-len(funnels) // columns))
-    height = 1.0 + 2.1 * rows
+    height = 0.6 + 2.4 * rows
     figure = Figure(figsize=(_WIDTH, height), dpi=_DPI, layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False)
     for axes, funnel in zip(grid.flat, funnels, strict=False):
@@ -186,22 +188,23 @@ def draw_outcomes(data: ChartData) -> Figure:
         values = [remaining for _, remaining, _ in steps]
         positions = range(len(steps))
         # Centred bars: a funnel that narrows as records leave; what left at a step is written
-        # to the right of its bar, in the room the x range keeps free there.
+        # in a column right of the widest bar, in the room the x range keeps free there.
         colours = [_BLUE] * (len(values) - 1) + [_GREEN]
         axes.barh(positions, values, left=[(width - v) / 2 for v in values], color=colours, height=0.72)
         for y, (label, value, left) in zip(positions, steps, strict=True):
-            axes.text(width / 2, y, f"{value:,}", ha="center", va="center", bbox=_LABEL_BOX)
+            axes.text(width / 2, y, _count(value), ha="center", va="center", bbox=_LABEL_BOX)
             if left:
-                axes.annotate(f"−{left:,} {_LEFT_BY[label]}", ((width + value) / 2, y), xytext=(5, 0),
-                              textcoords="offset points", va="center", color="#555555")  # fmt: skip
+                axes.text(width * 1.04, y, f"−{_count(left)} {_LEFT_BY[label]}", va="center", color="#555555")
         axes.set_yticks(list(positions), [label for label, _, _ in steps])
         axes.invert_yaxis()
-        axes.set_xlim(0, width * 1.6)
+        axes.set_xlim(0, width * 1.9)
         axes.set_xticks([])
         axes.spines[["left", "bottom"]].set_visible(False)
         axes.tick_params(axis="y", length=0)
         kept = funnel.outcomes[Outcome.KEPT]
-        axes.set_title(f"{funnel.source}: {kept:,} of {funnel.records_in:,} records kept", loc="left")
+        share = f" ({100 * kept / funnel.records_in:.1f}%)" if funnel.records_in else ""
+        kept_of = f"{_count(kept)} of {_count(funnel.records_in)} records kept{share}"
+        axes.set_title(f"{_clip(funnel.source)}\n{kept_of}", loc="left", fontsize=10)
     for axes in list(grid.flat)[len(funnels) :]:
         axes.set_axis_off()
     if not funnels:
@@ -234,6 +237,20 @@ def _bars(axes, labels: list[str], values: list[float], texts: list[str], colour
         axes.annotate(text, (value, y), xytext=(4, 0), textcoords="offset points", va="center")
     if not labels:
         axes.text(0.5, 0.5, "no documents", ha="center", va="center", transform=axes.transAxes)
+
+
+def _compact(value: float, _position: int | None = None) -> str:
+    """An axis tick: 950, 12k, 1.2M, 3B (the bars' own labels give the exact counts)."""
+    for bound, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= bound:
+            return f"{value / bound:.3g}{suffix}"
+    return f"{value:.0f}"
+
+
+def _count(value: int) -> str:
+    """A count in a funnel: exact below 100,000, else 3 significant digits (the card's
+    Processing table has every count exact)."""
+    return f"{value:,}" if value < 100_000 else _compact(value)
 
 
 def _clip(label: str, limit: int = 40) -> str:
