@@ -441,8 +441,9 @@ def test_release_section_and_croissant_say_the_same_version_date_creators_and_ci
 
 
 def test_release_date_is_the_latest_decision_in_utc_not_the_clock(corpus, tmp_path):
-    """A later decision (recorded with a +02:00 offset) moves the date, by its UTC day; rewriting
-    does not; the version follows the shards only."""
+    """A later decision (recorded with a +02:00 offset) moves the date, by its UTC day (compared as
+    instants, not as text; an unreadable stamp left out); rewriting does not; the version follows
+    the shards only."""
     home, files = corpus
     copy = DataHome(tmp_path / "home")
     shutil.copytree(home.corpus_dir, copy.corpus_dir)
@@ -450,7 +451,10 @@ def test_release_date_is_the_latest_decision_in_utc_not_the_clock(corpus, tmp_pa
     with duckdb.connect(str(copy.lineage_db)) as conn:
         conn.execute(
             "INSERT INTO decisions (source, partition, doc_id, stage, outcome, reason, decided_at) "
-            "VALUES ('enwiki', 'p', 'x', 'takedown', 'removed', 'takedown:url', '2031-01-01T01:30:00+02:00')"
+            "VALUES ('enwiki', 'p', 'x', 'takedown', 'removed', 'takedown:url', '2031-01-01T01:30:00+02:00'), "
+            # Later as text, earlier as an instant (2030-12-31T22:00Z); and one no reader can parse.
+            "('enwiki', 'p', 'y', 'takedown', 'removed', 'takedown:url', '2031-01-01T00:00:00+02:00'), "
+            "('enwiki', 'p', 'z', 'takedown', 'removed', 'takedown:url', 'yesterday')"
         )
     store = LineageStore.at(copy.lineage_db, read_only=True)
     first = write_croissant(copy, store).read_bytes()

@@ -103,16 +103,15 @@ def corpus_version(manifest: dict) -> str:
 
 
 def release_date(store: LineageStore) -> str | None:
-    """UTC date (YYYY-MM-DD) of the latest decision recorded in the store; None if there is none."""
+    """UTC date (YYYY-MM-DD) of the latest decision recorded in the store; None if there is none.
+
+    `decided_at` is an ISO 8601 string with its offset (`2026-11-30T17:05:16+00:00`): compared as
+    instants (epoch seconds), not as text, by one aggregate in DuckDB (the decisions table has a
+    row per upstream record). A stamp DuckDB cannot read is left out.
+    """
     with store.connection() as conn:
-        stamps = conn.execute("SELECT decided_at FROM decisions WHERE decided_at IS NOT NULL").fetchall()
-    # ISO 8601 strings with their offset (`2026-11-30T17:05:16+00:00`): compared as instants, not text.
-    latest = max((datetime.fromisoformat(stamp) for (stamp,) in stamps), default=None, key=_as_utc)
-    return _as_utc(latest).date().isoformat() if latest else None
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        (latest,) = conn.execute("SELECT max(epoch(TRY_CAST(decided_at AS TIMESTAMPTZ))) FROM decisions").fetchone()
+    return datetime.fromtimestamp(latest, UTC).date().isoformat() if latest is not None else None
 
 
 def base_url_from_environment() -> str | None:
