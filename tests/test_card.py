@@ -549,7 +549,7 @@ def test_the_built_card_names_the_catalog_owners_and_links_its_charts(built_corp
     assert document["url"] == "README.md"  # the build ran without OPENCORPUS_BASE_URL
 
 
-def test_a_rebuild_with_a_base_url_changes_only_the_urls(built_corpus, fixture_mirror, tmp_path):
+def test_a_rebuild_with_a_base_url_changes_only_the_urls_and_a_bad_one_fails(built_corpus, fixture_mirror, tmp_path):
     """`OPENCORPUS_BASE_URL` reaches the card asset of a real build; nothing new was decided, so
     the release date, the version and the charts' bytes (drawn in another process) stay."""
     from cli_runner import build
@@ -572,6 +572,16 @@ def test_a_rebuild_with_a_base_url_changes_only_the_urls(built_corpus, fixture_m
         "  url = {https://data.example.org/open/README.md},",
     ]
     assert len(new_card) == len(old_card) + 2
+
+    # A base URL the URL policy refuses fails the build, naming the variable; the card stays as it was.
+    published = {name: (after.corpus_dir / name).read_bytes() for name in ("README.md", "croissant.json")}
+    failed = build(root, fixture_mirror, check=False, env={BASE_URL_ENV: "ftp://data.example.org/open"})
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["failed"] == [
+        "corpus: ValueError: OPENCORPUS_BASE_URL: 'ftp://data.example.org/open' refused (url.scheme): "
+        "scheme 'ftp'; only http and https URLs are read"
+    ]
+    assert {name: (after.corpus_dir / name).read_bytes() for name in published} == published
 
 
 # --- determinism and atomicity ----------------------------------------------------------------
