@@ -28,21 +28,24 @@ from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.publish import write_attribution, write_card, write_croissant
 from opencorpus_dagster.publish.attribution import license_url, requires_attribution
-from opencorpus_dagster.publish.card import hub_license_id, size_category
+from opencorpus_dagster.publish.card import dataset_configs, hub_license_id, size_category
 from opencorpus_dagster.publish.croissant import croissant_data_type
+from opencorpus_dagster.publish.release import BASE_URL_ENV, base_url_from_environment, check_base_url
 from opencorpus_dagster.shards import SHARD_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 OPENCORPUS = str(Path(sys.executable).parent / "opencorpus")
 DESCRIPTIONS = {"enwiki": "English Wikipedia articles.", "gutenberg": "Project Gutenberg e-books | plain text."}
+# `books` owns no source of the corpus: it must not be a creator.
+OWNERS = {"enwiki": ["team:corpus"], "gutenberg": ["team:corpus", "books@example.org"], "books": ["team:books"]}
 
 
-def publish(home: DataHome) -> dict[str, Path]:
+def publish(home: DataHome, base_url: str | None = None) -> dict[str, Path]:
     store = LineageStore.at(home.lineage_db, read_only=True)
     return {
-        "card": write_card(home, store, DESCRIPTIONS),
+        "card": write_card(home, store, DESCRIPTIONS, owners=OWNERS, base_url=base_url),
         "attribution": write_attribution(home, store),
-        "croissant": write_croissant(home, store),
+        "croissant": write_croissant(home, store, owners=OWNERS, base_url=base_url),
     }
 
 
@@ -116,29 +119,44 @@ def test_header_is_hub_metadata_derived_from_the_shards(corpus, card, shard_rows
     assert metadata["task_categories"] == ["text-generation"]
     assert metadata["pretty_name"] == "opencorpus"
     assert metadata["configs"] == [
-        {"config_name": "default", "data_files": [{"split": "train", "path": "shards/**/*.parquet"}], "default": True}
+        {"config_name": "default", "data_files": [{"split": "train", "path": "shards/**/*.parquet"}], "default": True},
+        {"config_name": "enwiki", "data_files": [{"split": "train", "path": "shards/enwiki/**/*.parquet"}]},
+        {"config_name": "gutenberg", "data_files": [{"split": "train", "path": "shards/gutenberg/**/*.parquet"}]},
     ]
 
 
-def test_load_dataset_with_the_cards_config_reads_every_row(corpus, card, tmp_path):
+def test_load_dataset_on_the_corpus_folder_reads_each_config(corpus, card, shard_rows, tmp_path):
+    """`load_dataset(<folder>, <config>)` as the card shows it: every config the header declares,
+    read by the real `datasets` (offline, in a subprocess so its HF_* settings stay its own)."""
     home, _ = corpus
-    metadata, _ = card
-    (data_files,) = metadata["configs"][0]["data_files"]
+    metadata, body = card
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     script = (
         "import json, sys, datasets\n"
-        "d = datasets.load_dataset('parquet', data_files={sys.argv[1]: sys.argv[2]}, split=sys.argv[1])\n"
-        "print(json.dumps({'rows': d.num_rows, 'columns': d.column_names}))\n"
+        "folder, names = sys.argv[1], sys.argv[2:]\n"
+        "print(json.dumps({'configs': datasets.get_dataset_config_names(folder)}))\n"
+        "for name in [None, *names]:\n"
+        "    d = datasets.load_dataset(folder, name, split='train')\n"
+        "    print(json.dumps({'config': name, 'doc_ids': sorted(d['doc_id']), 'columns': d.column_names}))\n"
     )
+    names = [config["config_name"] for config in metadata["configs"]]
     result = subprocess.run(
-        [sys.executable, "-c", script, data_files["split"], data_files["path"]],
-        capture_output=True, text=True, env=env, cwd=home.corpus_dir, timeout=300,
+        [sys.executable, "-c", script, str(home.corpus_dir), *names],
+        capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    manifest = json.loads(home.manifest.read_text())
-    assert loaded == {"rows": manifest["totals"]["rows"], "columns": list(SHARD_COLUMNS)}
-    assert loaded["rows"] == 89
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lines[0] == {"configs": ["default", "enwiki", "gutenberg"]}
+    loaded = {line["config"]: line for line in lines[1:]}
+    every = sorted(row["doc_id"] for row in shard_rows)
+    assert loaded[None]["doc_ids"] == loaded["default"]["doc_ids"] == every and len(every) == 89
+    for source in ("enwiki", "gutenberg"):
+        assert loaded[source]["doc_ids"] == sorted(row["doc_id"] for row in shard_rows if row["source"] == source)
+    assert (len(loaded["enwiki"]["doc_ids"]), len(loaded["gutenberg"]["doc_ids"])) == (88, 1)
+    assert all(line["columns"] == list(SHARD_COLUMNS) for line in loaded.values())
+    summary = section(body, "Summary")
+    assert 'load_dataset("path/to/this/folder", split="train")' in summary
+    assert 'enwiki = load_dataset("path/to/this/folder", "enwiki", split="train")' in summary
 
 
 # --- the body: every number against the shards and the lineage store ------------------------
@@ -346,6 +364,8 @@ def test_croissant_structure(corpus):
         "https://creativecommons.org/licenses/by-sa/3.0/",
         "https://creativecommons.org/publicdomain/mark/1.0/",
     ]
+    # No OPENCORPUS_BASE_URL: named relative to the corpus folder.
+    assert document["url"] == "README.md"
     manifest_object, shards = document["distribution"]
     assert manifest_object["@type"] == "cr:FileObject" and manifest_object["contentUrl"] == "manifest.json"
     assert manifest_object["sha256"] == hashlib.sha256(home.manifest.read_bytes()).hexdigest()
@@ -363,6 +383,10 @@ def test_croissant_validates_and_reads_the_shards_with_mlcroissant(corpus, shard
     mlc = pytest.importorskip("mlcroissant")
     _, files = corpus
     dataset = mlc.Dataset(jsonld=files["croissant"])  # raises ValidationError on any error
+    # Not even a warning: citeAs, datePublished, license and version are all there.
+    assert dataset.metadata.ctx.issues.warnings == set()
+    assert dataset.metadata.cite_as.startswith("@misc{opencorpus_")
+    assert [c.name for c in dataset.metadata.creators] == ["team:corpus", "books@example.org"]
     records = list(dataset.records("documents"))
     assert len(records) == len(shard_rows) == 89
     by_id = {r["documents/doc_id"].decode(): r for r in records}
@@ -370,6 +394,194 @@ def test_croissant_validates_and_reads_the_shards_with_mlcroissant(corpus, shard
         record = by_id[row["doc_id"]]
         assert record["documents/license"].decode() == row["license"]
         assert record["documents/text"].decode() == row["text"]
+
+
+# --- release facts: version, date, creators, citation, base URL -------------------------------
+
+
+def expected_release_date(home: DataHome) -> str:
+    """The UTC date of the latest decided_at, computed here with DuckDB's own timestamp parsing."""
+    query = "SELECT strftime(max(decided_at::TIMESTAMPTZ AT TIME ZONE 'UTC'), '%Y-%m-%d') FROM decisions"
+    return lineage(home, query)[0][0]
+
+
+def test_release_section_and_croissant_say_the_same_version_date_creators_and_citation(corpus, card):
+    home, files = corpus
+    _, body = card
+    document = json.loads(files["croissant"].read_text())
+    manifest = json.loads(home.manifest.read_text())
+    digest = hashlib.sha256("".join(f"{s['path']}:{s['sha256']}\n" for s in manifest["shards"]).encode())
+    version = f"0.0.0+{digest.hexdigest()[:12]}"
+    date = expected_release_date(home)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", date)
+    assert document["version"] == version and document["datePublished"] == date
+    assert document["creator"] == [
+        {"@type": "sc:Organization", "name": "team:corpus"},
+        {"@type": "sc:Person", "name": "books@example.org", "email": "books@example.org"},
+    ]
+    release = section(body, "Release and citation")
+    assert f"- Version: `{version}`" in release
+    assert f"- Release date: {date} (UTC;" in release
+    assert "  - team:corpus (enwiki, gutenberg)\n  - books@example.org (gutenberg)\n" in release
+    assert "team:books" not in body  # owns no source of this corpus
+    assert f"Version `{version}`, released {date}" in section(body, "Summary")
+    bibtex = re.search(r"```bibtex\n(.*?)```", release, re.S).group(1)
+    assert bibtex == document["citeAs"]
+    assert bibtex == (
+        f"@misc{{opencorpus_{date[:4]}_{version[6:]},\n"
+        "  title = {{opencorpus}: an openly licensed text corpus with record-level lineage},\n"
+        "  author = {{team:corpus} and {books@example.org}},\n"
+        f"  year = {{{date[:4]}}},\n"
+        f"  version = {{{version}}},\n"
+        f"  date = {{{date}}},\n"
+        "  howpublished = {Dataset card (README.md) with Parquet shards}\n"
+        "}\n"
+    )
+    assert "Published at" not in release  # no base URL
+
+
+def test_release_date_is_the_latest_decision_in_utc_not_the_clock(corpus, tmp_path):
+    """A later decision (recorded with a +02:00 offset) moves the date, by its UTC day (compared as
+    instants, not as text; an unreadable stamp left out); rewriting does not; the version follows
+    the shards only."""
+    home, files = corpus
+    copy = DataHome(tmp_path / "home")
+    shutil.copytree(home.corpus_dir, copy.corpus_dir)
+    shutil.copy(home.lineage_db, copy.lineage_db)
+    with duckdb.connect(str(copy.lineage_db)) as conn:
+        conn.execute(
+            "INSERT INTO decisions (source, partition, doc_id, stage, outcome, reason, decided_at) "
+            "VALUES ('enwiki', 'p', 'x', 'takedown', 'removed', 'takedown:url', '2031-01-01T01:30:00+02:00'), "
+            # Later as text, earlier as an instant (2030-12-31T22:00Z); and one no reader can parse.
+            "('enwiki', 'p', 'y', 'takedown', 'removed', 'takedown:url', '2031-01-01T00:00:00+02:00'), "
+            "('enwiki', 'p', 'z', 'takedown', 'removed', 'takedown:url', 'yesterday')"
+        )
+    store = LineageStore.at(copy.lineage_db, read_only=True)
+    first = write_croissant(copy, store).read_bytes()
+    assert json.loads(first)["datePublished"] == "2030-12-31"
+    assert json.loads(first)["version"] == json.loads(files["croissant"].read_text())["version"]
+    assert write_croissant(copy, store).read_bytes() == first
+    card = write_card(copy, store).read_text()
+    assert "- Release date: 2030-12-31 (UTC;" in card
+    assert "- Creators: no catalog owners are declared" in card  # no owners given
+    assert "author = " not in card
+
+
+def test_base_url_makes_croissant_urls_absolute_and_still_validates(corpus, tmp_path, shard_rows):
+    mlc = pytest.importorskip("mlcroissant")
+    home, _ = corpus
+    copy = DataHome(tmp_path / "home")
+    shutil.copytree(home.corpus_dir, copy.corpus_dir)
+    shutil.copy(home.lineage_db, copy.lineage_db)
+    files = publish(copy, base_url="https://data.example.org/corpora/open/")
+    document = json.loads(files["croissant"].read_text())
+    assert document["url"] == "https://data.example.org/corpora/open/README.md"
+    manifest_object, shards = document["distribution"]
+    assert manifest_object["contentUrl"] == "https://data.example.org/corpora/open/manifest.json"
+    assert shards["includes"] == "shards/**/*.parquet"  # a glob: relative to this file, as Croissant reads it
+    assert "  url = {https://data.example.org/corpora/open/README.md},\n" in document["citeAs"]
+    card = files["card"].read_text()
+    assert "- Published at: <https://data.example.org/corpora/open/README.md>\n" in card
+    assert document["citeAs"] in card
+    dataset = mlc.Dataset(jsonld=files["croissant"])
+    assert dataset.metadata.ctx.issues.warnings == set()
+    assert dataset.metadata.url == "https://data.example.org/corpora/open/README.md"
+    assert len(list(dataset.records("documents"))) == len(shard_rows)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("https://data.example.org/corpus", "https://data.example.org/corpus/"),
+        ("https://data.example.org/corpus/", "https://data.example.org/corpus/"),
+        ("HTTP://Data.Example.org/a/../corpus", "http://data.example.org/corpus/"),
+        ("https://huggingface.co/datasets/org/open/resolve/main", "https://huggingface.co/datasets/org/open/resolve/main/"),
+        ("README.md", "url.scheme"),
+        ("ftp://data.example.org/corpus", "url.scheme"),
+        ("https://user:secret@data.example.org/corpus", "url.userinfo"),
+        ("https://data.example.org/corpus?token=1", "no query or fragment"),
+        ("https://data.example.org/corpus#top", "no query or fragment"),
+        ("https://data.example.org/../../etc", "url.climbs_above_root"),
+    ],
+)
+def test_base_urls(given, expected):
+    if expected.startswith("http"):
+        assert check_base_url(given) == expected
+    else:
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            check_base_url(given)
+
+
+def test_base_url_from_the_environment(monkeypatch):
+    monkeypatch.delenv(BASE_URL_ENV, raising=False)
+    assert base_url_from_environment() is None
+    monkeypatch.setenv(BASE_URL_ENV, " ")
+    assert base_url_from_environment() is None
+    monkeypatch.setenv(BASE_URL_ENV, "https://data.example.org/c")
+    assert base_url_from_environment() == "https://data.example.org/c/"
+    monkeypatch.setenv(BASE_URL_ENV, "data.example.org/c")
+    with pytest.raises(ValueError, match=r"^OPENCORPUS_BASE_URL: 'data.example.org/c' refused \(url.scheme\)"):
+        base_url_from_environment()
+
+
+def test_a_source_named_default_gets_its_own_config_name():
+    assert dataset_configs({"default": (1, 1), "enwiki": (1, 1)}) == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "shards/**/*.parquet"}], "default": True},
+        {"config_name": "source_default", "data_files": [{"split": "train", "path": "shards/default/**/*.parquet"}]},
+        {"config_name": "enwiki", "data_files": [{"split": "train", "path": "shards/enwiki/**/*.parquet"}]},
+    ]
+
+
+# --- the card asset in a real build --------------------------------------------------------------
+
+
+def test_the_built_card_names_the_catalog_owners_and_links_its_charts(built_corpus):
+    """What `opencorpus build` published (the corpus/card asset): owners from assets/*.yaml."""
+    home = DataHome(built_corpus[0])
+    card = (home.corpus_dir / "README.md").read_text()
+    assert "  - team:corpus (enwiki, gutenberg)\n" in card
+    links = re.findall(r"!\[[^\]]+\]\((charts/[a-z]+\.png)\)", card)
+    assert links == ["charts/sources.png", "charts/licences.png", "charts/outcomes.png"]
+    for link in links:
+        assert (home.corpus_dir / link).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    document = json.loads((home.corpus_dir / "croissant.json").read_text())
+    assert document["creator"] == [{"@type": "sc:Organization", "name": "team:corpus"}]
+    assert document["url"] == "README.md"  # the build ran without OPENCORPUS_BASE_URL
+
+
+def test_a_rebuild_with_a_base_url_changes_only_the_urls_and_a_bad_one_fails(built_corpus, fixture_mirror, tmp_path):
+    """`OPENCORPUS_BASE_URL` reaches the card asset of a real build; nothing new was decided, so
+    the release date, the version and the charts' bytes (drawn in another process) stay."""
+    from cli_runner import build
+
+    before = DataHome(built_corpus[0])
+    root = tmp_path / "home"
+    shutil.copytree(before.root, root)
+    build(root, fixture_mirror, env={BASE_URL_ENV: "https://data.example.org/open"})
+    after = DataHome(root)
+    for chart in ("licences.png", "outcomes.png", "sources.png"):
+        assert (after.corpus_dir / "charts" / chart).read_bytes() == (before.corpus_dir / "charts" / chart).read_bytes()
+    old, new = (json.loads((home.corpus_dir / "croissant.json").read_text()) for home in (before, after))
+    assert new["url"] == "https://data.example.org/open/README.md"
+    assert new["distribution"][0]["contentUrl"] == "https://data.example.org/open/manifest.json"
+    assert (new["version"], new["datePublished"]) == (old["version"], old["datePublished"])
+    old_card, new_card = ((home.corpus_dir / "README.md").read_text().splitlines() for home in (before, after))
+    changed = [line for line in new_card if line not in old_card]
+    assert changed == [
+        "- Published at: <https://data.example.org/open/README.md>",
+        "  url = {https://data.example.org/open/README.md},",
+    ]
+    assert len(new_card) == len(old_card) + 2
+
+    # A base URL the URL policy refuses fails the build, naming the variable; the card stays as it was.
+    published = {name: (after.corpus_dir / name).read_bytes() for name in ("README.md", "croissant.json")}
+    failed = build(root, fixture_mirror, check=False, env={BASE_URL_ENV: "ftp://data.example.org/open"})
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["failed"] == [
+        "corpus: ValueError: OPENCORPUS_BASE_URL: 'ftp://data.example.org/open' refused (url.scheme): "
+        "scheme 'ftp'; only http and https URLs are read"
+    ]
+    assert {name: (after.corpus_dir / name).read_bytes() for name in published} == published
 
 
 # --- determinism and atomicity ----------------------------------------------------------------
@@ -381,8 +593,10 @@ def test_rewriting_gives_byte_identical_files_and_leaves_no_temporaries(corpus):
     again = publish(home)
     assert {name: path.read_bytes() for name, path in again.items()} == before
     assert sorted(p.name for p in home.corpus_dir.iterdir()) == [
-        "ATTRIBUTION", "README.md", "croissant.json", "manifest.json", "shards",
+        "ATTRIBUTION", "README.md", "charts", "croissant.json", "manifest.json", "shards",
     ]  # fmt: skip
+    charts = sorted(p.name for p in (home.corpus_dir / "charts").iterdir())
+    assert charts == ["licences.png", "outcomes.png", "sources.png"]
 
 
 def test_no_manifest_is_an_error_naming_it_and_writes_nothing(tmp_path):

@@ -64,6 +64,7 @@ from opencorpus_dagster.publish.attribution import write_attribution
 from opencorpus_dagster.publish.card import write_card
 from opencorpus_dagster.publish.croissant import write_croissant
 from opencorpus_dagster.publish.markdown import markdown_text
+from opencorpus_dagster.publish.release import base_url_from_environment
 from opencorpus_dagster.quality.suites import validate_documents, validate_raw
 from opencorpus_dagster.shards import SHARD_COLUMNS, SHARD_SCHEMA
 from opencorpus_dagster.takedown import apply_takedowns, record_shard_changes
@@ -361,9 +362,10 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
     def card(corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
         home, store = corpus.data_home(), lineage_store(lineage)
         descriptions = {s.name: s.spec.description for s in sources if s.spec.description}
-        readme = write_card(home, store, descriptions)
+        owners, base_url = {s.name: list(s.spec.owners) for s in sources}, base_url_from_environment()
+        readme = write_card(home, store, descriptions, owners=owners, base_url=base_url)
         attribution = write_attribution(home, store)
-        croissant = write_croissant(home, store)
+        croissant = write_croissant(home, store, owners=owners, base_url=base_url)
         metadata = {
             "card": MetadataValue.path(str(readme)),
             "attribution": MetadataValue.path(str(attribution)),

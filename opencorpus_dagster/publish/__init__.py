@@ -6,8 +6,12 @@ so a reader sees the previous file or the new one, never half of one. The same c
 byte-identical files: nothing here reads the clock.
 
     <home>/corpus/README.md      Hugging Face dataset card (YAML header + Markdown)   card.py
+    <home>/corpus/charts/*.png   the card's charts (licences, outcomes, sources)      charts.py
     <home>/corpus/ATTRIBUTION    plain-text attribution list                          attribution.py
     <home>/corpus/croissant.json Croissant 1.0 JSON-LD                                croissant.py
+
+Version, release date, creators, citation and base URL, shared by the card and Croissant:
+release.py.
 """
 
 from __future__ import annotations

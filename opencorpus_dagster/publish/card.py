@@ -1,10 +1,13 @@
 """The dataset card: `<home>/corpus/README.md` in Hugging Face dataset-card form.
 
 A YAML header with the Hub's metadata (licence ids from the Hub's list, languages, size
-category, task, and a `configs` entry whose `data_files` glob, relative to the corpus folder,
-lets `load_dataset` read the shards), then Markdown sections: summary, sources, languages,
-licences, processing (every filter rule's removals), deduplication, opt-outs and takedowns,
-quarantined and skipped records, known limitations.
+category, task, and `configs` whose `data_files` globs, relative to the corpus folder, let
+`load_dataset(<folder>)` read every shard and `load_dataset(<folder>, "<source>")` one source's),
+then Markdown sections: summary, sources, languages, licences, processing (every filter rule's
+removals), deduplication, opt-outs and takedowns, quarantined and skipped records, known
+limitations, and release and citation (version, release date, creators, BibTeX; see
+release.py). Three charts (charts.py) are written beside it, in `charts/`, and linked from
+the sources, licences and processing sections.
 
 Every number is queried when the card is written: document, token and licence counts from the
 shard files (DuckDB over the Parquet, one aggregate pass, the text never reaches Python), and
@@ -34,11 +37,22 @@ from opencorpus_dagster.publish.attribution import (
     requires_attribution,
     shard_files,
 )
+from opencorpus_dagster.publish.charts import (
+    LICENCES_CHART,
+    OUTCOME_ORDER,
+    OUTCOMES_CHART,
+    SOURCES_CHART,
+    TOKENS_LABEL,
+    chart_data,
+    write_charts,
+)
 from opencorpus_dagster.publish.markdown import markdown_code, markdown_link, markdown_text
+from opencorpus_dagster.publish.release import Release, release_of
 from opencorpus_dagster.storage import duckdb_connect
 
 CARD_FILE = "README.md"
 SHARD_GLOB = "shards/**/*.parquet"  # relative to the corpus folder, where README.md lives
+DEFAULT_CONFIG = "default"  # the Hub's name for the configuration load_dataset picks without one
 DEFAULT_PRETTY_NAME = "opencorpus"
 
 # Python's str.isspace() set: ASCII \t-\r, \x1c-\x1f, \x85 and Unicode Z* (RE2's \pZ).
@@ -68,7 +82,8 @@ _SIZE_CATEGORIES = (
     (10_000_000_000, "1B<n<10B"), (100_000_000_000, "10B<n<100B"), (1_000_000_000_000, "100B<n<1T"),
 )  # fmt: skip
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
-_OUTCOME_COLUMNS = ("kept", "filtered", "duplicate", "quarantined", "removed", "skipped")
+_OUTCOME_COLUMNS = tuple(str(o) for o in OUTCOME_ORDER)
+TITLE = "an openly licensed text corpus with record-level lineage"
 
 
 @dataclass
@@ -98,16 +113,24 @@ def write_card(
     store: LineageStore,
     catalog_descriptions: dict[str, str] | None = None,
     *,
+    owners: dict[str, list[str]] | None = None,
+    base_url: str | None = None,
     pretty_name: str = DEFAULT_PRETTY_NAME,
 ) -> Path:
-    """Write `<home>/corpus/README.md` for the corpus as published; returns its path.
+    """Write `<home>/corpus/README.md` and its charts (`charts/*.png`) for the corpus as
+    published; returns the card's path.
 
     `catalog_descriptions` (source name -> the catalog's description) fills the sources table;
-    a source without one gets an empty cell. Byte-identical output for the same corpus.
-    Raises FileNotFoundError when the corpus has no manifest.
+    a source without one gets an empty cell. `owners` (source name -> the catalog's `owners:`)
+    gives the creators; `base_url` (where the corpus folder is served, see release.py) goes into
+    the citation. Byte-identical output, charts included, for the same corpus and lineage store.
+    The charts are published before the card that links them.
+    Raises FileNotFoundError when the corpus has no manifest; ValueError for a bad `base_url`.
     """
     stats = corpus_statistics(home, store)
-    text = _header(stats, pretty_name) + _body(stats, pretty_name, catalog_descriptions or {})
+    release = release_of(json.loads(home.manifest.read_text()), store, owners, base_url, pretty_name)
+    write_charts(home, chart_data(stats))
+    text = _header(stats, pretty_name) + _body(stats, release, catalog_descriptions or {}, owners or {})
     return write_text_atomically(home.corpus_dir / CARD_FILE, [text])
 
 
@@ -258,12 +281,28 @@ def _header(stats: CorpusStatistics, pretty_name: str) -> str:
             "language_creators": ["found"],
             "multilinguality": ["multilingual" if len(languages) > 1 else "monolingual"],
             "source_datasets": ["original"],
-            "configs": [
-                {"config_name": "default", "data_files": [{"split": "train", "path": SHARD_GLOB}], "default": True}
-            ],
+            "configs": dataset_configs(stats.by_source),
         }
     )
     return "---\n" + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, width=1000) + "---\n\n"
+
+
+def dataset_configs(sources) -> list[dict]:
+    """The Hub's `configs`: `default` (every shard, what `load_dataset(folder)` reads), then one
+    per source with documents, named after it, reading `shards/<source>/**/*.parquet`.
+
+    A source named `default` would clash with the Hub's default configuration: its own
+    configuration is `source_default`.
+    """
+    configs = [{"config_name": DEFAULT_CONFIG, "data_files": [{"split": "train", "path": SHARD_GLOB}], "default": True}]
+    for source in sorted(sources):
+        data_files = [{"split": "train", "path": f"shards/{source}/**/*.parquet"}]
+        configs.append({"config_name": source_config_name(source), "data_files": data_files})
+    return configs
+
+
+def source_config_name(source: str) -> str:
+    return f"source_{source}" if source == DEFAULT_CONFIG else source
 
 
 def _slug(key: str) -> str:
@@ -275,9 +314,9 @@ def _slug(key: str) -> str:
 # --- the Markdown body ---------------------------------------------------------------------
 
 
-def _body(stats: CorpusStatistics, pretty_name: str, descriptions: dict[str, str]) -> str:
+def _body(stats: CorpusStatistics, release: Release, descriptions: dict[str, str], owners: dict[str, list[str]]) -> str:
     sections = [
-        _summary(stats, pretty_name),
+        _summary(stats, release),
         _sources(stats, descriptions),
         _languages(stats),
         _licences(stats),
@@ -286,15 +325,18 @@ def _body(stats: CorpusStatistics, pretty_name: str, descriptions: dict[str, str
         _removals(stats),
         _set_aside(stats),
         _limitations(stats),
+        _release(stats, release, owners),
     ]
     return "\n".join(sections)
 
 
-def _summary(stats: CorpusStatistics, pretty_name: str) -> str:
+def _summary(stats: CorpusStatistics, release: Release) -> str:
     records_in = sum(stats.records_in.values())
     licences = len(stats.by_license)
+    one_source = next(iter(stats.by_source), None)
+    released = f", released {release.date}" if release.date else ""
     return (
-        f"# {markdown_text(pretty_name)}\n\n"
+        f"# {markdown_text(release.name)}\n\n"
         "## Summary\n\n"
         f"{_n(stats.documents)} documents, {_n(stats.tokens)} tokens, from {len(stats.by_source)} sources "
         f"under {licences} licence{'s' if licences != 1 else ''}, in {_n(stats.shards)} Parquet shards "
@@ -307,10 +349,18 @@ def _summary(stats: CorpusStatistics, pretty_name: str) -> str:
         "follows any shard row back to the upstream record and every decision taken about it. "
         "`manifest.json` lists each shard with its sha256; `ATTRIBUTION` credits every record whose "
         "licence requires it; `croissant.json` describes the files in Croissant 1.0.\n\n"
+        f"Version {markdown_code(release.version)}{released} (see Release and citation).\n\n"
+        "Every source is also a configuration of its own (the `configs` of the YAML header):\n\n"
         "```python\n"
         "from datasets import load_dataset\n\n"
-        f'corpus = load_dataset("parquet", data_files="{SHARD_GLOB}", split="train")  # from this folder\n'
-        "```\n"
+        'corpus = load_dataset("path/to/this/folder", split="train")  # every source\n'
+        + (
+            f'{one_source} = load_dataset("path/to/this/folder", "{source_config_name(one_source)}", split="train")'
+            "  # one source\n"
+            if one_source
+            else ""
+        )
+        + "```\n"
     )
 
 
@@ -330,6 +380,7 @@ def _sources(stats: CorpusStatistics, descriptions: dict[str, str]) -> str:
         f"| **total** | | {_n(stats.documents)} | {_share(stats.documents, stats.documents)} "
         f"| {_n(stats.tokens)} | {_share(stats.tokens, stats.tokens)} |"
     )
+    lines += ["", f"![Documents and {TOKENS_LABEL} per source]({SOURCES_CHART})"]
     return "\n".join(lines) + "\n"
 
 
@@ -363,6 +414,7 @@ def _licences(stats: CorpusStatistics) -> str:
             f"| {markdown_text(license) or '(none)'} | {urls} | {needs} | {_n(documents)} "
             f"| {_share(documents, stats.documents)} | {_n(tokens)} | {_share(tokens, stats.tokens)} |"
         )
+    lines += ["", f"![Share of documents and of {TOKENS_LABEL} under each licence]({LICENCES_CHART})"]
     lines += ["", "By source:", "", "| Source | Licence | Documents | Tokens |", "|---|---|---:|---:|"]
     for (source, license), (documents, tokens) in stats.by_source_license.items():
         lines.append(f"| {source} | {markdown_text(license) or '(none)'} | {_n(documents)} | {_n(tokens)} |")
@@ -386,6 +438,7 @@ def _processing(stats: CorpusStatistics) -> str:
         lines.append(f"| {source} | {_n(stats.records_in.get(source, 0))} | {cells} |")
     cells = " | ".join(_n(totals[o]) for o in _OUTCOME_COLUMNS)
     lines.append(f"| **total** | {_n(totals['records in'])} | {cells} |")
+    lines += ["", f"![Per source, records read, then left after each outcome, down to records kept]({OUTCOMES_CHART})"]
     lines += ["", "### Filter rules", ""]
     if not stats.filters:
         lines.append("No record was removed by a filter rule.")
@@ -511,6 +564,27 @@ def _limitations(stats: CorpusStatistics) -> str:
         "Token counts are whitespace-separated words, not model tokens; a tokenizer will count more.",
     ]
     return "## Known limitations\n\n" + "\n".join(f"- {item}" for item in items) + "\n"
+
+
+def _release(stats: CorpusStatistics, release: Release, owners: dict[str, list[str]]) -> str:
+    lines = [
+        "## Release and citation\n",
+        f"- Version: {markdown_code(release.version)} (changes exactly when a shard's bytes change: "
+        "a digest of the shards' sha256 in `manifest.json`).",
+        f"- Release date: {release.date or 'unknown (no decision recorded)'} (UTC; when a record's outcome was last "
+        "decided, from the lineage store).",
+    ]
+    if release.creators:
+        lines.append("- Creators (the catalog owners of the sources in this release):")
+        for creator in release.creators:
+            owned = [source for source in stats.by_source if creator in owners.get(source, [])]
+            lines.append(f"  - {markdown_text(creator)} ({', '.join(owned)})")
+    else:
+        lines.append("- Creators: no catalog owners are declared for the sources in this release.")
+    if release.base_url:
+        lines.append(f"- Published at: {markdown_link(release.url_of(CARD_FILE))}")
+    lines += ["", "```bibtex", release.bibtex(TITLE).rstrip("\n"), "```"]
+    return "\n".join(lines) + "\n"
 
 
 # --- formatting ----------------------------------------------------------------------------

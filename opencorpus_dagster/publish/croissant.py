@@ -1,9 +1,13 @@
 """Croissant 1.0 metadata (`<home>/corpus/croissant.json`): the corpus's files and columns in JSON-LD.
 
-Describes, relative to the corpus folder (where the file lives): a `cr:FileObject` for
-`manifest.json` with its sha256, a `cr:FileSet` for the shards (`shards/**/*.parquet`), and one
+Describes a `cr:FileObject` for `manifest.json` with its sha256, a `cr:FileSet` for the shards
+(`shards/**/*.parquet`, relative to the corpus folder, where the file lives), and one
 `cr:RecordSet` whose fields are the shard columns, each with the Croissant data type of its
-Parquet type (read from the shards' footers). The licence is a list of licence URLs. The
+Parquet type (read from the shards' footers). The licence is a list of licence URLs. Version,
+release date (`datePublished`), creators (`creator`: the catalog owners) and citation (`citeAs`,
+BibTeX: Croissant's property for how to cite the dataset; schema.org's `citation` is for works
+the dataset cites) are those of the card (release.py). `url` (the card) and the manifest's
+`contentUrl` are absolute under `OPENCORPUS_BASE_URL` when it is set, relative otherwise. The
 `@context` is the Croissant 1.0 one (mlcommons/croissant datasets/1.0, plus the
 `equivalentProperty` and `samplingRate` terms mlcroissant expects). Validated by
 `mlcroissant` in tests/test_card.py.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,7 +31,8 @@ from opencorpus_dagster.publish.attribution import (
     license_urls,
     shard_files,
 )
-from opencorpus_dagster.publish.card import SHARD_GLOB
+from opencorpus_dagster.publish.card import CARD_FILE, SHARD_GLOB, TITLE
+from opencorpus_dagster.publish.release import release_of
 from opencorpus_dagster.shards import SHARD_SCHEMA
 from opencorpus_dagster.storage import duckdb_connect
 
@@ -88,16 +94,24 @@ _COLUMN_DESCRIPTIONS = {
 }
 
 
-def write_croissant(home: DataHome, store: LineageStore, *, name: str = "opencorpus") -> Path:
+def write_croissant(
+    home: DataHome,
+    store: LineageStore,
+    *,
+    name: str = "opencorpus",
+    owners: dict[str, list[str]] | None = None,
+    base_url: str | None = None,
+) -> Path:
     """Write `<home>/corpus/croissant.json` for the corpus as published; returns its path.
 
-    `store` is accepted for symmetry with the other publishers: the file describes files and
-    columns, which the manifest and the shard footers hold. Byte-identical for the same corpus.
-    Raises FileNotFoundError when the corpus has no manifest.
+    Files and columns come from the manifest and the shard footers; the release date from the
+    lineage store; `owners` (source name -> catalog owners) and `base_url` as for the card.
+    Byte-identical for the same corpus and store.
+    Raises FileNotFoundError when the corpus has no manifest; ValueError for a bad `base_url`.
     """
-    del store
     files = shard_files(home)
     manifest = json.loads(home.manifest.read_text())
+    release = release_of(manifest, store, owners, base_url, name)
     totals = manifest["totals"]
     licences = sorted({key for license in totals["licenses"] for key in license_keys(license)})
     urls = sorted({link for license in totals["licenses"] for link in license_urls(license)})
@@ -114,8 +128,11 @@ def write_croissant(home: DataHome, store: LineageStore, *, name: str = "opencor
         "description": description,
         "conformsTo": CROISSANT_CONFORMS_TO,
         "license": urls,
-        "url": "README.md",
-        "version": _version(manifest),
+        "url": release.url_of(CARD_FILE),
+        "version": release.version,
+        **({"datePublished": release.date} if release.date else {}),
+        **({"creator": [_creator(owner) for owner in release.creators]} if release.creators else {}),
+        "citeAs": release.bibtex(TITLE),
         "inLanguage": _languages(files),
         "distribution": [
             {
@@ -123,7 +140,7 @@ def write_croissant(home: DataHome, store: LineageStore, *, name: str = "opencor
                 "@id": "manifest.json",
                 "name": "manifest.json",
                 "description": "The shard list: path, rows, bytes, sha256 and licence counts of every shard.",
-                "contentUrl": "manifest.json",
+                "contentUrl": release.url_of("manifest.json"),
                 "encodingFormat": "application/json",
                 "sha256": _sha256(home.manifest),
             },
@@ -206,14 +223,14 @@ def _languages(files: list[str]) -> list[str]:
     return [language for (language,) in rows]
 
 
-def _version(manifest: dict) -> str:
-    """A content version: the first 12 hex digits of the sha256 over the shards' sha256s.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
-    Croissant wants a version; the corpus has no release number of its own, and a date would
-    break byte-identical output. This one changes exactly when a shard's bytes change.
-    """
-    digest = hashlib.sha256("".join(f"{s['path']}:{s['sha256']}\n" for s in manifest["shards"]).encode())
-    return f"0.0.0+{digest.hexdigest()[:12]}"
+
+def _creator(owner: str) -> dict:
+    """A catalog owner as schema.org: an e-mail address is a Person, `team:<name>` an Organization."""
+    if _EMAIL.match(owner):
+        return {"@type": "sc:Person", "name": owner, "email": owner}
+    return {"@type": "sc:Organization", "name": owner}
 
 
 def _sha256(path: Path) -> str:
