@@ -8,7 +8,6 @@ directory mirror that also serves today's robots.txt of the same hosts, saying o
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
 from conftest import require_fixture
@@ -118,7 +117,8 @@ def test_the_captures_are_skipped_as_not_content(crawl):
     assert tuple(found["https://soldaini.net/robots.txt"][:4]) == ("documents", "skipped", "warc.robots_txt", "200")
     assert tuple(found["https://kyleclo.com/robots.txt"][:4]) == ("documents", "skipped", "warc.robots_txt", "404")
     with store.connection() as conn:
-        counts = dict(conn.execute("SELECT outcome, count(*) FROM outcomes WHERE source = 'crawl' GROUP BY 1").fetchall())
+        sql = "SELECT outcome, count(*) FROM outcomes WHERE source = 'crawl' GROUP BY 1"
+        counts = dict(conn.execute(sql).fetchall())
     assert sum(counts.values()) == 6 and counts["skipped"] == 2
 
 

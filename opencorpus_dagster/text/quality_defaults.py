@@ -88,7 +88,11 @@ KIND_DEFAULTS: dict[str, tuple[KindDefault, ...]] = {
 }
 
 # The paper each rule's published threshold comes from (QualityConfig cites the section).
-PUBLISHED_BY = {"gopher": "Gopher (Rae et al. 2021)", "c4": "C4 (Raffel et al. 2020)", "fineweb": "FineWeb (Penedo et al. 2024)"}
+PUBLISHED_BY = {
+    "gopher": "Gopher (Rae et al. 2021)",
+    "c4": "C4 (Raffel et al. 2020)",
+    "fineweb": "FineWeb (Penedo et al. 2024)",
+}
 
 for _kind, _defaults in KIND_DEFAULTS.items():
     for _default in _defaults:
