@@ -138,7 +138,7 @@ def test_load_dataset_with_the_cards_config_reads_every_row(corpus, card, tmp_pa
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     manifest = json.loads(home.manifest.read_text())
     assert loaded == {"rows": manifest["totals"]["rows"], "columns": list(SHARD_COLUMNS)}
-    assert loaded["rows"] == 89
+    assert loaded["rows"] == 95
 
 
 # --- the body: every number against the shards and the lineage store ------------------------
@@ -160,7 +160,7 @@ def test_sources_table_counts_documents_and_whitespace_tokens(card, shard_rows):
     ]  # fmt: skip
     assert rows[:-1] == expected
     assert rows[-1] == ["**total**", "", f"{total_documents:,}", "100.00%", f"{total_tokens:,}", "100.00%"]
-    assert documents == {"enwiki": 88, "gutenberg": 1}
+    assert documents == {"enwiki": 94, "gutenberg": 1}
     assert "whitespace-separated words" in section(body, "Summary")
     assert f"{total_documents} documents, {total_tokens:,} tokens, from 2 sources" in section(body, "Summary")
 
@@ -204,7 +204,7 @@ def test_processing_table_equals_terminal_outcomes(corpus, card):
         assert [number(cell) for cell in row[2:]] == [outcomes[source][c] for c in columns]
         assert number(row[1]) == sum(number(cell) for cell in row[2:])  # conservation, as printed
     assert [r[0] for r in rows] == ["enwiki", "gutenberg", "**total**"]
-    assert rows[-1][1:] == ["221", "89", "32", "0", "0", "0", "100"]
+    assert rows[-1][1:] == ["221", "95", "26", "0", "0", "0", "100"]
 
     filters = table(text, "Source | Stage")
     expected = lineage(
@@ -227,7 +227,7 @@ def test_dedup_removal_and_set_aside_sections_equal_the_store(corpus, card):
         assert number(documents) == considered[source]
         assert number(found) == duplicates.get(source, 0)
         assert rate == f"{100 * duplicates.get(source, 0) / considered[source]:.2f}%"
-    assert rows[-1] == ["**total**", "89", "0", "0.00%"]
+    assert rows[-1] == ["**total**", "95", "0", "0.00%"]
 
     removed = lineage(home, "SELECT count(*) FROM outcomes WHERE outcome = 'removed'")[0][0]
     assert removed == 0
@@ -249,9 +249,9 @@ def test_limitations_name_the_licence_evidence_actually_used(card, shard_rows):
     limitations = section(body, "Known limitations")
     gutenberg = sum("Gutenberg rights statement" in row["license_evidence"] for row in shard_rows)
     wikimedia = sum("Wikimedia terms of use" in row["license_evidence"] for row in shard_rows)
-    assert (gutenberg, wikimedia) == (1, 88)
+    assert (gutenberg, wikimedia) == (1, 94)
     assert 'Project Gutenberg books (1 document): included on Project Gutenberg\'s statement "Public domain in the USA"' in limitations
-    assert "Wikimedia pages (88 documents): the licence follows the revision date" in limitations
+    assert "Wikimedia pages (94 documents): the licence follows the revision date" in limitations
     assert "Web pages (" not in limitations  # no web source in the default catalog
     assert "Token counts are whitespace-separated words, not model tokens" in limitations
 
@@ -297,14 +297,14 @@ def test_removals_duplicates_and_quarantine_are_counted_by_kind(corpus, tmp_path
     ]
     dedup = section(body, "Deduplication")
     assert table(dedup, "Source") == [
-        ["enwiki", "84", "2", "2.38%"], ["gutenberg", "1", "0", "0.00%"], ["**total**", "85", "2", "2.35%"],
+        ["enwiki", "90", "2", "2.22%"], ["gutenberg", "1", "0", "0.00%"], ["**total**", "91", "2", "2.20%"],
     ]  # fmt: skip
-    assert table(dedup, "Reason") == [["`dedup.exact`", "2", "2.35%"]]
+    assert table(dedup, "Reason") == [["`dedup.exact`", "2", "2.20%"]]
     set_aside = section(body, "Quarantined and skipped records")
     assert "Quarantined (bad input, kept out with the error): 1." in set_aside
     assert ["enwiki", "quarantined", "`extract.malformed`", "1"] in table(set_aside, "Source")
     processing = table(section(body, "Processing"), "Source")
-    assert processing[0] == ["enwiki", "206", "82", "18", "2", "1", "3", "100"]
+    assert processing[0] == ["enwiki", "206", "88", "12", "2", "1", "3", "100"]
 
 
 # --- ATTRIBUTION ------------------------------------------------------------------------------
@@ -316,7 +316,7 @@ def test_attribution_lists_each_cc_by_sa_record_once_and_no_public_domain_one(co
     assert text.startswith("ATTRIBUTION\n===========\n\nFormat: plain text (UTF-8).")
     urls = re.findall(r"^  URL: (.*)$", text, re.M)
     share_alike = sorted(row["url"] for row in shard_rows if row["license"].startswith("CC-BY-SA"))
-    assert len(share_alike) == 88
+    assert len(share_alike) == 94
     assert sorted(urls) == share_alike  # each exactly once, nothing else
     assert Counter(urls).most_common(1)[0][1] == 1
     public_domain = [row for row in shard_rows if row["license"] == "LicenseRef-PublicDomain"]
@@ -324,7 +324,7 @@ def test_attribution_lists_each_cc_by_sa_record_once_and_no_public_domain_one(co
     for row in public_domain:
         assert row["url"] not in text and row["title"] not in text
     assert "  LicenseRef-PublicDomain: 1 document; https://creativecommons.org/publicdomain/mark/1.0/; no attribution required" in text
-    assert "\nLicence: CC-BY-SA-3.0 <https://creativecommons.org/licenses/by-sa/3.0/> (88 records)\n" in text
+    assert "\nLicence: CC-BY-SA-3.0 <https://creativecommons.org/licenses/by-sa/3.0/> (94 records)\n" in text
     amphibian = next(row for row in shard_rows if row["title"] == "Amphibian")
     block = f"  Title: Amphibian\n  URL: {amphibian['url']}\n  Attribution: {amphibian['attribution']}\n"
     assert block in text
@@ -364,7 +364,7 @@ def test_croissant_validates_and_reads_the_shards_with_mlcroissant(corpus, shard
     _, files = corpus
     dataset = mlc.Dataset(jsonld=files["croissant"])  # raises ValidationError on any error
     records = list(dataset.records("documents"))
-    assert len(records) == len(shard_rows) == 89
+    assert len(records) == len(shard_rows) == 95
     by_id = {r["documents/doc_id"].decode(): r for r in records}
     for row in shard_rows[:5]:
         record = by_id[row["doc_id"]]
