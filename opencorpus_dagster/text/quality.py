@@ -30,9 +30,12 @@ How this module differs from DataTrove, on purpose:
   edits text (exact dedup hashes the text, and the measured values must describe the text that
   is kept), so both are document rules here: `c4.javascript` is the fraction of non-empty lines
   mentioning "javascript" (threshold is ours, not published: 0.1), `c4.curly_bracket` the number
-  of `{` (C4's published rule: any). Code-bearing sources (Stack Overflow, documentation) and
-  critical editions (Gutenberg uses `{}` for editorial notes) should set
-  `c4_max_curly_brackets: null` in their catalog entry.
+  of `{` (C4's published rule: any). The defaults of a kind of source (`quality_defaults.py`)
+  switch it off for encyclopedias (TeX mathematics), forums (code) and books (editorial `{}`).
+
+The defaults of `QualityConfig` are the published values (tuned on web pages); a catalog entry
+starts from the defaults of its kind of source (book, encyclopedia, forum, web, ...: see
+`opencorpus_dagster.text.quality_defaults`), then its own `filters.quality` settings.
 
 Script and language awareness (each rule declares where it does not apply):
 
