@@ -470,7 +470,8 @@ def _measure(
         values["c4.curly_bracket"] = text.count("{")
 
     if "fineweb.line_punct_ratio" in wanted:
-        punct = sum(line_ends_sentence(line, language, config) for line in nonempty_lines)
+        ends = _line_end_pattern(config.extra_sentence_terminals.get(language or "", "")).search
+        punct = sum(ends(line.rstrip()[-_LINE_END_TAIL:]) is not None for line in nonempty_lines)
         values["fineweb.line_punct_ratio"] = _ratio(punct, len(nonempty_lines))
     if "fineweb.short_line_ratio" in wanted:
         limit = config.fineweb_short_line_length
