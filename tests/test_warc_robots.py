@@ -16,6 +16,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from opencorpus_dagster.audit import conservation_problems
 from opencorpus_dagster.connectors.warc import is_robots_txt_capture
 
 CRAWL_URL = "https://crawl.opencorpus.invalid/test/CC-TEST-robots-00000.warc.gz"
@@ -120,6 +121,7 @@ def test_the_captures_are_skipped_as_not_content(crawl):
         sql = "SELECT outcome, count(*) FROM outcomes WHERE source = 'crawl' GROUP BY 1"
         counts = dict(conn.execute(sql).fetchall())
     assert sum(counts.values()) == 6 and counts["skipped"] == 2
+    assert conservation_problems(store) == []  # raw = kept + filtered + ... + skipped, per partition
 
 
 @pytest.mark.parametrize(
