@@ -28,8 +28,9 @@ from opencorpus_dagster.connectors.base import (
 )
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.limits import InputLimits
-from opencorpus_dagster.text.filters_config import FiltersConfig
+from opencorpus_dagster.text.filters_config import FiltersConfig, with_kind_defaults
 from opencorpus_dagster.text.html import ExtractionOptions
+from opencorpus_dagster.text.quality_defaults import known_kinds as known_content_kinds
 
 CATALOG_ENV = "OPENCORPUS_CATALOG"
 DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -63,6 +64,9 @@ class SourceSpec(BaseModel):
     description: str = ""
     owners: list[str] = []
     tags: dict[str, str] = {}
+    # book | encyclopedia | forum | web | print | general: picks the quality defaults
+    # (text/quality_defaults.py); None inherits the connector's.
+    content_kind: str | None = None
     enabled: bool = True
     options: dict[str, Any] = {}
     license: LicenseDeclaration | None = None
@@ -81,8 +85,9 @@ class Source:
     path: Path
     connector: Connector
     policy: LicensePolicy
-    filters: Any  # FiltersConfig
+    filters: Any  # FiltersConfig, the kind's defaults applied
     extraction: Any  # ExtractionOptions (HTML main-text extraction)
+    content_kind: str = "general"  # declared, or inherited from the connector
 
     @property
     def name(self) -> str:
@@ -97,6 +102,8 @@ class Source:
         """
         shared = self.spec.model_dump(mode="json", exclude={"description", "owners", "tags", "enabled", "options"})
         shared["options"] = self.connector.processing_options()
+        # The filters as resolved (kind defaults, model defaults): a changed default re-processes.
+        shared["resolved_filters"] = self.filters.model_dump(mode="json")
         return _short_hash(shared)
 
     def partition_fingerprint(self, unit: Unit) -> str:
@@ -192,9 +199,22 @@ def load_source_file(path: Path) -> Source:
         policy = LicensePolicy().merged(spec.policy.allow, spec.policy.deny)
     except ValueError as error:
         raise CatalogFileError(f"policy: {error}") from None
-    filters = _validate_section(FiltersConfig, spec.filters, "filters")
+    content_kind = spec.content_kind or getattr(cls, "content_kind", None) or "general"
+    if content_kind not in known_content_kinds():
+        raise CatalogFileError(
+            f"content_kind: unknown kind {content_kind!r} (expected one of: {', '.join(known_content_kinds())})"
+        )
+    filters = _validate_section(FiltersConfig, with_kind_defaults(spec.filters, content_kind), "filters")
     extraction = _validate_section(ExtractionOptions, spec.extraction, "extraction")
-    return Source(spec=spec, path=path, connector=cls(options, limits=spec.limits), policy=policy, filters=filters, extraction=extraction)
+    return Source(
+        spec=spec,
+        path=path,
+        connector=cls(options, limits=spec.limits),
+        policy=policy,
+        filters=filters,
+        extraction=extraction,
+        content_kind=content_kind,
+    )
 
 
 # A catalog file is a few hundred bytes of settings; anything near this is a mistake or an attack,

@@ -25,7 +25,7 @@ from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.gate import LicenseGate
-from opencorpus_dagster.licensing.page_rights import PageRights
+from opencorpus_dagster.licensing.page_rights import PageRights, robots_captures
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
 from opencorpus_dagster.records import Document, Drop, Outcome
 from opencorpus_dagster.storage import parquet_file
@@ -72,12 +72,14 @@ class DocumentsResult:
     path: Path | None = None
 
 
-def steps_for(source: Source, fetcher: Fetcher | None = None) -> list[Step]:
+def steps_for(source: Source, fetcher: Fetcher | None = None, raw_path: Path | None = None) -> list[Step]:
     """The documents-stage chain for one catalog source.
 
-    `fetcher` lets the page-rights step read robots.txt / tdmrep.json of web pages' hosts.
+    `fetcher` lets the page-rights step read robots.txt / tdmrep.json of web pages' hosts;
+    `raw_path` (the partition's raw file) gives it the robots.txt captures of the crawl itself.
     """
-    steps: list[Step] = [PageRights(fetcher)]
+    captures = robots_captures(raw_path) if raw_path is not None else None
+    steps: list[Step] = [PageRights(fetcher, captures)]
     # The gate runs before extraction: a record whose licence is refused costs nothing more.
     steps.append(LicenseGate(source.policy))
     steps.append(Extract(source.extraction))
@@ -150,10 +152,10 @@ def process_partition(
     The output file appears atomically; the partition's documents-stage decisions replace the
     previous ones in the lineage store in one transaction.
     """
-    steps = steps if steps is not None else steps_for(source, fetcher)
     raw_path = home.raw_path(source.name, partition)
     if not raw_path.is_file():
         raise FileNotFoundError(f"{raw_path}: the raw stage of {source.name}/{partition} has not been materialised")
+    steps = steps if steps is not None else steps_for(source, fetcher, raw_path)
     target = home.documents_path(source.name, partition)
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     result = DocumentsResult(source.name, partition, 0, 0)

@@ -149,10 +149,10 @@ def test_load_dataset_on_the_corpus_folder_reads_each_config(corpus, card, shard
     assert lines[0] == {"configs": ["default", "enwiki", "gutenberg"]}
     loaded = {line["config"]: line for line in lines[1:]}
     every = sorted(row["doc_id"] for row in shard_rows)
-    assert loaded[None]["doc_ids"] == loaded["default"]["doc_ids"] == every and len(every) == 89
+    assert loaded[None]["doc_ids"] == loaded["default"]["doc_ids"] == every and len(every) == 95
     for source in ("enwiki", "gutenberg"):
         assert loaded[source]["doc_ids"] == sorted(row["doc_id"] for row in shard_rows if row["source"] == source)
-    assert (len(loaded["enwiki"]["doc_ids"]), len(loaded["gutenberg"]["doc_ids"])) == (88, 1)
+    assert (len(loaded["enwiki"]["doc_ids"]), len(loaded["gutenberg"]["doc_ids"])) == (94, 1)
     assert all(line["columns"] == list(SHARD_COLUMNS) for line in loaded.values())
     summary = section(body, "Summary")
     assert 'load_dataset("path/to/this/folder", split="train")' in summary
@@ -178,7 +178,7 @@ def test_sources_table_counts_documents_and_whitespace_tokens(card, shard_rows):
     ]  # fmt: skip
     assert rows[:-1] == expected
     assert rows[-1] == ["**total**", "", f"{total_documents:,}", "100.00%", f"{total_tokens:,}", "100.00%"]
-    assert documents == {"enwiki": 88, "gutenberg": 1}
+    assert documents == {"enwiki": 94, "gutenberg": 1}
     assert "whitespace-separated words" in section(body, "Summary")
     assert f"{total_documents} documents, {total_tokens:,} tokens, from 2 sources" in section(body, "Summary")
 
@@ -222,7 +222,7 @@ def test_processing_table_equals_terminal_outcomes(corpus, card):
         assert [number(cell) for cell in row[2:]] == [outcomes[source][c] for c in columns]
         assert number(row[1]) == sum(number(cell) for cell in row[2:])  # conservation, as printed
     assert [r[0] for r in rows] == ["enwiki", "gutenberg", "**total**"]
-    assert rows[-1][1:] == ["221", "89", "32", "0", "0", "0", "100"]
+    assert rows[-1][1:] == ["221", "95", "26", "0", "0", "0", "100"]
 
     filters = table(text, "Source | Stage")
     expected = lineage(
@@ -245,7 +245,7 @@ def test_dedup_removal_and_set_aside_sections_equal_the_store(corpus, card):
         assert number(documents) == considered[source]
         assert number(found) == duplicates.get(source, 0)
         assert rate == f"{100 * duplicates.get(source, 0) / considered[source]:.2f}%"
-    assert rows[-1] == ["**total**", "89", "0", "0.00%"]
+    assert rows[-1] == ["**total**", "95", "0", "0.00%"]
 
     removed = lineage(home, "SELECT count(*) FROM outcomes WHERE outcome = 'removed'")[0][0]
     assert removed == 0
@@ -267,9 +267,9 @@ def test_limitations_name_the_licence_evidence_actually_used(card, shard_rows):
     limitations = section(body, "Known limitations")
     gutenberg = sum("Gutenberg rights statement" in row["license_evidence"] for row in shard_rows)
     wikimedia = sum("Wikimedia terms of use" in row["license_evidence"] for row in shard_rows)
-    assert (gutenberg, wikimedia) == (1, 88)
+    assert (gutenberg, wikimedia) == (1, 94)
     assert 'Project Gutenberg books (1 document): included on Project Gutenberg\'s statement "Public domain in the USA"' in limitations
-    assert "Wikimedia pages (88 documents): the licence follows the revision date" in limitations
+    assert "Wikimedia pages (94 documents): the licence follows the revision date" in limitations
     assert "Web pages (" not in limitations  # no web source in the default catalog
     assert "Token counts are whitespace-separated words, not model tokens" in limitations
 
@@ -315,14 +315,14 @@ def test_removals_duplicates_and_quarantine_are_counted_by_kind(corpus, tmp_path
     ]
     dedup = section(body, "Deduplication")
     assert table(dedup, "Source") == [
-        ["enwiki", "84", "2", "2.38%"], ["gutenberg", "1", "0", "0.00%"], ["**total**", "85", "2", "2.35%"],
+        ["enwiki", "90", "2", "2.22%"], ["gutenberg", "1", "0", "0.00%"], ["**total**", "91", "2", "2.20%"],
     ]  # fmt: skip
-    assert table(dedup, "Reason") == [["`dedup.exact`", "2", "2.35%"]]
+    assert table(dedup, "Reason") == [["`dedup.exact`", "2", "2.20%"]]
     set_aside = section(body, "Quarantined and skipped records")
     assert "Quarantined (bad input, kept out with the error): 1." in set_aside
     assert ["enwiki", "quarantined", "`extract.malformed`", "1"] in table(set_aside, "Source")
     processing = table(section(body, "Processing"), "Source")
-    assert processing[0] == ["enwiki", "206", "82", "18", "2", "1", "3", "100"]
+    assert processing[0] == ["enwiki", "206", "88", "12", "2", "1", "3", "100"]
 
 
 # --- ATTRIBUTION ------------------------------------------------------------------------------
@@ -334,7 +334,7 @@ def test_attribution_lists_each_cc_by_sa_record_once_and_no_public_domain_one(co
     assert text.startswith("ATTRIBUTION\n===========\n\nFormat: plain text (UTF-8).")
     urls = re.findall(r"^  URL: (.*)$", text, re.M)
     share_alike = sorted(row["url"] for row in shard_rows if row["license"].startswith("CC-BY-SA"))
-    assert len(share_alike) == 88
+    assert len(share_alike) == 94
     assert sorted(urls) == share_alike  # each exactly once, nothing else
     assert Counter(urls).most_common(1)[0][1] == 1
     public_domain = [row for row in shard_rows if row["license"] == "LicenseRef-PublicDomain"]
@@ -342,7 +342,7 @@ def test_attribution_lists_each_cc_by_sa_record_once_and_no_public_domain_one(co
     for row in public_domain:
         assert row["url"] not in text and row["title"] not in text
     assert "  LicenseRef-PublicDomain: 1 document; https://creativecommons.org/publicdomain/mark/1.0/; no attribution required" in text
-    assert "\nLicence: CC-BY-SA-3.0 <https://creativecommons.org/licenses/by-sa/3.0/> (88 records)\n" in text
+    assert "\nLicence: CC-BY-SA-3.0 <https://creativecommons.org/licenses/by-sa/3.0/> (94 records)\n" in text
     amphibian = next(row for row in shard_rows if row["title"] == "Amphibian")
     block = f"  Title: Amphibian\n  URL: {amphibian['url']}\n  Attribution: {amphibian['attribution']}\n"
     assert block in text
@@ -388,7 +388,7 @@ def test_croissant_validates_and_reads_the_shards_with_mlcroissant(corpus, shard
     assert dataset.metadata.cite_as.startswith("@misc{opencorpus_")
     assert [c.name for c in dataset.metadata.creators] == ["team:corpus", "books@example.org"]
     records = list(dataset.records("documents"))
-    assert len(records) == len(shard_rows) == 89
+    assert len(records) == len(shard_rows) == 95
     by_id = {r["documents/doc_id"].decode(): r for r in records}
     for row in shard_rows[:5]:
         record = by_id[row["doc_id"]]
@@ -577,7 +577,7 @@ def test_a_rebuild_with_a_base_url_changes_only_the_urls_and_a_bad_one_fails(bui
     published = {name: (after.corpus_dir / name).read_bytes() for name in ("README.md", "croissant.json")}
     failed = build(root, fixture_mirror, check=False, env={BASE_URL_ENV: "ftp://data.example.org/open"})
     assert failed.returncode == 1
-    assert json.loads(failed.stdout)["failed"] == [
+    assert [f.split(" (log: ")[0] for f in json.loads(failed.stdout)["failed"]] == [
         "corpus: ValueError: OPENCORPUS_BASE_URL: 'ftp://data.example.org/open' refused (url.scheme): "
         "scheme 'ftp'; only http and https URLs are read"
     ]

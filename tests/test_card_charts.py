@@ -75,11 +75,11 @@ def test_licence_and_source_bars_are_the_shards_documents_and_whitespace_tokens(
         by_source_documents[row["source"]] += 1
         by_source_tokens[row["source"]] += words
     assert data.licences == [
-        ("CC-BY-SA-3.0", 88, tokens["CC-BY-SA-3.0"]),
+        ("CC-BY-SA-3.0", 94, tokens["CC-BY-SA-3.0"]),
         ("LicenseRef-PublicDomain", 1, tokens["LicenseRef-PublicDomain"]),
     ]
-    assert data.sources == [("enwiki", 88, by_source_tokens["enwiki"]), ("gutenberg", 1, by_source_tokens["gutenberg"])]
-    assert (data.documents, data.tokens) == (len(shard_rows), sum(tokens.values())) == (89, 626_635)
+    assert data.sources == [("enwiki", 94, by_source_tokens["enwiki"]), ("gutenberg", 1, by_source_tokens["gutenberg"])]
+    assert (data.documents, data.tokens) == (len(shard_rows), sum(tokens.values())) == (95, 649_233)
 
 
 def test_funnels_are_the_lineage_stores_records_read_and_terminal_outcomes(home, data):
@@ -95,7 +95,7 @@ def test_funnels_are_the_lineage_stores_records_read_and_terminal_outcomes(home,
         assert funnel.steps()[-1][1] == outcomes[funnel.source]["kept"]  # conservation: the funnel ends at kept
     enwiki, gutenberg = data.funnels
     assert enwiki.steps() == [
-        ("read", 206, 0), ("content", 106, 100), ("passed filters", 88, 18), ("unique", 88, 0), ("kept", 88, 0),
+        ("read", 206, 0), ("content", 106, 100), ("passed filters", 94, 12), ("unique", 94, 0), ("kept", 94, 0),
     ]  # fmt: skip
     assert gutenberg.steps() == [
         ("read", 15, 0), ("content", 15, 0), ("passed filters", 1, 14), ("unique", 1, 0), ("kept", 1, 0),
@@ -138,19 +138,19 @@ def test_licence_chart_draws_document_and_token_shares(data):
     by_documents, by_tokens = draw_licences(data).axes
     (_, _, pd_tokens), (_, _, sa_tokens) = data.licences[1], data.licences[0]
     assert [label.get_text() for label in by_documents.get_yticklabels()] == ["CC-BY-SA-3.0", "LicenseRef-PublicDomain"]
-    assert bars(by_documents) == pytest.approx([100 * 88 / 89, 100 * 1 / 89])
-    assert texts(by_documents) == ["98.9% (88)", "1.1% (1)"]
+    assert bars(by_documents) == pytest.approx([100 * 94 / 95, 100 * 1 / 95])
+    assert texts(by_documents) == ["98.9% (94)", "1.1% (1)"]
     assert bars(by_tokens) == pytest.approx([100 * sa_tokens / data.tokens, 100 * pd_tokens / data.tokens])
-    assert texts(by_tokens) == [f"66.2% ({sa_tokens:,})", f"33.8% ({pd_tokens:,})"]
+    assert texts(by_tokens) == [f"67.3% ({sa_tokens:,})", f"32.7% ({pd_tokens:,})"]
     assert by_tokens.get_title(loc="left") == "Share of tokens"
-    assert by_tokens.figure.get_suptitle() == "Licences of the 89 documents (tokens: whitespace-separated words)"
+    assert by_tokens.figure.get_suptitle() == "Licences of the 95 documents (tokens: whitespace-separated words)"
     assert by_documents.yaxis_inverted()  # the largest share on top
 
 
 def test_sources_chart_draws_documents_and_tokens(data):
     documents, tokens = draw_sources(data).axes
     assert [label.get_text() for label in documents.get_yticklabels()] == ["enwiki", "gutenberg"]
-    assert bars(documents) == [88, 1]
+    assert bars(documents) == [94, 1]
     assert bars(tokens) == [t for _, _, t in data.sources]
     assert texts(tokens) == [f"{t:,}" for _, _, t in data.sources]
     assert tokens.figure.get_suptitle() == "Documents and tokens (whitespace-separated words) per source (2 sources)"
@@ -158,10 +158,10 @@ def test_sources_chart_draws_documents_and_tokens(data):
 
 def test_outcome_chart_draws_one_funnel_per_source(data):
     enwiki, gutenberg = draw_outcomes(data).axes
-    assert enwiki.get_title(loc="left") == "enwiki\n88 of 206 records kept (42.7%)"
+    assert enwiki.get_title(loc="left") == "enwiki\n94 of 206 records kept (45.6%)"
     assert gutenberg.get_title(loc="left") == "gutenberg\n1 of 15 records kept (6.7%)"
-    assert bars(enwiki) == [206, 106, 88, 88, 88]
-    assert texts(enwiki) == ["206", "106", "−100 skipped/quarantined", "88", "−18 filtered", "88", "88"]
+    assert bars(enwiki) == [206, 106, 94, 94, 94]
+    assert texts(enwiki) == ["206", "106", "−100 skipped/quarantined", "94", "−12 filtered", "94", "94"]
     assert bars(gutenberg) == [15, 15, 1, 1, 1]
     # Centred: each bar starts where it leaves equal room on both sides of the widest.
     assert [patch.get_x() for patch in gutenberg.patches] == [0, 0, 7, 7, 7]

@@ -207,16 +207,18 @@ def test_unknown_rule_name_is_a_config_error():
         QualityConfig(gopher_min_word=10)
 
 
-def test_no_space_language_skips_word_rules():
+def test_no_space_language_is_measured_in_characters():
     text = load_text("read:qq")  # a Chinese article: whitespace tokens are not words
     as_english = QualityFilter()(make_doc(text, language="en"))
     assert (as_english.reason, as_english.value) == ("gopher.word_count", 22)
     as_chinese = QualityFilter()(make_doc(text, language="zh"))
-    assert as_chinese.reason == "fineweb.line_punct_ratio"  # a line rule, not a word rule
+    # 560 characters are enough words; the duplicated "转播到腾讯微博" line is what drops it.
+    assert (as_chinese.reason, as_chinese.value) == ("fineweb.char_dup_ratio", 0.0243)
     quality = measure_quality(text, "zh", QualityConfig())
-    assert "gopher.mean_word_length" not in quality
-    assert "gopher.word_count" not in quality
-    assert "gopher.dup_line_fraction" in quality
+    assert quality["gopher.word_count"] == 560
+    assert "gopher.mean_word_length" not in quality  # declared word-only: 1 by construction
+    assert "fineweb.list_ratio" not in quality
+    assert quality["fineweb.line_punct_ratio"] == 0.5882  # lines ending in 。 count
 
 
 def test_stop_words_only_for_english():

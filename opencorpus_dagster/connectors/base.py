@@ -84,6 +84,10 @@ class Connector(ABC):
     """Subclass, set `kind` and `Options`, and decorate with `@register`."""
 
     kind: ClassVar[str]
+    # The kind of text it yields (book, encyclopedia, forum, web, ...): the quality defaults a
+    # catalog entry of this kind inherits (text/quality_defaults.py); None: declared per entry
+    # or the neutral "general".
+    content_kind: ClassVar[str | None] = None
     Options: ClassVar[type[ConnectorOptions]] = ConnectorOptions
     # Options that only list upstream units: adding a unit must not make the others stale.
     unit_listing_options: ClassVar[tuple[str, ...]] = ()

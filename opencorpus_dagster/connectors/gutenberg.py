@@ -102,6 +102,7 @@ class _SkippedMember:
 @register
 class GutenbergConnector(Connector):
     kind = "gutenberg"
+    content_kind = "book"  # quality defaults (text/quality_defaults.py)
     unit_listing_options = ("books", "catalog_feed", "languages")
 
     class Options(ConnectorOptions):

@@ -159,6 +159,7 @@ class MediaWikiConnector(Connector):
     """MediaWiki XML export files, one partition per dump file."""
 
     kind = "mediawiki"
+    content_kind = "encyclopedia"  # quality defaults (text/quality_defaults.py)
     unit_listing_options = ("dumps", "partition_keys", "dump_index", "dump_job", "since", "latest_runs", "listed_hosts")
 
     class Options(ConnectorOptions):

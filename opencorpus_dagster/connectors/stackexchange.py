@@ -157,6 +157,7 @@ class StackExchangeConnector(Connector):
     """Reads Stack Exchange `Posts.xml` dumps; one unit per site dump, one record per question."""
 
     kind = "stackexchange"
+    content_kind = "forum"  # quality defaults (text/quality_defaults.py)
     unit_listing_options = ("sites",)
     Options = StackExchangeOptions
     options: StackExchangeOptions

@@ -7,6 +7,10 @@ Common Crawl writes them), reads plain WARC and converts ARC. Every WARC record 
 - `response` (HTTP 2xx, HTML content type) and `resource` (HTML) records -> `RawRecord` with the
   decoded HTML (`PayloadType.HTML`); WET `conversion` records -> `RawRecord` with the text
   (`PayloadType.TEXT`);
+- a `response` whose target is a site's `/robots.txt` (HTTP 2xx, or 4xx: "no rules", RFC 9309
+  2.3.1.3) -> `RawRecord` with the file's text and `metadata["robots_txt"]` (status, capture
+  date, record id, file): the crawl-time robots.txt, which the documents stage applies to the
+  pages of that host in the same file and then skips as not content (`warc.robots_txt`);
 - `request`, `metadata`, `warcinfo`, `revisit`, ... -> skipped, reason `warc.<type>`;
   non-HTML content -> skipped `warc.non_html` (value: the content type); non-2xx status ->
   skipped `warc.http_status`; an empty body -> skipped `warc.empty_payload`;
@@ -102,6 +106,7 @@ class WarcConnector(Connector):
     """Web archive files; see the module docstring for the outcome of every record type."""
 
     kind = "warc"
+    content_kind = "web"  # quality defaults (text/quality_defaults.py)
     unit_listing_options = ("warcs", "listing", "max_files", "listed_hosts")
     Options = WarcOptions
 
@@ -519,6 +524,57 @@ def _lenient_record(url: str, current: _LenientRecord, record_bytes: int) -> _Re
     return record
 
 
+# -- robots.txt captured by the crawl ------------------------------------------------------------
+
+# RFC 9309 2.5: a crawler must parse at least the first 500 KiB of a robots.txt.
+MAX_ROBOTS_BYTES = 500 * 1024
+
+
+def is_robots_txt_capture(target: str | None, http_status: str | None) -> bool:
+    """A response for `<origin>/robots.txt` with a status that says what the rules were:
+    2xx (the file) or 4xx (no file: no rules). 3xx/5xx say nothing definite: not a capture."""
+    if not target or http_status is None:
+        return False
+    parts = urlsplit(target)
+    return (
+        parts.scheme.lower() in ("http", "https")
+        and parts.path == "/robots.txt"
+        and not parts.query
+        and (http_status.startswith("2") or http_status.startswith("4"))
+    )
+
+
+def _robots_capture(url: str, record: _Record, record_id: str, upstream_uri: str, target: str) -> RawRecord:
+    ok = record.http_status.startswith("2")
+    body = (record.body or b"")[:MAX_ROBOTS_BYTES] if ok else b""
+    text = body.decode("utf-8", errors="replace").lstrip("\ufeff")  # RFC 9309 2.3: UTF-8
+    capture = {
+        "status": int(record.http_status),
+        "warc_date": _header(record.headers, "WARC-Date"),
+        "record_id": record_id,
+        "warc_file": url,
+        "offset": record.offset,
+    }
+    metadata = {
+        "robots_txt": capture,
+        "http_status": capture["status"],
+        "warc_type": record.rec_type,
+        "warc_date": capture["warc_date"],
+        "warc_file": url,
+        "offset": record.offset,
+        "length": record.length,
+    }
+    return RawRecord(
+        source_record_id=record_id,
+        upstream_uri=upstream_uri,
+        payload=text,
+        payload_type=PayloadType.TEXT,
+        url=target,
+        license=None,
+        metadata=metadata,
+    )
+
+
 # -- judging one record ------------------------------------------------------------------------
 
 
@@ -571,6 +627,9 @@ def _judge(url: str, record: _Record, is_arc: bool, lenient: bool, seen: dict[st
         return decision(Outcome.QUARANTINED, "warc.bad_http_header", detail=record.http_error)
     if limit_error is None and (record.body_error is not None or record.body is None):
         return decision(Outcome.QUARANTINED, "warc.bad_payload", detail=record.body_error or "no payload")
+    target = _header(record.headers, "WARC-Target-URI")
+    if rec_type == "response" and limit_error is None and is_robots_txt_capture(target, record.http_status):
+        return _robots_capture(url, record, record_id, upstream_uri, target)
     if record.http_status is not None and not ("200" <= record.http_status < "300"):
         return decision(Outcome.SKIPPED, "warc.http_status", record.http_status)
 

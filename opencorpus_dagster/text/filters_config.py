@@ -7,12 +7,15 @@ filters:
   pii: {kinds: [email, ip_address]}
 ```
 
-Every block is optional and defaults to its model's defaults; unknown keys are errors.
+Every block is optional and defaults to its model's defaults; unknown keys are errors. The
+quality block starts from the defaults of the source's kind (`quality_defaults.py`): what the
+entry sets wins, field by field.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +24,7 @@ from opencorpus_dagster.text.language import LanguageConfig, LanguageFilter
 from opencorpus_dagster.text.normalise import Normalise, NormaliseConfig
 from opencorpus_dagster.text.pii import PiiConfig, RedactPii
 from opencorpus_dagster.text.quality import QualityConfig, QualityFilter
+from opencorpus_dagster.text.quality_defaults import quality_defaults
 
 # A documents-stage step: the (possibly changed) document, or why it was dropped.
 Step = Callable[[Document], Document | Drop]
@@ -35,6 +39,19 @@ class FiltersConfig(BaseModel):
     language: LanguageConfig = Field(default_factory=LanguageConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
+
+
+def with_kind_defaults(filters: dict[str, Any], content_kind: str) -> dict[str, Any]:
+    """The catalog's `filters:` mapping with `content_kind`'s quality defaults under what it sets.
+
+    A `quality` value that is not a mapping is left as it is, for validation to report.
+    KeyError for an unknown kind.
+    """
+    defaults = quality_defaults(content_kind)
+    quality = filters.get("quality", {})
+    if not defaults or not isinstance(quality, dict):
+        return filters
+    return {**filters, "quality": {**defaults, **quality}}
 
 
 def build_steps(config: FiltersConfig | None = None) -> list[Step]:

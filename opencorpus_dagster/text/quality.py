@@ -30,16 +30,32 @@ How this module differs from DataTrove, on purpose:
   edits text (exact dedup hashes the text, and the measured values must describe the text that
   is kept), so both are document rules here: `c4.javascript` is the fraction of non-empty lines
   mentioning "javascript" (threshold is ours, not published: 0.1), `c4.curly_bracket` the number
-  of `{` (C4's published rule: any). Code-bearing sources (Stack Overflow, documentation) and
-  critical editions (Gutenberg uses `{}` for editorial notes) should set
-  `c4_max_curly_brackets: null` in their catalog entry.
+  of `{` (C4's published rule: any). The defaults of a kind of source (`quality_defaults.py`)
+  switch it off for encyclopedias (TeX mathematics), forums (code) and books (editorial `{}`).
 
-Language awareness: for languages written without spaces between words (`no_space_languages`,
-e.g. ja, zh, th) whitespace tokens are not words, so the word-based rules (word count, mean
-word length, symbol ratio, alphabetic words, stop words, n-gram repetition, list ratio) are
-*skipped*, neither measured nor applied; line, paragraph and character rules still apply.
-`gopher.stop_words` applies only to `stop_words_languages` (English: the list is English).
-A document whose language is unknown (None) is treated as space-separated.
+The defaults of `QualityConfig` are the published values (tuned on web pages); a catalog entry
+starts from the defaults of its kind of source (book, encyclopedia, forum, web, ...: see
+`opencorpus_dagster.text.quality_defaults`), then its own `filters.quality` settings.
+
+Script and language awareness (each rule declares where it does not apply):
+
+- Words come from `opencorpus_dagster.text.segmentation`: whitespace tokens, or, for languages
+  written without spaces (`no_space_languages`: ja, zh, th, ...; for an unknown language, a
+  text mostly in such a script), one unit per character of those scripts. Every language thus
+  gets the word count and the repetition rules. On characters an n-gram rule looks at
+  `character_ngram_factor` x n characters (a Chinese or Japanese word is one to two characters;
+  the factor 2 is opencorpus's choice, not published). Rules with no meaning on characters are
+  declared in `WORD_ONLY_RULES` and skipped there: `gopher.mean_word_length` (1 by
+  construction), `gopher.stop_words`, `fineweb.list_ratio` (a line-per-word ratio tuned on
+  words).
+- `gopher.stop_words` applies only to `stop_words_languages` (English: the list is English).
+- `fineweb.line_punct_ratio`: a line "ends in punctuation" when its last character, closing
+  brackets and quotation marks aside, has the Unicode `Sentence_Terminal` property (`.`, `!`,
+  `?`, and the Armenian `։`, Devanagari `।`, CJK `。`, Arabic `؟`, ... of every script), or is
+  one of FineWeb's quotes `'` `"`. FineWeb's own list (`. ' " ! ?`) knows Latin punctuation only.
+  `extra_sentence_terminals` adds characters per language where Unicode's property misses one:
+  Greek ends questions with U+037E, which Unicode normalisation (NFC) turns into `;`.
+- `metadata["segmentation"]` records the unit ("word" or "character") the values were measured in.
 """
 
 from __future__ import annotations
@@ -47,11 +63,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
+import regex
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from opencorpus_dagster.records import Document, Drop, Outcome
+from opencorpus_dagster.text.segmentation import Unit, segment
 
 # Punctuation and symbols stripped from word edges (ASCII + the common Unicode ones).
 _EDGE_PUNCT = (
@@ -60,13 +79,16 @@ _EDGE_PUNCT = (
 )
 _BULLETS = ("•", "-", "*", "‣", "◦", "▪", "●", "–", "·")
 _ELLIPSES = ("...", "…")
-# FineWeb's stop characters for "line ends in punctuation".
-_LINE_END_PUNCT = (".", "'", '"', "!", "?")
+# "Line ends in punctuation": a sentence terminal of any script, then any closing brackets or
+# quotation marks; or FineWeb's own quote characters. Applied to the last characters of a line.
+_CLOSERS = r"[\p{Pe}\p{Pf}\p{Quotation_Mark}]*"
+_LINE_END_TAIL = 12
 _PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
 _LINE_SPLIT = re.compile(r"\n+")
 # A whitespace token containing a letter ([^\W\d_] is "alphabetic"). The lookbehind anchors
 # each attempt at a token start, so a long letterless token costs linear, not quadratic, time.
 _ALPHA_TOKEN = re.compile(r"(?<!\S)\S*?[^\W\d_]\S*")
+_HAS_LETTER = re.compile(r"[^\W\d_]")
 
 RULES: tuple[str, ...] = (
     "gopher.word_count",
@@ -98,7 +120,7 @@ RULES: tuple[str, ...] = (
     "fineweb.list_ratio",
 )
 
-# Rules that need words, skipped for languages written without spaces.
+# Rules measured on words (whitespace tokens or no-space-script characters, see segmentation).
 WORD_RULES: frozenset[str] = frozenset(
     {
         "gopher.word_count",
@@ -117,6 +139,10 @@ WORD_RULES: frozenset[str] = frozenset(
         "gopher.dup_10gram",
         "fineweb.list_ratio",
     }
+)
+# Word rules that do not apply when the units are characters (see the module docstring).
+WORD_ONLY_RULES: frozenset[str] = frozenset(
+    {"gopher.mean_word_length", "gopher.stop_words", "fineweb.list_ratio"}
 )
 
 
@@ -191,10 +217,14 @@ class QualityConfig(BaseModel):
     # drop when line breaks / words > 0.3 (lists)
     fineweb_max_list_ratio: float | None = 0.3
 
-    # Languages written without spaces between words: word-based rules are skipped for them.
+    # Languages written without spaces between words: words are their characters (segmentation).
     no_space_languages: list[str] = Field(
         default_factory=lambda: ["ja", "zh", "yue", "wuu", "th", "lo", "km", "my", "bo", "dz"]
     )
+    # On characters, an n-gram rule looks at factor x n characters (ours: a CJK word is 1-2).
+    character_ngram_factor: int = Field(default=2, ge=1, le=5)
+    # Line-end characters Unicode's Sentence_Terminal misses, per language (after NFC).
+    extra_sentence_terminals: dict[str, str] = Field(default_factory=lambda: {"el": ";"})
 
     @model_validator(mode="after")
     def _known_rule_names(self) -> QualityConfig:
@@ -259,6 +289,7 @@ _BOUNDS: dict[str, tuple[_Bound, ...]] = {
     "fineweb.list_ratio": (_Bound("fineweb_max_list_ratio", "max"),),
 }
 assert tuple(_BOUNDS) == RULES
+_DEFAULT_CONFIG = QualityConfig()
 
 
 def _duplicates(items: Iterable[str]) -> tuple[int, int]:
@@ -274,33 +305,35 @@ def _duplicates(items: Iterable[str]) -> tuple[int, int]:
     return count, chars
 
 
-def _ngram_hashes(word_ids: np.ndarray) -> dict[int, np.ndarray]:
-    """64-bit polynomial hashes of every n-gram, n = 2..10, keyed by n.
+def _ngram_hashes(word_ids: np.ndarray, sizes: Iterable[int]) -> dict[int, np.ndarray]:
+    """64-bit polynomial hashes of every n-gram, for each n in `sizes`, keyed by n.
 
     `word_ids` are random 64-bit values per distinct word, so collisions are negligible;
     uint64 arithmetic wraps, which is what a hash wants.
     """
+    wanted = set(sizes)
     hashes: dict[int, np.ndarray] = {}
     prime = np.uint64(1_000_003)
     current = word_ids
-    for n in range(2, 11):
+    for n in range(2, max(wanted, default=1) + 1):
         if len(word_ids) < n:
             break
         current = current[:-1] * prime + word_ids[n - 1 :]
-        hashes[n] = current
+        if n in wanted:
+            hashes[n] = current
     return hashes
 
 
-def _top_ngram_chars(hashes: np.ndarray, word_lengths: np.ndarray, n: int) -> int:
-    """Characters covered by the most frequent n-gram (length with spaces x count); 0 when no
-    n-gram repeats (DataTrove would report the first n-gram's length, which on a short
-    document fails the rule without any repetition)."""
+def _top_ngram_chars(hashes: np.ndarray, word_lengths: np.ndarray, n: int, gap: int = 1) -> int:
+    """Characters covered by the most frequent n-gram (its length, with `gap` characters
+    between units, x its count); 0 when no n-gram repeats (DataTrove would report the first
+    n-gram's length, which on a short document fails the rule without any repetition)."""
     _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
     top = counts.max()
     if top < 2:
         return 0
     position = int(first[counts == top].min())  # ties: the n-gram that occurs first
-    length = int(word_lengths[position : position + n].sum()) + n - 1
+    length = int(word_lengths[position : position + n].sum()) + gap * (n - 1)
     return length * int(top)
 
 
@@ -321,21 +354,52 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else 0.0
 
 
+def line_ends_sentence(line: str, language: str | None = None, config: QualityConfig | None = None) -> bool:
+    """Whether `line` ends in sentence-final punctuation of any script (module docstring)."""
+    extra = (config or _DEFAULT_CONFIG).extra_sentence_terminals.get(language or "", "")
+    return bool(_line_end_pattern(extra).search(line.rstrip()[-_LINE_END_TAIL:]))
+
+
+@cache
+def _line_end_pattern(extra: str) -> regex.Pattern:
+    terminals = r"\p{Sentence_Terminal}" + regex.escape(extra) if extra else r"\p{Sentence_Terminal}"
+    return regex.compile(rf"(?:[{terminals}]{_CLOSERS}|['\"])$")
+
+
+def applicable_rules(language: str | None, unit: Unit, config: QualityConfig) -> frozenset[str]:
+    """The rules that apply to a document in `language` segmented into `unit`s, as each
+    rule declares: `WORD_ONLY_RULES` not on characters, `gopher.stop_words` only for
+    `stop_words_languages`."""
+    rules = set(RULES)
+    if unit == "character":
+        rules -= WORD_ONLY_RULES
+    if language not in config.stop_words_languages:
+        rules.discard("gopher.stop_words")
+    return frozenset(rules)
+
+
 def measure_quality(
     text: str, language: str | None, config: QualityConfig, rules: Iterable[str] | None = None
 ) -> dict[str, float | int]:
     """Measured value of each rule in `rules` (default: all of `RULES`) that applies to
-    `language`; word-based rules are absent for `no_space_languages`, `gopher.stop_words`
-    for languages outside `stop_words_languages`. Pure; never raises."""
-    wanted = set(RULES if rules is None else rules)
-    if language in config.no_space_languages:
-        wanted -= WORD_RULES
-    if language not in config.stop_words_languages:
-        wanted.discard("gopher.stop_words")
+    `language` (`applicable_rules`); words are segmented as `segmentation.segment` does.
+    Pure; never raises."""
+    return _measure(text, language, config, rules)[0]
+
+
+def _measure(
+    text: str, language: str | None, config: QualityConfig, rules: Iterable[str] | None
+) -> tuple[dict[str, float | int], Unit]:
     values: dict[str, float | int] = {}
     n_chars = len(text)
+    wanted = set(RULES if rules is None else rules)
+    if wanted & WORD_RULES:
+        segmented = segment(text, language, config.no_space_languages)
+        unit, tokens = segmented.unit, segmented.tokens
+    else:
+        unit, tokens = "word", []
+    wanted &= applicable_rules(language, unit, config)
 
-    tokens = text.split()
     stripped = [token.strip(_EDGE_PUNCT) for token in tokens]
     words = [word for word in stripped if word]
     nonempty_lines = [line for line in text.split("\n") if line.strip()]
@@ -355,7 +419,11 @@ def measure_quality(
         ellipsis_lines = sum(line.rstrip().endswith(_ELLIPSES) for line in nonempty_lines)
         values["gopher.ellipsis_lines"] = _ratio(ellipsis_lines, len(nonempty_lines))
     if "gopher.alpha_words" in wanted:
-        values["gopher.alpha_words"] = _ratio(len(_ALPHA_TOKEN.findall(text)), len(tokens))
+        if unit == "word":
+            alpha = len(_ALPHA_TOKEN.findall(text))
+        else:
+            alpha = sum(1 for token in tokens if _HAS_LETTER.search(token))
+        values["gopher.alpha_words"] = _ratio(alpha, len(tokens))
     if "gopher.stop_words" in wanted:
         stop_words = set(config.gopher_stop_words)
         values["gopher.stop_words"] = len([w for w in map(str.lower, words) if w in stop_words])
@@ -379,16 +447,18 @@ def measure_quality(
         table = np.random.default_rng(0x0C0).integers(0, 2**63, len(index) or 1, dtype=np.uint64)
         word_ids = table[ids]
         word_lengths = np.fromiter(map(len, words), np.int64, len(words))
-        hashes = _ngram_hashes(word_ids)
+        # On characters an n-gram rule looks at factor x n units, with no space between them.
+        factor, gap = (config.character_ngram_factor, 0) if unit == "character" else (1, 1)
+        hashes = _ngram_hashes(word_ids, (factor * n for n in range(2, 11)))
         for n in (2, 3, 4):
-            rule = f"gopher.top_{n}gram"
+            rule, size = f"gopher.top_{n}gram", factor * n
             if rule in wanted:
-                chars = _top_ngram_chars(hashes[n], word_lengths, n) if n in hashes else 0
+                chars = _top_ngram_chars(hashes[size], word_lengths, size, gap) if size in hashes else 0
                 values[rule] = _ratio(chars, n_chars)
         for n in range(5, 11):
-            rule = f"gopher.dup_{n}gram"
+            rule, size = f"gopher.dup_{n}gram", factor * n
             if rule in wanted:
-                chars = _dup_ngram_chars(hashes[n], word_lengths, n) if n in hashes else 0
+                chars = _dup_ngram_chars(hashes[size], word_lengths, size) if size in hashes else 0
                 values[rule] = _ratio(chars, n_chars)
 
     if "c4.lorem_ipsum" in wanted:
@@ -400,7 +470,8 @@ def measure_quality(
         values["c4.curly_bracket"] = text.count("{")
 
     if "fineweb.line_punct_ratio" in wanted:
-        punct = sum(line.rstrip().endswith(_LINE_END_PUNCT) for line in nonempty_lines)
+        ends = _line_end_pattern(config.extra_sentence_terminals.get(language or "", "")).search
+        punct = sum(ends(line.rstrip()[-_LINE_END_TAIL:]) is not None for line in nonempty_lines)
         values["fineweb.line_punct_ratio"] = _ratio(punct, len(nonempty_lines))
     if "fineweb.short_line_ratio" in wanted:
         limit = config.fineweb_short_line_length
@@ -413,11 +484,12 @@ def measure_quality(
         values["fineweb.list_ratio"] = _ratio(max(len(nonempty_lines) - 1, 0), len(tokens))
 
     # Keep only what was asked (paragraph/line pairs are computed together), in RULES order.
-    return {
+    measured = {
         rule: (round(values[rule], 4) if isinstance(values[rule], float) else values[rule])
         for rule in RULES
         if rule in wanted and rule in values
     }
+    return measured, unit
 
 
 def _failed_bounds(rule: str, value: float, config: QualityConfig) -> list[str]:
@@ -455,8 +527,9 @@ class QualityFilter:
         )
 
     def __call__(self, doc: Document) -> Document | Drop:
-        values = measure_quality(doc.text, doc.language, self.config, self.rules)
+        values, unit = _measure(doc.text, doc.language, self.config, self.rules)
         doc.metadata["quality"] = values
+        doc.metadata["segmentation"] = unit
         failures: list[tuple[str, float, list[str]]] = []
         for rule, value in values.items():
             failed = _failed_bounds(rule, value, self.config)
