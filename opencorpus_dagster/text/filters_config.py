@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opencorpus_dagster.records import Document, Drop
 from opencorpus_dagster.text.language import LanguageConfig, LanguageFilter
 from opencorpus_dagster.text.normalise import Normalise, NormaliseConfig
+from opencorpus_dagster.text.ocr import OcrQualityConfig, OcrQualityFilter
 from opencorpus_dagster.text.pii import PiiConfig, RedactPii
 from opencorpus_dagster.text.quality import QualityConfig, QualityFilter
 
@@ -35,6 +36,7 @@ class FiltersConfig(BaseModel):
     language: LanguageConfig = Field(default_factory=LanguageConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
+    ocr: OcrQualityConfig = Field(default_factory=OcrQualityConfig)  # OCR'd records only
 
 
 def build_steps(config: FiltersConfig | None = None) -> list[Step]:
@@ -53,6 +55,8 @@ def build_steps(config: FiltersConfig | None = None) -> list[Step]:
         steps.append(LanguageFilter(config.language))
     if config.quality.enabled:
         steps.append(QualityFilter(config.quality))
+    if config.ocr.enabled:  # after `quality`, which replaces metadata["quality"]; see text/ocr.py
+        steps.append(OcrQualityFilter(config.ocr))
     if config.pii.enabled:
         steps.append(RedactPii(config.pii))
     return steps
