@@ -1,0 +1,355 @@
+"""US public domain by non-renewal: a licence step for works published in the US in 1929-1963.
+
+A US work of those years whose copyright was not renewed in its 28th year is in the US public
+domain. For a record with bibliographic metadata (`metadata["bibliographic"]`: title, author,
+year, country, registration number and date), `determine` searches the renewal records
+(renewal_records.py) and answers:
+
+- `renewed`: a renewal names the registration (same number and date), or, when the record has
+  no registration number, a renewal of the same years has a close title and author. Licence
+  `LicenseRef-Copyright-US-Renewed`, which the default policy denies; the evidence names the
+  renewal id.
+- `not_renewed`: no renewal matches. Licence `LicenseRef-PublicDomain-US-NotRenewed`; the
+  evidence names the keys searched, the renewal years loaded and the closest candidates with
+  their scores, for a reviewer to check.
+- `undetermined` (licence left as it was): foreign or ad interim registrations (`AF`, `AI`) and
+  works published outside the US (no renewal does not make them US public domain: URAA
+  restoration), registration years the loaded renewals do not cover, a renewal row whose dates
+  are outside the renewal window, and a record with a registration number that does not match
+  while a renewal of a close title and author exists under another number (title and author
+  are a hint, never the link, when a number is known).
+- `not_applicable`: no year, or a year outside 1929-1963.
+
+Titles and authors are compared with rapidfuzz on normalised text (case, accents, `&`/`and`,
+punctuation; `SURNAME, GIVEN` against `Given Surname.`; several titles joined by `|`;
+`pseud. of`; a renewal that gives the author only inside the title).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+from rapidfuzz import fuzz, process
+
+from opencorpus_dagster.connectors.base import UpstreamUrl
+from opencorpus_dagster.licensing.renewal_records import (
+    RenewalIndex,
+    RenewalRow,
+    is_foreign_registration,
+    load_renewal_index,
+    normalise_registration,
+)
+from opencorpus_dagster.records import Document
+
+NOT_RENEWED = "LicenseRef-PublicDomain-US-NotRenewed"
+RENEWED = "LicenseRef-Copyright-US-Renewed"
+FIRST_YEAR, LAST_YEAR = 1929, 1963
+
+# A renewal is the same work when its title scores at least TITLE_MIN and its author AUTHOR_MIN
+# (rapidfuzz 0-100), or its title TITLE_ALONE_MIN when either side has no author. Set on the
+# benchmark (benchmarks/renewal_matching.py), which prints what they give.
+TITLE_MIN = 85
+AUTHOR_MIN = 75
+TITLE_ALONE_MIN = 93
+CANDIDATES_SHOWN = 3
+_US = {"us", "usa", "united states", "united states of america", "u.s.", "u.s.a."}
+
+
+class RenewalsConfig(BaseModel):
+    """`us_renewals:` in a source's catalog entry: the renewal files to search (NYPL/cce-renewals
+    TSVs, fetched like any upstream file, so a mirror can stand in)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    files: list[UpstreamUrl] = Field(min_length=1)
+
+
+@dataclass
+class Candidate:
+    row: RenewalRow
+    title_score: float
+    author_score: float | None
+
+    @property
+    def matches(self) -> bool:
+        if self.author_score is None:
+            return self.title_score >= TITLE_ALONE_MIN
+        return self.title_score >= TITLE_MIN and self.author_score >= AUTHOR_MIN
+
+    @property
+    def score(self) -> float:
+        return self.title_score if self.author_score is None else 0.6 * self.title_score + 0.4 * self.author_score
+
+    def describe(self) -> str:
+        author = "-" if self.author_score is None else f"{self.author_score:.0f}"
+        title = self.row.titles[0] if self.row.titles else ""
+        return f"{self.row.renewal_id} {self.row.registration}/{self.row.registered} {title[:40]!r} (title {self.title_score:.0f}, author {author})"
+
+
+@dataclass
+class Determination:
+    status: str  # renewed | not_renewed | undetermined | not_applicable
+    reason: str
+    keys: list[str] = field(default_factory=list)
+    renewal_years: list[int] = field(default_factory=list)
+    covered_years: list[int] = field(default_factory=list)
+    renewal_ids: list[str] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def license(self) -> str | None:
+        return {"renewed": RENEWED, "not_renewed": NOT_RENEWED}.get(self.status)
+
+    def evidence(self) -> str:
+        """One compact line for `license_evidence`."""
+        parts = [f"US renewal search: {self.status} ({self.reason})"]
+        if self.keys:
+            parts.append("searched " + ", ".join(self.keys))
+        if self.renewal_years:
+            covered = f"{self.covered_years[0]}-{self.covered_years[-1]}" if self.covered_years else "none"
+            parts.append(f"renewals of {self.renewal_years[0]}-{self.renewal_years[-1]} loaded (registrations of {covered} covered)")
+        if self.renewal_ids:
+            parts.append("renewal " + ", ".join(self.renewal_ids))
+        if self.candidates:
+            parts.append("closest: " + "; ".join(c.describe() for c in self.candidates[:CANDIDATES_SHOWN]))
+        if self.flags:
+            parts.append("flags: " + "; ".join(self.flags))
+        return " | ".join(parts)
+
+
+# --- normalisation --------------------------------------------------------------------------
+
+
+def normalise_text(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower().replace("&", " and ")
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+_MAIN_TITLE = re.compile(r"\s*(?:[;:/]|\s{2,}|\.\s|\(|\[)")
+_ARTICLE = re.compile(r"^(?:the|a|an)\s+")
+
+
+def title_variants(title: str) -> list[str]:
+    """Full title and main title (before a subtitle, a note or a second sentence), normalised,
+    with and without a leading English article."""
+    variants = []
+    for part in (title, _MAIN_TITLE.split(title.strip(), maxsplit=1)[0]):
+        text = normalise_text(part)
+        for variant in (text, _ARTICLE.sub("", text)):
+            if variant and variant not in variants:
+                variants.append(variant)
+    return variants
+
+
+_PSEUD = re.compile(r",?\s*pseud\.?\s+of\s+", re.IGNORECASE)
+_ROLE = re.compile(r"\b(?:ed|comp|illus|tr|joint author|pseud)\b\.?", re.IGNORECASE)
+
+
+def author_names(author: str) -> list[str]:
+    """Each person an author field names, normalised, `SURNAME, GIVEN` turned into `given surname`."""
+    names = []
+    for part in re.split(r"\s*(?:\||;|&|\band\b|" + _PSEUD.pattern + r")\s*", author, flags=re.IGNORECASE):
+        part = _ROLE.sub(" ", part or "").strip(" .,")
+        if not part:
+            continue
+        if "," in part:
+            surname, _, given = part.partition(",")
+            part = f"{given} {surname}"
+        text = normalise_text(part)
+        if text:
+            names.append(text)
+    return names
+
+
+def _surname(name: str) -> str:
+    return name.split()[-1] if name.split() else ""
+
+
+def author_score(query: list[str], row: RenewalRow) -> float | None:
+    """How well the record's author agrees with the renewal's (0-100); None when either is
+    unknown. A renewal with no author field is searched for the surname in its title text."""
+    if not query:
+        return None
+    names = author_names(row.author)
+    if not names:
+        haystack = normalise_text(" ".join(row.titles)).split()
+        if not haystack:
+            return None
+        best = max(fuzz.ratio(_surname(q), word) for q in query for word in haystack)
+        return best if best >= 85 else None  # the title may just not name the author
+    scores = []
+    for q in query:
+        for name in names:
+            full = fuzz.token_sort_ratio(q, name)
+            # Initials against full given names (`Margaret E. Bell` / `BELL, MARGARET ELIZABETH`):
+            # same surname and the same initials count as the same person.
+            if fuzz.ratio(_surname(q), _surname(name)) >= 85 and _initials(q) & _initials(name):
+                full = max(full, 90.0)
+            scores.append(full)
+    return max(scores)
+
+
+def _initials(name: str) -> set[str]:
+    return {w[0] for w in name.split()[:-1]} or {""}
+
+
+# --- the search -----------------------------------------------------------------------------
+
+
+@dataclass
+class _YearTable:
+    rows: list[RenewalRow]
+    choices: list[str]
+    owner: list[int]
+
+
+def _year_table(index: RenewalIndex, year: int) -> _YearTable:
+    cache = index.__dict__.setdefault("_tables", {})
+    if year not in cache:
+        rows = [r for r in index.by_year.get(year, []) if not r.suspect]
+        choices, owner = [], []
+        for i, row in enumerate(rows):
+            texts = list(row.titles) or []
+            for title in texts:
+                for variant in title_variants(title):
+                    choices.append(variant)
+                    owner.append(i)
+        cache[year] = _YearTable(rows, choices, owner)
+    return cache[year]
+
+
+def search_candidates(index: RenewalIndex, title: str, author: str | None, years: list[int], limit: int = 40) -> list[Candidate]:
+    """Renewal rows of registrations in `years` whose title is close to `title`, best first."""
+    query_titles = title_variants(title)
+    query_authors = author_names(author or "")
+    best: dict[int, Candidate] = {}
+    for year in years:
+        table = _year_table(index, year)
+        if not table.choices:
+            continue
+        for variant in query_titles:
+            for _, score, position in process.extract(variant, table.choices, scorer=fuzz.ratio, limit=limit, score_cutoff=55):
+                row = table.rows[table.owner[position]]
+                key = id(row)
+                if key in best and best[key].title_score >= score:
+                    continue
+                best[key] = Candidate(row, score, author_score(query_authors, row))
+    return sorted(best.values(), key=lambda c: (-c.matches, -c.score, c.row.renewal_id))
+
+
+def _is_us(country: str | None) -> bool:
+    return country is None or country.strip().lower() in _US
+
+
+def determine(index: RenewalIndex, bibliographic: dict) -> Determination:
+    """Decide renewed / not_renewed / undetermined / not_applicable for one work (see module doc)."""
+    title = bibliographic.get("title") or ""
+    author = bibliographic.get("author")
+    registration = bibliographic.get("registration")
+    registered = bibliographic.get("registered")
+    year = bibliographic.get("year") or (int(registered[:4]) if registered else None)
+    loaded, covered = index.renewal_years(), index.covered_registration_years()
+    context = {"renewal_years": loaded, "covered_years": covered}
+    if year is None or not FIRST_YEAR <= int(year) <= LAST_YEAR:
+        return Determination("not_applicable", f"year {year} is outside {FIRST_YEAR}-{LAST_YEAR}")
+    year = int(year)
+    keys = []
+    number = normalise_registration(registration) if registration else None
+    if number:
+        keys.append(f"registration {number}/{registered or '?'}")
+    if title:
+        keys.append(f"title {' / '.join(title_variants(title)[:2])!r}")
+    if author:
+        keys.append(f"author {' / '.join(author_names(author))!r}")
+    keys.append(f"year {year}")
+    if registration and is_foreign_registration(registration):
+        return Determination("undetermined", "foreign or ad interim registration: non-renewal does not make it US public domain (URAA)", keys, **context)
+    if not _is_us(bibliographic.get("country")):
+        return Determination("undetermined", f"published outside the US ({bibliographic['country']}): non-renewal does not make it US public domain (URAA)", keys, **context)
+    registration_year = int(registered[:4]) if registered else year
+    if registration_year not in covered:
+        return Determination("undetermined", f"renewals of {registration_year} registrations are not loaded", keys, **context)
+    candidates = search_candidates(index, title, author, [y for y in (year - 1, year, year + 1) if y in covered]) if title else []
+    if number and registered:
+        rows = index.by_key.get((number, registered), [])
+        if rows:
+            flags = sorted({f for r in rows for f in r.flags})
+            ids = sorted({r.renewal_id for r in rows})
+            if any(r.suspect for r in rows):
+                reason = "a renewal names this registration but its dates are outside the renewal window"
+                return Determination("undetermined", reason, keys, renewal_ids=ids, flags=flags, **context)
+            return Determination("renewed", "a renewal names this registration number and date", keys, renewal_ids=ids, flags=flags, **context)
+        same_number = [r for r in index.by_number.get(number, []) if r.registered != registered]
+        flags = [f"registration number also renewed for {r.registered} ({r.renewal_id}): numbers restarted in 1947" for r in same_number[:2]]
+        strong = [c for c in candidates if c.matches and c.row.registration != number]
+        if strong:
+            return Determination("undetermined", "no renewal names this registration, but one of a close title and author exists under another number", keys, candidates=candidates, flags=flags, **context)
+        return Determination("not_renewed", "no renewal names this registration number and date", keys, candidates=candidates, flags=flags, **context)
+    if not title:
+        return Determination("undetermined", "no registration number and no title to search", keys, **context)
+    matched = [c for c in candidates if c.matches]
+    if matched:
+        ids = sorted({c.row.renewal_id for c in matched[:1]})
+        flags = sorted(set(matched[0].row.flags))
+        return Determination("renewed", "a renewal of the same years has a close title and author", keys, renewal_ids=ids, candidates=candidates, flags=flags, **context)
+    return Determination("not_renewed", "no renewal of the same years has a close title and author", keys, candidates=candidates, **context)
+
+
+# --- the documents-stage step ----------------------------------------------------------------
+
+
+class RenewalDetermination:
+    """Step (before the licence gate): for a record with `metadata["bibliographic"]`, decide its
+    licence from the renewal records and add the evidence; other records pass unchanged.
+
+    `load` returns the index; it is called once, on the first record that needs it.
+    """
+
+    name = "us_renewals"
+
+    def __init__(self, load: Callable[[], RenewalIndex]) -> None:
+        self._load = load
+        self._index: RenewalIndex | None = None
+
+    def __call__(self, doc: Document) -> Document:
+        bibliographic = doc.metadata.get("bibliographic")
+        if not isinstance(bibliographic, dict):
+            return doc
+        if self._index is None:
+            self._index = self._load()
+        result = determine(self._index, bibliographic)
+        doc.metadata["us_renewals"] = {"status": result.status, "renewal_ids": result.renewal_ids}
+        evidence = "; ".join(p for p in (doc.license_evidence, result.evidence()) if p)
+        license = result.license or doc.license
+        return dataclasses.replace(doc, license=license, license_evidence=evidence)
+
+
+def renewal_step(config: RenewalsConfig, fetcher) -> RenewalDetermination:
+    """The step for a catalog entry's `us_renewals:` block; files are read through `fetcher`."""
+
+    def load() -> RenewalIndex:
+        if fetcher is None:
+            raise RuntimeError("us_renewals needs a fetcher to read the renewal files")
+        fetched = [(url, fetcher.fetch(url)) for url in config.files]
+        return _cached_index(tuple((url, f.sha256, str(f.path)) for url, f in fetched))
+
+    return RenewalDetermination(load)
+
+
+@lru_cache(maxsize=4)
+def _cached_index(files: tuple[tuple[str, str, str], ...]) -> RenewalIndex:
+    # Keyed by content hash: the same files are read once per process, however many partitions.
+    def texts():
+        for url, _, path in files:
+            with open(path, encoding="utf-8", newline="") as handle:
+                yield url.rsplit("/", 1)[-1], handle.read()
+
+    return load_renewal_index(texts())
