@@ -151,7 +151,11 @@ class OcrConnector(Connector):
             return [_Page(self._sidecar_page(url, fetcher) or n, url) for n, url in enumerate(unit.pages or [], 1)], {}
         data, sha256 = self._bytes(unit.mets, fetcher)
         try:
-            return _mets_pages(unit.mets, data), {"mets": unit.mets, "mets_sha256": sha256, "mets_label": _mets_label(data)}
+            return _mets_pages(unit.mets, data), {
+                "mets": unit.mets,
+                "mets_sha256": sha256,
+                "mets_label": _mets_label(data),
+            }
         except (etree.XMLSyntaxError, ValueError) as error:
             raise UnreadableInput(unit.mets, f"not an issue METS file: {error}") from error
 
@@ -192,7 +196,12 @@ class OcrConnector(Connector):
                 raise UnreadableInput(page.url, str(error)) from error
             common = {
                 "file_sha256": sha256,
-                "ocr": {"format": layout.format, "engine": layout.engine, "print": self.options.print, "page": page.number},
+                "ocr": {
+                    "format": layout.format,
+                    "engine": layout.engine,
+                    "print": self.options.print,
+                    "page": page.number,
+                },
                 **({"issue": issue} if issue else {}),
                 **({"bibliographic": bibliographic} if bibliographic else {}),
             }
@@ -202,7 +211,9 @@ class OcrConnector(Connector):
             if self.options.record == "page":
                 text = page_text(layout)
                 if not text.strip():
-                    yield Decision(record_id, uri, Outcome.SKIPPED, "raw", "ocr.no_text", None, "the page has no recognised text")
+                    yield Decision(
+                        record_id, uri, Outcome.SKIPPED, "raw", "ocr.no_text", None, "the page has no recognised text"
+                    )
                     continue
                 yield self._record(record_id, uri, text, layout.words, f"{title}, p. {page.number}", common, page.url)
                 continue
@@ -211,12 +222,23 @@ class OcrConnector(Connector):
                 if text.strip():
                     block_uri = f"{uri}&block={block.block_id}"
                     words = [w for line in block.lines for w in line]
-                    yield self._record(f"{record_id}/{block.block_id}", block_uri, text, words, f"{title}, p. {page.number}", common, page.url)
+                    yield self._record(
+                        f"{record_id}/{block.block_id}",
+                        block_uri,
+                        text,
+                        words,
+                        f"{title}, p. {page.number}",
+                        common,
+                        page.url,
+                    )
         if whole:
             yield self._unit_record(unit, spec, whole, issue, bibliographic, title)
 
     def _record(self, record_id, uri, text, words, title, metadata, url) -> RawRecord:
-        metadata = {**metadata, "ocr": {**metadata["ocr"], "words": len(words), "word_confidence": _rounded(mean_confidence(words))}}
+        metadata = {
+            **metadata,
+            "ocr": {**metadata["ocr"], "words": len(words), "word_confidence": _rounded(mean_confidence(words))},
+        }
         return RawRecord(
             source_record_id=record_id,
             upstream_uri=uri,
@@ -244,7 +266,9 @@ class OcrConnector(Connector):
             **({"issue": issue} if issue else {}),
             **({"bibliographic": bibliographic} if bibliographic else {}),
         }
-        return self._record(unit.key, f"{anchor}#pages={first.number}-{last.number}", text, words, title, metadata, anchor)
+        return self._record(
+            unit.key, f"{anchor}#pages={first.number}-{last.number}", text, words, title, metadata, anchor
+        )
 
 
 def _rounded(value: float | None) -> float | None:

@@ -33,7 +33,9 @@ RENEWAL_LAG_YEARS = (27, 28)
 # thousands; a few dozen are strays (cut files, misdated rows) that cover nothing.
 MIN_ROWS_FOR_RENEWAL_YEAR = 1000
 
-_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_MONTHS = {
+    m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)
+}
 _CCE_DATE = re.compile(r"(\d{1,2})\s*([A-Za-z]{3})[a-z]*\.?\s*(\d{2,4})")
 # `© 16Jan50 (in notice: 1949); A40610` / `© 12Jan50; AFO-840` / `© 14Feb51, A779451`
 _FULL_TEXT_REG = re.compile(r"©\s*(\d{1,2}[A-Za-z]{3}\d{2})(?:\s*\([^)]*\))?\s*[;,]\s*([A-Z]{1,3}-?\d[\d-]*)")
@@ -192,7 +194,14 @@ class RenewalIndex:
     def covered_registration_years(self) -> list[int]:
         """Registration years whose whole renewal window (27th and 28th year) is loaded."""
         loaded = set(self.renewal_years())
-        return sorted({y - lag for y in loaded for lag in RENEWAL_LAG_YEARS if all(y - lag + k in loaded for k in RENEWAL_LAG_YEARS)})
+        return sorted(
+            {
+                y - lag
+                for y in loaded
+                for lag in RENEWAL_LAG_YEARS
+                if all(y - lag + k in loaded for k in RENEWAL_LAG_YEARS)
+            }
+        )
 
 
 def load_renewal_index(files: Iterable[tuple[str, str]]) -> RenewalIndex:

@@ -57,6 +57,7 @@ FIRST_YEAR, LAST_YEAR = 1929, 1963
 TITLE_MIN = 85
 AUTHOR_MIN = 75
 TITLE_ALONE_MIN = 93
+TITLE_ALONE_MIN_CHARS = 15
 CANDIDATES_SHOWN = 3
 _US = {"us", "usa", "united states", "united states of america", "u.s.", "u.s.a."}
 
@@ -76,10 +77,20 @@ class Candidate:
     title_score: float
     author_score: float | None
 
+    numbers_differ: bool = False
+
+    words_differ: bool = False
+
     @property
     def matches(self) -> bool:
+        if self.numbers_differ or self.words_differ:
+            return False
         if self.author_score is None:
-            return self.title_score >= TITLE_ALONE_MIN
+            # A short title alone ("Cancer", "Sybil") names too many works.
+            return (
+                self.title_score >= TITLE_ALONE_MIN
+                and len(self.row.titles[0] if self.row.titles else "") >= TITLE_ALONE_MIN_CHARS
+            )
         return self.title_score >= TITLE_MIN and self.author_score >= AUTHOR_MIN
 
     @property
@@ -89,7 +100,9 @@ class Candidate:
     def describe(self) -> str:
         author = "-" if self.author_score is None else f"{self.author_score:.0f}"
         title = self.row.titles[0] if self.row.titles else ""
-        return f"{self.row.renewal_id} {self.row.registration}/{self.row.registered} {title[:40]!r} (title {self.title_score:.0f}, author {author})"
+        row = self.row
+        scores = f"(title {self.title_score:.0f}, author {author})"
+        return f"{row.renewal_id} {row.registration}/{row.registered} {title[:40]!r} {scores}"
 
 
 @dataclass
@@ -114,7 +127,10 @@ class Determination:
             parts.append("searched " + ", ".join(self.keys))
         if self.renewal_years:
             covered = f"{self.covered_years[0]}-{self.covered_years[-1]}" if self.covered_years else "none"
-            parts.append(f"renewals of {self.renewal_years[0]}-{self.renewal_years[-1]} loaded (registrations of {covered} covered)")
+            parts.append(
+                f"renewals of {self.renewal_years[0]}-{self.renewal_years[-1]} loaded "
+                f"(registrations of {covered} covered)"
+            )
         if self.renewal_ids:
             parts.append("renewal " + ", ".join(self.renewal_ids))
         if self.candidates:
@@ -134,6 +150,7 @@ def normalise_text(text: str) -> str:
 
 
 _MAIN_TITLE = re.compile(r"\s*(?:[;:/]|\s{2,}|\.\s|\(|\[)")
+_MAIN_TITLE_NO_PERIOD = re.compile(r"\s*(?:[;:/]|\s{2,}|\(|\[)")
 _ARTICLE = re.compile(r"^(?:the|a|an)\s+")
 
 
@@ -141,7 +158,10 @@ def title_variants(title: str) -> list[str]:
     """Full title and main title (before a subtitle, a note or a second sentence), normalised,
     with and without a leading English article."""
     variants = []
-    for part in (title, _MAIN_TITLE.split(title.strip(), maxsplit=1)[0]):
+    main = _MAIN_TITLE.split(title.strip(), maxsplit=1)[0]
+    if len(main) < 10:  # a sentence break that short is an abbreviation: `U.S. West` is not `U.S`
+        main = _MAIN_TITLE_NO_PERIOD.split(title.strip(), maxsplit=1)[0]
+    for part in (title, main):
         text = normalise_text(part)
         for variant in (text, _ARTICLE.sub("", text)):
             if variant and variant not in variants:
@@ -191,8 +211,11 @@ def author_score(query: list[str], row: RenewalRow) -> float | None:
             full = fuzz.token_sort_ratio(q, name)
             # Initials against full given names (`Margaret E. Bell` / `BELL, MARGARET ELIZABETH`):
             # same surname and the same initials count as the same person.
-            if fuzz.ratio(_surname(q), _surname(name)) >= 85 and _initials(q) & _initials(name):
-                full = max(full, 90.0)
+            surname = max((fuzz.ratio(_surname(q), word) for word in name.split() if len(word) > 2), default=0)
+            if surname >= 85:
+                # Same surname: given names are where cataloguers and renewals differ most
+                # (initials, middle names, a role or a second author mixed in).
+                full = max(full, 90.0 if _initials(q) & _initials(name) else 80.0)
             scores.append(full)
     return max(scores)
 
@@ -226,23 +249,61 @@ def _year_table(index: RenewalIndex, year: int) -> _YearTable:
     return cache[year]
 
 
-def search_candidates(index: RenewalIndex, title: str, author: str | None, years: list[int], limit: int = 40) -> list[Candidate]:
+def search_candidates(
+    index: RenewalIndex, title: str, author: str | None, years: list[int], limit: int = 40
+) -> list[Candidate]:
     """Renewal rows of registrations in `years` whose title is close to `title`, best first."""
     query_titles = title_variants(title)
     query_authors = author_names(author or "")
+    query_numbers = title_numbers(title)
     best: dict[int, Candidate] = {}
     for year in years:
         table = _year_table(index, year)
         if not table.choices:
             continue
         for variant in query_titles:
-            for _, score, position in process.extract(variant, table.choices, scorer=fuzz.ratio, limit=limit, score_cutoff=55):
+            for _, score, position in process.extract(
+                variant, table.choices, scorer=fuzz.ratio, limit=limit, score_cutoff=55
+            ):
                 row = table.rows[table.owner[position]]
                 key = id(row)
                 if key in best and best[key].title_score >= score:
                     continue
-                best[key] = Candidate(row, score, author_score(query_authors, row))
+                best[key] = Candidate(
+                    row,
+                    score,
+                    author_score(query_authors, row),
+                    _numbers_differ(query_numbers, row),
+                    _words_differ(variant, row),
+                )
     return sorted(best.values(), key=lambda c: (-c.matches, -c.score, c.row.renewal_id))
+
+
+def title_numbers(title: str) -> set[str]:
+    """The numbers a title states as words of their own (volume, book, part, edition, date)."""
+    numbers = re.findall(r"\b\d+\b", normalise_text(title))
+    return {
+        n for n in numbers if not (len(n) == 4 and n[:2] in ("17", "18", "19", "20"))
+    }  # years are subject, not volume
+
+
+def _numbers_differ(query: set[str], row: RenewalRow) -> bool:
+    """Both titles state numbers and share none: another volume, book or release of a series
+    (`Paterson. Book 3` is not `Paterson. Book 4`)."""
+    if not query:
+        return False
+    stated = set().union(*(title_numbers(t) for t in row.titles)) if row.titles else set()
+    return bool(stated) and not (query & stated)
+
+
+def _words_differ(query_title: str, row: RenewalRow) -> bool:
+    """A word of the record's title that no word of the renewal's resembles even as an OCR
+    misreading (`trains` / `trucks`, `teams` / `pitchers`): a different work of a close title."""
+    row_words = {w for t in row.titles for w in normalise_text(t).split()}
+    for word in query_title.split():
+        if len(word) >= 4 and max((fuzz.ratio(word, other) for other in row_words), default=0) < 55:
+            return True
+    return False
 
 
 def _is_us(country: str | None) -> bool:
@@ -271,13 +332,30 @@ def determine(index: RenewalIndex, bibliographic: dict) -> Determination:
         keys.append(f"author {' / '.join(author_names(author))!r}")
     keys.append(f"year {year}")
     if registration and is_foreign_registration(registration):
-        return Determination("undetermined", "foreign or ad interim registration: non-renewal does not make it US public domain (URAA)", keys, **context)
+        return Determination(
+            "undetermined",
+            "foreign or ad interim registration: non-renewal does not make it US public domain (URAA)",
+            keys,
+            **context,
+        )
     if not _is_us(bibliographic.get("country")):
-        return Determination("undetermined", f"published outside the US ({bibliographic['country']}): non-renewal does not make it US public domain (URAA)", keys, **context)
+        return Determination(
+            "undetermined",
+            f"published outside the US ({bibliographic['country']}): "
+            "non-renewal does not make it US public domain (URAA)",
+            keys,
+            **context,
+        )
     registration_year = int(registered[:4]) if registered else year
     if registration_year not in covered:
-        return Determination("undetermined", f"renewals of {registration_year} registrations are not loaded", keys, **context)
-    candidates = search_candidates(index, title, author, [y for y in (year - 1, year, year + 1) if y in covered]) if title else []
+        return Determination(
+            "undetermined", f"renewals of {registration_year} registrations are not loaded", keys, **context
+        )
+    candidates = (
+        search_candidates(index, title, author, [y for y in (year - 1, year, year + 1) if y in covered])
+        if title
+        else []
+    )
     if number and registered:
         rows = index.by_key.get((number, registered), [])
         if rows:
@@ -286,21 +364,59 @@ def determine(index: RenewalIndex, bibliographic: dict) -> Determination:
             if any(r.suspect for r in rows):
                 reason = "a renewal names this registration but its dates are outside the renewal window"
                 return Determination("undetermined", reason, keys, renewal_ids=ids, flags=flags, **context)
-            return Determination("renewed", "a renewal names this registration number and date", keys, renewal_ids=ids, flags=flags, **context)
+            return Determination(
+                "renewed",
+                "a renewal names this registration number and date",
+                keys,
+                renewal_ids=ids,
+                flags=flags,
+                **context,
+            )
         same_number = [r for r in index.by_number.get(number, []) if r.registered != registered]
-        flags = [f"registration number also renewed for {r.registered} ({r.renewal_id}): numbers restarted in 1947" for r in same_number[:2]]
+        flags = [
+            f"registration number also renewed for {r.registered} ({r.renewal_id}): numbers restarted in 1947"
+            for r in same_number[:2]
+        ]
         strong = [c for c in candidates if c.matches and c.row.registration != number]
         if strong:
-            return Determination("undetermined", "no renewal names this registration, but one of a close title and author exists under another number", keys, candidates=candidates, flags=flags, **context)
-        return Determination("not_renewed", "no renewal names this registration number and date", keys, candidates=candidates, flags=flags, **context)
+            return Determination(
+                "undetermined",
+                "no renewal names this registration, but one of a close title and author exists under another number",
+                keys,
+                candidates=candidates,
+                flags=flags,
+                **context,
+            )
+        return Determination(
+            "not_renewed",
+            "no renewal names this registration number and date",
+            keys,
+            candidates=candidates,
+            flags=flags,
+            **context,
+        )
     if not title:
         return Determination("undetermined", "no registration number and no title to search", keys, **context)
     matched = [c for c in candidates if c.matches]
     if matched:
         ids = sorted({c.row.renewal_id for c in matched[:1]})
         flags = sorted(set(matched[0].row.flags))
-        return Determination("renewed", "a renewal of the same years has a close title and author", keys, renewal_ids=ids, candidates=candidates, flags=flags, **context)
-    return Determination("not_renewed", "no renewal of the same years has a close title and author", keys, candidates=candidates, **context)
+        return Determination(
+            "renewed",
+            "a renewal of the same years has a close title and author",
+            keys,
+            renewal_ids=ids,
+            candidates=candidates,
+            flags=flags,
+            **context,
+        )
+    return Determination(
+        "not_renewed",
+        "no renewal of the same years has a close title and author",
+        keys,
+        candidates=candidates,
+        **context,
+    )
 
 
 # --- the documents-stage step ----------------------------------------------------------------

@@ -112,7 +112,11 @@ def _alto_version(root: etree._Element) -> str:
 def _alto_engine(root: etree._Element) -> str | None:
     for element in root.iter():
         if _local(element) == "ocrProcessingStep":
-            names = [" ".join((e.text or "").split()) for e in element.iter() if _local(e) in ("softwareName", "softwareVersion")]
+            names = [
+                " ".join((e.text or "").split())
+                for e in element.iter()
+                if _local(e) in ("softwareName", "softwareVersion")
+            ]
             names = list(dict.fromkeys(n for n in names if n))  # Tesseract repeats name in version
             if names:
                 return " ".join(names)
@@ -143,7 +147,9 @@ def _read_alto(root: etree._Element) -> OcrPage:
                 if kind == "String":
                     subs = item.get("SUBS_TYPE") or ""
                     part = 1 if subs == "HypPart1" else 2 if subs == "HypPart2" else None
-                    words.append(OcrWord(item.get("CONTENT") or "", _float(item.get("WC")), part, item.get("SUBS_CONTENT")))
+                    words.append(
+                        OcrWord(item.get("CONTENT") or "", _float(item.get("WC")), part, item.get("SUBS_CONTENT"))
+                    )
                 elif kind == "HYP" and words and words[-1].hyphen_part is None:
                     # A hyphen glyph without SUBS_*: keep it so the line-end rule joins the word.
                     words[-1].text += item.get("CONTENT") or "-"
