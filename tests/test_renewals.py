@@ -12,12 +12,21 @@ from conftest import require_fixture
 
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.licensing.renewal_records import (
+    RenewalIndex,
+    RenewalRow,
     load_renewal_index,
     normalise_registration,
     normalise_renewal,
     parse_cce_date,
 )
-from opencorpus_dagster.licensing.renewals import NOT_RENEWED, RENEWED, author_names, determine
+from opencorpus_dagster.licensing.renewals import (
+    NOT_RENEWED,
+    RENEWED,
+    author_names,
+    determine,
+    search_candidates,
+    title_numbers,
+)
 from opencorpus_dagster.records import make_doc_id
 
 
@@ -124,7 +133,11 @@ def test_not_renewed_evidence_names_keys_coverage_and_candidates(index):
     assert "searched registration A54859/1951-04-06" in evidence
     assert "author 'james warner bellah'" in evidence
     assert "renewals of 1977-1979 loaded (registrations of 1950-1951 covered)" in evidence
-    assert "closest: RE40622 B323765/1951-09-16 'The Apache Kid." in evidence and "(title 83, author -)" in evidence
+    # A book is renewed under a book registration: the periodical "The Apache Kid" (B323765) is not a candidate.
+    assert (
+        "closest: RE25776 A53624/1951-03-16 'The Apache Indians.  Text: Sonia Bleeker' (title 71, author -)" in evidence
+    )
+    assert "B323765" not in evidence
 
 
 @pytest.mark.parametrize(
@@ -161,6 +174,43 @@ def test_determination_cases(index, bibliographic, status, reason_part):
     result = determine(index, bibliographic)
     assert result.status == status, result.evidence()
     assert reason_part in result.reason
+
+
+@pytest.mark.parametrize(
+    ("title", "numbers"),
+    [("Paterson. Book 3", {"3"}), ("Vol. II: Toward educational independence", {"2"}), ("Texas jurisprudence. Vol. 3B", {"3"}),
+     ("The Use of books and libraries, 6th ed", {"6"}), ("A Documentary history of education in the South before 1860", set())],
+)  # fmt: skip
+def test_title_numbers(title, numbers):
+    assert title_numbers(title) == numbers
+
+
+@pytest.mark.parametrize(
+    ("record", "renewal", "same"),
+    [
+        ("Born of those years", "Born of those years.", True),
+        ("Bon of those yearf", "Born of those years.", True),  # a dropped letter, long s read as f
+        ("The RNan of Independence", "The Man of Independence.", True),  # rn read for m
+        ("The Killer tches the manhunt", "The Killer watches the manhunt.", True),
+        ("The Big book of real trains", "The Big book of real trucks.", False),
+        ("Joan Foster, Junior", "Joan Foster, senior.", False),
+        ("Audubon bird guide", "Audubon water bird guide: water, game and large land birds", False),
+        ("Paterson. Book 3", "Paterson.  Book 4.", False),
+        ("Cancer", "Cancer.  Vol. 4, no. 1, Jan. 1951.", False),  # a periodical: not a book's renewal
+    ],
+)
+def test_close_titles_that_are_other_works_do_not_match(record, renewal, same):
+    number = "B1" if "Vol. 4" in renewal else "A1"
+    row = RenewalRow("RE1", number, "1951-01-01", "1979-01-01", (renewal,), "Jane Doe.", "", "e", "f")
+    candidates = search_candidates(_one_row_index(row), record, "DOE, JANE", [1951], registration_class="A")
+    matched = bool(candidates) and candidates[0].matches
+    assert matched == same
+
+
+def _one_row_index(row):
+    index = RenewalIndex()
+    index.add([row])
+    return index
 
 
 def test_pseudonyms_name_both_people():

@@ -53,6 +53,7 @@ class Bibliographic(BaseModel):
     country: str | None = None  # ISO 3166 alpha-2 or a name; "US" for the United States
     registration: str | None = None  # a copyright registration number, e.g. A50980 or AF0-4873
     registered: str | None = None  # its date, YYYY-MM-DD
+    registration_class: str | None = None  # CCE class: A (books), AA, AF, AI, B, DU, ...
 
 
 class OcrUnit(BaseModel):

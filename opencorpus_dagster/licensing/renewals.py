@@ -36,6 +36,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
 
 from opencorpus_dagster.connectors.base import UpstreamUrl
 from opencorpus_dagster.licensing.renewal_records import (
@@ -78,6 +79,7 @@ class Candidate:
     author_score: float | None
 
     numbers_differ: bool = False
+    query_title_chars: int = 0
 
     words_differ: bool = False
 
@@ -87,10 +89,7 @@ class Candidate:
             return False
         if self.author_score is None:
             # A short title alone ("Cancer", "Sybil") names too many works.
-            return (
-                self.title_score >= TITLE_ALONE_MIN
-                and len(self.row.titles[0] if self.row.titles else "") >= TITLE_ALONE_MIN_CHARS
-            )
+            return self.title_score >= TITLE_ALONE_MIN and self.query_title_chars >= TITLE_ALONE_MIN_CHARS
         return self.title_score >= TITLE_MIN and self.author_score >= AUTHOR_MIN
 
     @property
@@ -203,7 +202,7 @@ def author_score(query: list[str], row: RenewalRow) -> float | None:
         haystack = normalise_text(" ".join(row.titles)).split()
         if not haystack:
             return None
-        best = max(fuzz.ratio(_surname(q), word) for q in query for word in haystack)
+        best = max(fuzz.ratio(_fold(_surname(q)), _fold(word)) for q in query for word in haystack)
         return best if best >= 85 else None  # the title may just not name the author
     scores = []
     for q in query:
@@ -211,7 +210,9 @@ def author_score(query: list[str], row: RenewalRow) -> float | None:
             full = fuzz.token_sort_ratio(q, name)
             # Initials against full given names (`Margaret E. Bell` / `BELL, MARGARET ELIZABETH`):
             # same surname and the same initials count as the same person.
-            surname = max((fuzz.ratio(_surname(q), word) for word in name.split() if len(word) > 2), default=0)
+            surname = max(
+                (fuzz.ratio(_fold(_surname(q)), _fold(word)) for word in name.split() if len(word) > 2), default=0
+            )
             if surname >= 85:
                 # Same surname: given names are where cataloguers and renewals differ most
                 # (initials, middle names, a role or a second author mixed in).
@@ -250,12 +251,19 @@ def _year_table(index: RenewalIndex, year: int) -> _YearTable:
 
 
 def search_candidates(
-    index: RenewalIndex, title: str, author: str | None, years: list[int], limit: int = 40
+    index: RenewalIndex,
+    title: str,
+    author: str | None,
+    years: list[int],
+    limit: int = 40,
+    registration_class: str | None = None,
 ) -> list[Candidate]:
-    """Renewal rows of registrations in `years` whose title is close to `title`, best first."""
+    """Renewal rows of registrations in `years` whose title is close to `title`, best first;
+    with a `registration_class`, only rows of a compatible class (`class_compatible`)."""
     query_titles = title_variants(title)
     query_authors = author_names(author or "")
     query_numbers = title_numbers(title)
+    query_words = normalise_text(title).split()
     best: dict[int, Candidate] = {}
     for year in years:
         table = _year_table(index, year)
@@ -266,6 +274,8 @@ def search_candidates(
                 variant, table.choices, scorer=fuzz.ratio, limit=limit, score_cutoff=55
             ):
                 row = table.rows[table.owner[position]]
+                if not class_compatible(registration_class, row):
+                    continue
                 key = id(row)
                 if key in best and best[key].title_score >= score:
                     continue
@@ -274,17 +284,34 @@ def search_candidates(
                     score,
                     author_score(query_authors, row),
                     _numbers_differ(query_numbers, row),
-                    _words_differ(variant, row),
+                    len(variant),
+                    _words_differ(variant, query_words, row),
                 )
     return sorted(best.values(), key=lambda c: (-c.matches, -c.score, c.row.renewal_id))
 
 
+_ROMAN = {
+    "i": "1",
+    "ii": "2",
+    "iii": "3",
+    "iv": "4",
+    "v": "5",
+    "vi": "6",
+    "vii": "7",
+    "viii": "8",
+    "ix": "9",
+    "x": "10",
+}
+_NUMBERED = re.compile(r"\b(v[o0]l|v|book|bk|part|pt|no|t|series|ser)\s+([ivx]+)\b")
+
+
 def title_numbers(title: str) -> set[str]:
-    """The numbers a title states as words of their own (volume, book, part, edition, date)."""
-    numbers = re.findall(r"\b\d+\b", normalise_text(title))
-    return {
-        n for n in numbers if not (len(n) == 4 and n[:2] in ("17", "18", "19", "20"))
-    }  # years are subject, not volume
+    """The numbers a title states as words of their own (volume, book, part, edition): `6th` and
+    `6B` as 6, `Vol. II` as 2; four-digit years are left out (a subject, `before 1860`)."""
+    text = _NUMBERED.sub(lambda m: f"{m.group(1)} {_ROMAN.get(m.group(2), m.group(2))}", normalise_text(title))
+    # A letter after the digits (`3B`, `6th`, and OCR's `4b` for `4th`) is not compared.
+    numbers = re.findall(r"\b(\d+)[a-z]{0,2}\b", text)
+    return {n for n in numbers if not (len(n) == 4 and n[:2] in ("17", "18", "19", "20"))}
 
 
 def _numbers_differ(query: set[str], row: RenewalRow) -> bool:
@@ -296,14 +323,70 @@ def _numbers_differ(query: set[str], row: RenewalRow) -> bool:
     return bool(stated) and not (query & stated)
 
 
-def _words_differ(query_title: str, row: RenewalRow) -> bool:
-    """A word of the record's title that no word of the renewal's resembles even as an OCR
-    misreading (`trains` / `trucks`, `teams` / `pitchers`): a different work of a close title."""
-    row_words = {w for t in row.titles for w in normalise_text(t).split()}
-    for word in query_title.split():
-        if len(word) >= 4 and max((fuzz.ratio(word, other) for other in row_words), default=0) < 55:
-            return True
-    return False
+# Letters OCR confuses, folded together before words are compared (`rn`/`m`, `1`/`l`, `c`/`e`,
+# long s read as `f`, ...), so a misreading is not taken for another word.
+_FOLD = str.maketrans({"1": "l", "i": "l", "0": "o", "c": "e", "f": "s", "u": "n", "b": "h", "v": "y"})
+WORD_MIN = 75
+
+
+def _fold(word: str) -> str:
+    return word.translate(_FOLD).replace("rn", "m")
+
+
+def _word_like(word: str, other: str) -> bool:
+    """The same word read with OCR errors: letters dropped (at most 40%), one edit in a short
+    word, ratio WORD_MIN in a long one."""
+    a, b = _fold(word), _fold(other)
+    short, long = sorted((a, b), key=len)
+    if len(short) >= 0.6 * len(long) and _is_subsequence(short, long):
+        return True  # letters dropped by the OCR (`tches` / `watches`), nothing misread
+    if min(len(a), len(b)) <= 5:
+        return Levenshtein.distance(a, b) <= 1
+    return fuzz.ratio(a, b) >= WORD_MIN
+
+
+def _is_subsequence(short: str, long: str) -> bool:
+    letters = iter(long)
+    return all(c in letters for c in short)
+
+
+def _has_word_like(word: str, words: list[str]) -> bool:
+    return any(_word_like(word, other) for other in words)
+
+
+def _words_differ(query_title: str, query_words: list[str], row: RenewalRow) -> bool:
+    """A word of the record's (matched) title that no word of the renewal's resembles even as an
+    OCR misreading (`trains` / `trucks`, `junior` / `senior`), or a word of the renewal's main
+    title missing from the record's (`Audubon bird guide` / `Audubon water bird guide`): a
+    different work of a close title. Words under 4 letters are not compared."""
+    row_words = [w for t in row.titles for w in normalise_text(t).split()]
+    if any(len(w) >= 4 and not _has_word_like(w, row_words) for w in query_title.split()):
+        return True
+    mains = [normalise_text(_MAIN_TITLE.split(t.strip(), maxsplit=1)[0]).split() for t in row.titles]
+    return bool(mains) and all(any(len(w) >= 4 and not _has_word_like(w, query_words) for w in main) for main in mains)
+
+
+BOOK_CLASSES = frozenset({"A", "AA", "AF", "AI"})
+
+
+def registration_class_of(number: str | None) -> str | None:
+    """`A50980` -> `A`, `AF0-4873` -> `AF`, `DU27931` -> `DU`."""
+    if not number:
+        return None
+    match = re.match(r"[A-Z]+", normalise_registration(number))
+    return match.group(0) if match else None
+
+
+def class_compatible(registration_class: str | None, row: RenewalRow) -> bool:
+    """A book (A, AA, AF, AI) is renewed under a book registration; other classes under their
+    own. Unknown on either side: compatible."""
+    theirs = registration_class_of(row.registration)
+    if registration_class is None or theirs is None:
+        return True
+    mine = registration_class.upper()
+    if mine in BOOK_CLASSES:
+        return theirs in BOOK_CLASSES
+    return theirs == mine
 
 
 def _is_us(country: str | None) -> bool:
@@ -351,11 +434,9 @@ def determine(index: RenewalIndex, bibliographic: dict) -> Determination:
         return Determination(
             "undetermined", f"renewals of {registration_year} registrations are not loaded", keys, **context
         )
-    candidates = (
-        search_candidates(index, title, author, [y for y in (year - 1, year, year + 1) if y in covered])
-        if title
-        else []
-    )
+    registration_class = bibliographic.get("registration_class") or registration_class_of(registration)
+    years = [y for y in (year - 1, year, year + 1) if y in covered]
+    candidates = search_candidates(index, title, author, years, registration_class=registration_class) if title else []
     if number and registered:
         rows = index.by_key.get((number, registered), [])
         if rows:
