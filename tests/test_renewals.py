@@ -178,9 +178,14 @@ def test_determination_cases(index, bibliographic, status, reason_part):
 
 @pytest.mark.parametrize(
     ("title", "numbers"),
-    [("Paterson. Book 3", {"3"}), ("Vol. II: Toward educational independence", {"2"}), ("Texas jurisprudence. Vol. 3B", {"3"}),
-     ("The Use of books and libraries, 6th ed", {"6"}), ("A Documentary history of education in the South before 1860", set())],
-)  # fmt: skip
+    [
+        ("Paterson. Book 3", {"3"}),
+        ("Vol. II: Toward educational independence", {"2"}),
+        ("Texas jurisprudence. Vol. 3B", {"3"}),
+        ("The Use of books and libraries, 6th ed", {"6"}),
+        ("A Documentary history of education in the South before 1860", set()),
+    ],
+)
 def test_title_numbers(title, numbers):
     assert title_numbers(title) == numbers
 
