@@ -11,7 +11,14 @@ from conftest import require_fixture
 from opencorpus_dagster.connectors.base import UnreadableInput, connector_class
 from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.records import Decision, Document, Drop
-from opencorpus_dagster.text.ocr import OcrQualityFilter, mean_confidence, ocr_quality, page_text, read_ocr_page
+from opencorpus_dagster.text.ocr import (
+    OcrFormatError,
+    OcrQualityFilter,
+    mean_confidence,
+    ocr_quality,
+    page_text,
+    read_ocr_page,
+)
 
 NDNP = "alto/ndnp-daily-national-democrat-1858"
 SAMPLES = "alto/ocr-fileformat-samples"
@@ -189,3 +196,40 @@ def test_missing_page_is_quarantined(tmp_path):
     records = _read({"units": {"u": {"pages": [missing, f"{root}/{SAMPLES}/417576986_0012.alto"]}}}, tmp_path)["u"]
     assert isinstance(records[0], Decision) and records[0].reason == "ocr.missing_page"
     assert records[1].source_record_id == "u/p0012"
+
+
+# ALTO 4 with an explicit reading order (no fixture has one: written here, two blocks listed
+# right column first) and a word hyphenated across the two blocks.
+ALTO4 = b"""<?xml version="1.0" encoding="UTF-8"?>
+<alto xmlns="http://www.loc.gov/standards/alto/ns-v4#">
+  <ReadingOrder><OrderedGroup ID="o1">
+    <ElementRef ID="r1" REF="right"/><ElementRef ID="r2" REF="left"/>
+  </OrderedGroup></ReadingOrder>
+  <Layout><Page ID="p1"><PrintSpace>
+    <TextBlock ID="left"><TextLine><String CONTENT="second" WC="0.9"/></TextLine></TextBlock>
+    <TextBlock ID="right">
+      <TextLine><String CONTENT="first" WC="0.5"/>
+        <String CONTENT="col" SUBS_TYPE="HypPart1" SUBS_CONTENT="column"/></TextLine>
+      <TextLine><String CONTENT="umn" SUBS_TYPE="HypPart2" SUBS_CONTENT="column"/><String CONTENT="ends"/></TextLine>
+    </TextBlock>
+  </PrintSpace></Page></Layout>
+</alto>"""
+
+
+def test_alto4_reading_order_is_followed():
+    page = read_ocr_page(ALTO4)
+    assert page.format == "alto-4"
+    assert [b.block_id for b in page.blocks] == ["right", "left"]
+    assert page_text(page) == "first column\nends\n\nsecond"
+    assert mean_confidence(page.words) == pytest.approx(0.7)
+
+
+def test_entity_declarations_are_refused():
+    # lxml would expand `&a;` inside the CONTENT attribute even with resolve_entities=False.
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE alto [<!ENTITY a "aaaaaaaaaa">]>'
+        b'<alto><Layout><Page><TextBlock ID="b"><TextLine><String CONTENT="&a;"/></TextLine>'
+        b"</TextBlock></Page></Layout></alto>"
+    )
+    with pytest.raises(OcrFormatError, match="DOCTYPE declares entities"):
+        read_ocr_page(bomb)

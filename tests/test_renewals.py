@@ -10,6 +10,8 @@ import pytest
 from cli_runner import REPO, build, run_opencorpus
 from conftest import require_fixture
 
+from opencorpus_dagster.connectors.base import UnreadableInput
+from opencorpus_dagster.fetch import Fetcher, Mirror, NotFound
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.licensing.renewal_records import (
     RenewalIndex,
@@ -22,8 +24,10 @@ from opencorpus_dagster.licensing.renewal_records import (
 from opencorpus_dagster.licensing.renewals import (
     NOT_RENEWED,
     RENEWED,
+    RenewalsConfig,
     author_names,
     determine,
+    renewal_step,
     search_candidates,
     title_numbers,
 )
@@ -269,3 +273,19 @@ def test_build_leaves_the_foreign_book_undetermined(digitised_build):
     out = _trace(home, "zehn-gebote/p0021")
     assert "license.unknown" in out
     assert "US renewal search: undetermined (foreign or ad interim registration" in out
+
+
+def test_renewal_files_are_read_through_the_fetcher_and_a_bad_one_names_itself(tmp_path):
+    fixtures = require_fixture("digitised/renewals")
+    mirror = tmp_path / "mirror" / "fixtures.opencorpus.invalid"
+    mirror.mkdir(parents=True)
+    (mirror / "1979-from-db.tsv").symlink_to(fixtures / "1979-from-db.tsv")
+    (mirror / "notes.tsv").write_text("a\tb\n1\t2\n", encoding="utf-8")
+    fetcher = Fetcher(tmp_path / "cache", [Mirror.parse(str(tmp_path / "mirror"))])
+    base = "https://fixtures.opencorpus.invalid"
+    step = renewal_step(RenewalsConfig(files=[f"{base}/1979-from-db.tsv"]), fetcher)
+    assert step.index.rows == 18088 and step.index.renewal_years() == [1979]
+    with pytest.raises(UnreadableInput, match=r"notes.tsv: not a readable cce-renewals TSV"):
+        renewal_step(RenewalsConfig(files=[f"{base}/notes.tsv"]), fetcher)
+    with pytest.raises(NotFound, match="missing.tsv"):
+        renewal_step(RenewalsConfig(files=[f"{base}/missing.tsv"]), fetcher)

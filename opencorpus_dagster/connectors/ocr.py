@@ -34,7 +34,14 @@ from opencorpus_dagster.fetch import Fetcher, NotFound
 from opencorpus_dagster.home import check_partition_key
 from opencorpus_dagster.limits import LimitExceeded, limit_records, over_limit
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
-from opencorpus_dagster.text.ocr import OcrFormatError, OcrPage, mean_confidence, page_text, read_ocr_page
+from opencorpus_dagster.text.ocr import (
+    OcrFormatError,
+    OcrPage,
+    mean_confidence,
+    page_text,
+    read_ocr_page,
+    refuse_entity_declarations,
+)
 from opencorpus_dagster.url_policy import UrlRefused, is_local, local_path_text, normalise_url
 
 _METS_NS = "http://www.loc.gov/METS/"
@@ -277,8 +284,13 @@ def _rounded(value: float | None) -> float | None:
 
 
 def _mets_root(data: bytes) -> etree._Element:
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        refuse_entity_declarations(data)  # hrefs are attributes: see text/ocr.py
+    except OcrFormatError as error:
+        raise ValueError(str(error)) from error
     parser = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True)
-    return etree.fromstring(data.removeprefix(b"\xef\xbb\xbf"), parser)
+    return etree.fromstring(data, parser)
 
 
 def _mets_label(data: bytes) -> str | None:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -38,13 +37,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
-from opencorpus_dagster.connectors.base import UpstreamUrl
+from opencorpus_dagster.connectors.base import UnreadableInput, UpstreamUrl
+from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.licensing.renewal_records import (
     RenewalIndex,
     RenewalRow,
     is_foreign_registration,
-    load_renewal_index,
     normalise_registration,
+    read_renewal_rows,
 )
 from opencorpus_dagster.records import Document
 
@@ -505,48 +505,44 @@ def determine(index: RenewalIndex, bibliographic: dict) -> Determination:
 
 class RenewalDetermination:
     """Step (before the licence gate): for a record with `metadata["bibliographic"]`, decide its
-    licence from the renewal records and add the evidence; other records pass unchanged.
-
-    `load` returns the index; it is called once, on the first record that needs it.
-    """
+    licence from the renewal records and add the evidence; other records pass unchanged."""
 
     name = "us_renewals"
 
-    def __init__(self, load: Callable[[], RenewalIndex]) -> None:
-        self._load = load
-        self._index: RenewalIndex | None = None
+    def __init__(self, index: RenewalIndex) -> None:
+        self.index = index
 
     def __call__(self, doc: Document) -> Document:
         bibliographic = doc.metadata.get("bibliographic")
         if not isinstance(bibliographic, dict):
             return doc
-        if self._index is None:
-            self._index = self._load()
-        result = determine(self._index, bibliographic)
+        result = determine(self.index, bibliographic)
         doc.metadata["us_renewals"] = {"status": result.status, "renewal_ids": result.renewal_ids}
         evidence = "; ".join(p for p in (doc.license_evidence, result.evidence()) if p)
         license = result.license or doc.license
         return dataclasses.replace(doc, license=license, license_evidence=evidence)
 
 
-def renewal_step(config: RenewalsConfig, fetcher) -> RenewalDetermination:
-    """The step for a catalog entry's `us_renewals:` block; files are read through `fetcher`."""
-
-    def load() -> RenewalIndex:
-        if fetcher is None:
-            raise RuntimeError("us_renewals needs a fetcher to read the renewal files")
-        fetched = [(url, fetcher.fetch(url)) for url in config.files]
-        return _cached_index(tuple((url, f.sha256, str(f.path)) for url, f in fetched))
-
-    return RenewalDetermination(load)
+def renewal_step(config: RenewalsConfig, fetcher: Fetcher | None) -> RenewalDetermination:
+    """The step for a catalog entry's `us_renewals:` block, its files read through `fetcher`
+    now, so that a missing or unreadable file fails the partition (naming the file) instead of
+    quarantining every record. Raises the fetcher's errors, or UnreadableInput."""
+    if fetcher is None:
+        raise ValueError("us_renewals: the renewal files are read through a fetcher, and none was given")
+    fetched = tuple((url, f.sha256, str(f.path)) for url, f in ((url, fetcher.fetch(url)) for url in config.files))
+    return RenewalDetermination(_cached_index(fetched))
 
 
 @lru_cache(maxsize=4)
 def _cached_index(files: tuple[tuple[str, str, str], ...]) -> RenewalIndex:
     # Keyed by content hash: the same files are read once per process, however many partitions.
-    def texts():
-        for url, _, path in files:
+    index = RenewalIndex()
+    for url, _, path in files:
+        try:
             with open(path, encoding="utf-8", newline="") as handle:
-                yield url.rsplit("/", 1)[-1], handle.read()
-
-    return load_renewal_index(texts())
+                text = handle.read()
+            index.files.append(url)
+            index.add(read_renewal_rows(text, url.rsplit("/", 1)[-1]))
+        except (UnicodeDecodeError, ValueError, OSError) as error:
+            raise UnreadableInput(url, f"not a readable cce-renewals TSV: {error}") from error
+    return index
