@@ -24,6 +24,7 @@ from opencorpus_dagster.licensing.renewal_records import (
 from opencorpus_dagster.licensing.renewals import (
     NOT_RENEWED,
     RENEWED,
+    RenewalDetermination,
     RenewalsConfig,
     author_names,
     determine,
@@ -31,7 +32,7 @@ from opencorpus_dagster.licensing.renewals import (
     search_candidates,
     title_numbers,
 )
-from opencorpus_dagster.records import make_doc_id
+from opencorpus_dagster.records import Document, make_doc_id
 
 
 @pytest.fixture(scope="module")
@@ -289,3 +290,47 @@ def test_renewal_files_are_read_through_the_fetcher_and_a_bad_one_names_itself(t
         renewal_step(RenewalsConfig(files=[f"{base}/notes.tsv"]), fetcher)
     with pytest.raises(NotFound, match="missing.tsv"):
         renewal_step(RenewalsConfig(files=[f"{base}/missing.tsv"]), fetcher)
+
+
+@pytest.mark.parametrize(
+    ("bibliographic", "stated", "license"),
+    [
+        # A blanket public-domain claim does not survive an undetermined search...
+        (
+            {"title": "Die zehn Gebote", "registration": "AF0-4873", "registered": "1951-01-05"},
+            "LicenseRef-PublicDomain",
+            None,
+        ),
+        ({"title": "Some 1930 book", "year": 1930}, "Public domain in the USA.", None),
+        # ...a licence given by the rights holder does, and a confirmed search replaces the claim.
+        (
+            {"title": "Die zehn Gebote", "registration": "AF0-4873", "registered": "1951-01-05"},
+            "CC-BY-4.0",
+            "CC-BY-4.0",
+        ),
+        (
+            {"title": "The Land of Pretend.", "registration": "A50966", "registered": "1950-11-01"},
+            "LicenseRef-PublicDomain",
+            NOT_RENEWED,
+        ),
+        (
+            {"title": "Grammar for today.", "registration": "A55750", "registered": "1951-05-01"},
+            "LicenseRef-PublicDomain",
+            RENEWED,
+        ),
+        (
+            {"title": "A 1900 book", "year": 1900},
+            "LicenseRef-PublicDomain",
+            "LicenseRef-PublicDomain",
+        ),  # not applicable
+    ],
+)
+def test_licence_step_on_documents(index, bibliographic, stated, license):
+    step = RenewalDetermination(index)
+    doc = Document(
+        "d", "s", "r", "u", None, None, "text", None, stated, "declared", None, {"bibliographic": bibliographic}
+    )
+    result = step(doc)
+    assert result.license == license
+    assert result.license_evidence.startswith("declared; US renewal search: ")
+    assert result.metadata["us_renewals"]["status"] in ("renewed", "not_renewed", "undetermined", "not_applicable")

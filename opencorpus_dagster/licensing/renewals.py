@@ -12,7 +12,8 @@ year, country, registration number and date), `determine` searches the renewal r
 - `not_renewed`: no renewal matches. Licence `LicenseRef-PublicDomain-US-NotRenewed`; the
   evidence names the keys searched, the renewal years loaded and the closest candidates with
   their scores, for a reviewer to check.
-- `undetermined` (licence left as it was): foreign or ad interim registrations (`AF`, `AI`) and
+- `undetermined` (licence left as it was, unless it is a public-domain claim, which is set
+  aside: the search could not confirm it): foreign or ad interim registrations (`AF`, `AI`) and
   works published outside the US (no renewal does not make them US public domain: URAA
   restoration), registration years the loaded renewals do not cover, a renewal row whose dates
   are outside the renewal window, and a record with a registration number that does not match
@@ -46,6 +47,7 @@ from opencorpus_dagster.licensing.renewal_records import (
     normalise_registration,
     read_renewal_rows,
 )
+from opencorpus_dagster.licensing.spdx import PUBLIC_DOMAIN, normalise_license
 from opencorpus_dagster.records import Document
 
 NOT_RENEWED = "LicenseRef-PublicDomain-US-NotRenewed"
@@ -518,9 +520,20 @@ class RenewalDetermination:
             return doc
         result = determine(self.index, bibliographic)
         doc.metadata["us_renewals"] = {"status": result.status, "renewal_ids": result.renewal_ids}
-        evidence = "; ".join(p for p in (doc.license_evidence, result.evidence()) if p)
+        parts = [doc.license_evidence, result.evidence()]
         license = result.license or doc.license
+        if result.status == "undetermined" and _claims_public_domain(doc.license):
+            # A 1929-63 work whose renewal status is unknown (foreign, not covered) is not public
+            # domain on a blanket claim; a licence its rights holder gave (CC0, CC-BY) stands.
+            parts.append(f"public-domain claim {doc.license!r} set aside: the renewal search could not confirm it")
+            license = None
+        evidence = "; ".join(p for p in parts if p)
         return dataclasses.replace(doc, license=license, license_evidence=evidence)
+
+
+def _claims_public_domain(raw: str | None) -> bool:
+    normalised = normalise_license(raw) if raw else None
+    return normalised is not None and normalised.expression.startswith(PUBLIC_DOMAIN)
 
 
 def renewal_step(config: RenewalsConfig, fetcher: Fetcher | None) -> RenewalDetermination:

@@ -5,6 +5,7 @@ filters:
   language: {allowed: [en], min_confidence: 0.6}
   quality: {c4_max_curly_brackets: null, disabled_rules: [fineweb.line_punct_ratio]}
   pii: {kinds: [email, ip_address]}
+  ocr: {min_quality: 0.8}      # OCR quality rule (text/ocr.py), OCR'd records only
 ```
 
 Every block is optional and defaults to its model's defaults; unknown keys are errors.
@@ -28,7 +29,7 @@ Step = Callable[[Document], Document | Drop]
 
 
 class FiltersConfig(BaseModel):
-    """The four text-step configurations of one source."""
+    """The text-step configurations of one source (`ocr` applies to OCR'd records only)."""
 
     model_config = ConfigDict(extra="forbid")
 
