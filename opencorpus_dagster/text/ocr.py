@@ -406,7 +406,8 @@ class OcrQualityConfig(BaseModel):
 
     It measures records that carry OCR metadata (`metadata["ocr"]`, set by the `ocr` connector)
     and passes every other record untouched. `min_quality` overrides the default for the kind
-    of print the record's metadata names (`DEFAULT_MIN_QUALITY`); `null` measures only.
+    of print the record's metadata names (`DEFAULT_MIN_QUALITY`); `measure_only: true` records
+    the values without dropping anything.
     """
 
     model_config = ConfigDict(extra="forbid")
