@@ -27,6 +27,7 @@ from opencorpus_dagster.connectors.base import (
     known_kinds,
 )
 from opencorpus_dagster.licensing.policy import LicensePolicy
+from opencorpus_dagster.licensing.renewals import RenewalsConfig
 from opencorpus_dagster.limits import InputLimits
 from opencorpus_dagster.text.filters_config import FiltersConfig, with_kind_defaults
 from opencorpus_dagster.text.html import ExtractionOptions
@@ -71,6 +72,8 @@ class SourceSpec(BaseModel):
     options: dict[str, Any] = {}
     license: LicenseDeclaration | None = None
     policy: PolicyOverrides = PolicyOverrides()
+    # Optional licence step: US public domain by non-renewal, from these renewal files.
+    us_renewals: RenewalsConfig | None = None
     filters: dict[str, Any] = {}
     extraction: dict[str, Any] = {}
     # Part of `Source.fingerprint` (the spec dump keeps it): a record over a limit is quarantined.

@@ -26,6 +26,7 @@ from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.gate import LicenseGate
 from opencorpus_dagster.licensing.page_rights import PageRights, robots_captures
+from opencorpus_dagster.licensing.renewals import renewal_step
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
 from opencorpus_dagster.records import Document, Drop, Outcome
 from opencorpus_dagster.storage import parquet_file
@@ -80,6 +81,8 @@ def steps_for(source: Source, fetcher: Fetcher | None = None, raw_path: Path | N
     """
     captures = robots_captures(raw_path) if raw_path is not None else None
     steps: list[Step] = [PageRights(fetcher, captures)]
+    if source.spec.us_renewals is not None:  # decides a licence from bibliographic metadata
+        steps.append(renewal_step(source.spec.us_renewals, fetcher))
     # The gate runs before extraction: a record whose licence is refused costs nothing more.
     steps.append(LicenseGate(source.policy))
     steps.append(Extract(source.extraction))

@@ -64,6 +64,7 @@ DEFAULT_DENY = [
     "BSD-3-Clause-No-Military-License",  # field-of-use restrictions
     "BSD-3-Clause-No-Nuclear-License*",
     COPYRIGHTED,
+    "LicenseRef-Copyright-*",  # in copyright by a record's finding: a US renewal (renewals.py)
 ]
 
 _ENTRY = re.compile(r"^[A-Za-z0-9.+\-*:]+$")

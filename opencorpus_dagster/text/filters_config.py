@@ -5,6 +5,7 @@ filters:
   language: {allowed: [en], min_confidence: 0.6}
   quality: {c4_max_curly_brackets: null, disabled_rules: [fineweb.line_punct_ratio]}
   pii: {kinds: [email, ip_address]}
+  ocr: {min_quality: 0.8}      # OCR quality rule (text/ocr.py), OCR'd records only
 ```
 
 Every block is optional and defaults to its model's defaults; unknown keys are errors. The
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opencorpus_dagster.records import Document, Drop
 from opencorpus_dagster.text.language import LanguageConfig, LanguageFilter
 from opencorpus_dagster.text.normalise import Normalise, NormaliseConfig
+from opencorpus_dagster.text.ocr import OcrQualityConfig, OcrQualityFilter
 from opencorpus_dagster.text.pii import PiiConfig, RedactPii
 from opencorpus_dagster.text.quality import QualityConfig, QualityFilter
 from opencorpus_dagster.text.quality_defaults import quality_defaults
@@ -31,7 +33,7 @@ Step = Callable[[Document], Document | Drop]
 
 
 class FiltersConfig(BaseModel):
-    """The four text-step configurations of one source."""
+    """The text-step configurations of one source (`ocr` applies to OCR'd records only)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -39,6 +41,7 @@ class FiltersConfig(BaseModel):
     language: LanguageConfig = Field(default_factory=LanguageConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
+    ocr: OcrQualityConfig = Field(default_factory=OcrQualityConfig)  # OCR'd records only
 
 
 def with_kind_defaults(filters: dict[str, Any], content_kind: str) -> dict[str, Any]:
@@ -70,6 +73,8 @@ def build_steps(config: FiltersConfig | None = None) -> list[Step]:
         steps.append(LanguageFilter(config.language))
     if config.quality.enabled:
         steps.append(QualityFilter(config.quality))
+    if config.ocr.enabled:  # after `quality`, which replaces metadata["quality"]; see text/ocr.py
+        steps.append(OcrQualityFilter(config.ocr))
     if config.pii.enabled:
         steps.append(RedactPii(config.pii))
     return steps
