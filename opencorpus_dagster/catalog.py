@@ -3,8 +3,9 @@
 Validation is strict (`extra="forbid"` everywhere, connector options validated by the
 connector's own model, SPDX ids checked against the SPDX licence list), and every error names
 the file, the field, what was given and what was expected. A file's sections are validated
-independently, so one reading reports every error of the file, not only the first. One bad file does not stop the others from loading: `load_catalog` returns the
-good sources and the errors side by side, so the UI still shows the rest of the catalog.
+independently, so one reading reports every error of the file, not only the first. One bad
+file does not stop the others from loading: `load_catalog` returns the good sources and the
+errors side by side, so the UI still shows the rest of the catalog.
 """
 
 from __future__ import annotations
@@ -234,7 +235,8 @@ def load_source_file(path: Path) -> Source:
     extraction = _validated(ExtractionOptions, data.get("extraction", {}), "extraction", problems)
     if problems:
         raise CatalogFileError(*problems)
-    return Source(spec=spec, path=path, connector=cls(options, limits=spec.limits), policy=policy, filters=filters, extraction=extraction)
+    connector = cls(options, limits=spec.limits)
+    return Source(spec=spec, path=path, connector=connector, policy=policy, filters=filters, extraction=extraction)
 
 
 def _merged_policy(overrides: PolicyOverrides, problems: list[CatalogProblem]) -> LicensePolicy | None:
