@@ -583,18 +583,9 @@ def validate(catalog: CatalogOption = None, as_json: JsonOption = False) -> None
     files.sort(key=lambda item: item["file"])
     if as_json:
         _print_json(files)
-    for item in files:
-        if as_json:
-            break
-        if item["valid"]:
-            extra = " + those listed upstream" if item["discovers_partitions"] else ""
-            kind = "declared partitions" if item["discovers_partitions"] else "partitions"
-            described = f"{item['source']} ({item['kind']}, {item['partitions']} {kind}{extra})"
-            out.print(f"ok  {Path(item['file']).name}: {described}", highlight=False, markup=False)
-        else:
-            for problem in item["errors"]:
-                where = f"{problem['field']}: " if problem["field"] else ""
-                print(f"bad {item['file']}: {where}{problem['message']}", file=sys.stderr)
+    else:
+        for item in files:
+            _print_validation(item)
     if not files:
         _say(f"no catalog files (*.yaml, *.yml) in {loaded.directory}")
         raise typer.Exit(code=EXIT_NO_MATCH)
@@ -602,6 +593,19 @@ def validate(catalog: CatalogOption = None, as_json: JsonOption = False) -> None
         count = sum(len(item["errors"]) for item in files)
         _say(f"{count} error{'s' * (count != 1)} in {len(loaded.errors)} of {len(files)} catalog files")
         raise typer.Exit(code=EXIT_FAILED)
+
+
+def _print_validation(item: dict) -> None:
+    """`ok  FILE: ...` on stdout for a valid file; `bad PATH: field: problem` on stderr for each error."""
+    if item["valid"]:
+        partitions = f"{item['partitions']} partitions"
+        if item["discovers_partitions"]:
+            partitions = f"{item['partitions']} declared partitions + those listed upstream"
+        print(f"ok  {Path(item['file']).name}: {item['source']} ({item['kind']}, {partitions})")
+        return
+    for problem in item["errors"]:
+        where = f"{problem['field']}: " if problem["field"] else ""
+        print(f"bad {item['file']}: {where}{problem['message']}", file=sys.stderr)
 
 
 if __name__ == "__main__":
