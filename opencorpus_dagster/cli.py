@@ -32,7 +32,6 @@ from opencorpus_dagster.home import HOME_ENV, STATE_ENV, data_home
 from opencorpus_dagster.licensing.spdx import parse_expression, spdx_expression_problems
 from opencorpus_dagster.lineage import trace as tracing
 from opencorpus_dagster.lineage.store import LineageStore, LineageStoreMissing
-from opencorpus_dagster.takedown import TakedownFileError
 
 # Exit codes (documented in the README, "Errors and --debug", and in `opencorpus --help`):
 EXIT_FAILED = 1  # the command ran and found failures: a partition failed, a catalog file is invalid
@@ -102,6 +101,8 @@ def _debug_enabled() -> bool:
 
 def explain_error(error: BaseException) -> tuple[int, str] | None:
     """(exit code, one-line message) for an operational error, None for anything else (a bug)."""
+    from opencorpus_dagster.takedown import TakedownFileError  # only when there is an error: keeps start-up short
+
     for cause in _cause_chain(error):
         if isinstance(cause, LineageStoreMissing):
             home = getattr(cause, "home", cause.path.parent)
