@@ -59,10 +59,10 @@ def pages(groups: list[str]) -> list[tuple[str, str, str]]:
         ("asset-lineage", f"/asset-groups?expanded={expanded}", "dedup"),  # a node label: the graph drew
         ("corpus-shards", "/assets/corpus/shards", "manifest.json"),
         ("corpus-shards-checks", "/assets/corpus/shards?view=checks", "licences_allowed_and_traceable"),
-        ("gutenberg-raw-partitions", "/assets/gutenberg/raw?view=partitions", "40000-40999"),
+        ("gutenberg-raw-partitions", "/assets/gutenberg_raw?view=partitions", "40000-40999"),
         (
             "gutenberg-documents-partition",
-            "/assets/gutenberg/documents?view=partitions&partition=02000-02999",
+            "/assets/gutenberg_documents?view=partitions&partition=02000-02999",
             "LicenseRef-PublicDomain",
         ),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 from dagster import AssetCheckSeverity, DagsterInstance
@@ -23,13 +24,14 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from opencorpus_dagster.atomic import remove_stale_temporaries
+from opencorpus_dagster.atomic import remove_stale_temporaries, write_text_atomically
 from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.connectors.base import UnreadableInput
 from opencorpus_dagster.definitions import build_definitions
 from opencorpus_dagster.discovery import discover_and_record, recorded_units
 from opencorpus_dagster.fetch import MIRROR_ENV, FetchError
 from opencorpus_dagster.home import data_home
+from opencorpus_dagster.instance import ensure_instance_config
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
 from opencorpus_dagster.orchestration.jobs import CORPUS_JOB, source_job_name
@@ -50,6 +52,7 @@ class BuildSummary:
     processed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # failed WARN checks: reported, not a failure
     shards_written: int = 0
     shards_total: int = 0
     manifest: str = ""
@@ -132,6 +135,7 @@ def run_build(
     if unknown:
         raise SystemExit(f"unknown source(s): {', '.join(sorted(unknown))}; catalog has {', '.join(s.name for s in catalog.sources)}")
     defs = build_definitions()
+    ensure_instance_config(Path(os.environ.get("DAGSTER_HOME") or home.dagster_home))
     instance = DagsterInstance.get()
     store = LineageStore.at(home.lineage_db)
     if partitions and not any(s.connector.discovers() for s in selected):
@@ -168,8 +172,9 @@ def run_build(
             if result.success:
                 summary.processed.append(label)
                 summary.failed.extend(f"{label}: {check}" for check in _failed_error_checks(result))
+                summary.warnings.extend(f"{label}: {warning}" for warning in _failed_warn_checks(result))
             else:
-                summary.failed.append(f"{label}: {_failure_message(result)}")
+                summary.failed.append(f"{label}: {_failure_message(result)}{_log_note(result, home)}")
             progress.advance(task)
         if catalog.errors:
             # A source whose file is invalid is not in the catalog: publishing now would drop its
@@ -181,7 +186,7 @@ def run_build(
                 instance=instance, run_config=log_config, raise_on_error=False
             )
             if not result.success:
-                summary.failed.append(f"corpus: {_failure_message(result)}")
+                summary.failed.append(f"corpus: {_failure_message(result)}{_log_note(result, home)}")
             else:
                 summary.failed.extend(f"corpus: {check}" for check in _failed_error_checks(result))
                 written = result.asset_materializations_for_node("corpus__shards")
@@ -220,6 +225,15 @@ def _failed_error_checks(result) -> list[str]:
     ]
 
 
+def _failed_warn_checks(result) -> list[str]:
+    """The WARN checks that failed, each as its description (what the check said) or its name."""
+    return [
+        evaluation.description or f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed (WARN)"
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
+    ]
+
+
 def _failure_message(result) -> str:
     failed_checks = [
         f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
@@ -237,3 +251,27 @@ def _failure_message(result) -> str:
             # Dagster's message often starts with the class name already ("OSError: [Errno 28] ...").
             return message if message.startswith(f"{error.cls_name}:") else f"{error.cls_name}: {message}"
     return "failed (see the run in the Dagster UI)"
+
+
+def _log_note(result, home) -> str:
+    """` (log: <file>; run <id> in the Dagster UI)`: the failed run's errors with their
+    tracebacks, written to `<state>/logs/<run id>.log`, so the summary can stay one line."""
+    errors = [
+        f"step {event.step_key}:\n{event.step_failure_data.error.to_string()}"
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error
+    ]
+    errors += [
+        f"check {e.asset_key.to_user_string()}:{e.check_name} failed ({e.severity.value}): {e.metadata}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    ]
+    if not errors:
+        return f" (run {result.run_id} in the Dagster UI)"
+    path = home.state / "logs" / f"{result.run_id}.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(path, f"run {result.run_id} ({result.job_def.name})\n\n" + "\n\n".join(errors) + "\n")
+    except OSError:  # a full disk: the one-line message is still the news
+        return f" (run {result.run_id} in the Dagster UI)"
+    return f" (log: {path}; run {result.run_id} in the Dagster UI)"

@@ -9,7 +9,7 @@ from dagster import Definitions
 from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.orchestration.assets import corpus_assets, source_assets
 from opencorpus_dagster.orchestration.catalog_report import catalog_asset
-from opencorpus_dagster.orchestration.checks import corpus_checks
+from opencorpus_dagster.orchestration.automation import corpus_automation_sensor
 from opencorpus_dagster.orchestration.executors import executor_from_environment
 from opencorpus_dagster.orchestration.jobs import corpus_job, source_job
 from opencorpus_dagster.orchestration.resources import default_resources
@@ -32,13 +32,15 @@ def build_definitions(catalog_directory: str | None = None) -> Definitions:
             *corpus_assets(sources),
             catalog_asset(catalog),
         ],
-        asset_checks=corpus_checks(sources),
         jobs=[*jobs.values(), *listing_jobs.values(), corpus_job()],
         schedules=[refresh_schedule(source) for source in sources],
         sensors=[
-            discovery_sensor(source, jobs[source.name], listing_jobs.get(source.name))
-            for source in sources
-            if source.connector.discovers()
+            corpus_automation_sensor(),
+            *[
+                discovery_sensor(source, jobs[source.name], listing_jobs.get(source.name))
+                for source in sources
+                if source.connector.discovers()
+            ],
         ],
         resources=default_resources(),
         executor=executor_from_environment(),

@@ -12,6 +12,7 @@ below are written against the Dagster 1.13 schema (`dagster_graphql/schema/`: `a
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -38,6 +39,7 @@ fragment MetadataValues on MetadataEntry {
   ... on PathMetadataEntry { path }
   ... on MarkdownMetadataEntry { mdStr }
   ... on JsonMetadataEntry { jsonString }
+  ... on TableMetadataEntry { table { records schema { columns { name type } } } }
 }
 """
 
@@ -130,8 +132,29 @@ RUNS_QUERY = """
 query Runs {
   runsOrError(limit: 1000) {
     __typename
-    ... on Runs { count results { runId jobName status tags { key value } } }
+    ... on Runs { count results { runId jobName status startTime endTime tags { key value } } }
     ... on PythonError { message }
+  }
+}
+"""
+
+# What the UI's "Materialize selected" on a partitioned asset sends (a backfill of those partitions).
+LAUNCH_BACKFILL_MUTATION = """
+mutation LaunchBackfill($partitions: [String!]!, $assets: [AssetKeyInput!]!) {
+  launchPartitionBackfill(backfillParams: {partitionNames: $partitions, assetSelection: $assets}) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on Error { message }
+  }
+}
+"""
+
+BACKFILL_STATUS_QUERY = """
+query BackfillStatus($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { status }
+    ... on Error { message }
   }
 }
 """
@@ -153,7 +176,13 @@ def query(client: httpx.Client, text: str, **variables) -> dict:
 def metadata(entries: list[dict]) -> dict[str, object]:
     """`{label: value}` from entries fetched with the MetadataValues fragment."""
     fields = ("intValue", "floatValue", "text", "path", "mdStr", "jsonString")
-    return {e["label"]: next((e[f] for f in fields if f in e), None) for e in entries}
+    values = {}
+    for entry in entries:
+        if "table" in entry:  # a table: its records, each a dict
+            values[entry["label"]] = [json.loads(record) for record in entry["table"]["records"]]
+        else:
+            values[entry["label"]] = next((entry[f] for f in fields if f in entry), None)
+    return values
 
 
 def free_port() -> int:
@@ -162,15 +191,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def dagster_env(home: Path, mirror: Path) -> dict[str, str]:
+def dagster_env(home: Path, mirror: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment a user sets for `dagster dev` on a data home (see orchestration/resources.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCORPUS_", "DAGSTER_"))}
     env.update(OPENCORPUS_HOME=str(home), OPENCORPUS_MIRROR=str(mirror), DAGSTER_HOME=str(home / "dagster"))
+    env.update(extra or {})
     return env
 
 
 @contextlib.contextmanager
-def dagster_dev(home: Path, mirror: Path, timeout: float = 120.0) -> Iterator[str]:
+def dagster_dev(home: Path, mirror: Path, timeout: float = 120.0, env: dict[str, str] | None = None) -> Iterator[str]:
     """Run `dagster dev` on `home`; yields `http://127.0.0.1:<port>` once the location is loaded.
 
     The server's output goes to `<home>/dagster-dev.log` (quoted when start-up fails). The process
@@ -184,7 +214,7 @@ def dagster_dev(home: Path, mirror: Path, timeout: float = 120.0) -> Iterator[st
         process = subprocess.Popen(
             [DAGSTER, "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
             cwd=REPO,
-            env=dagster_env(home, mirror),
+            env=dagster_env(home, mirror, env),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so teardown reaches every child

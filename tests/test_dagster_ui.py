@@ -37,8 +37,8 @@ GUTENBERG_BATCHES = [
 ENWIKI_PARTITION = "enwiki-latest-pages-articles1.xml-p000000010p000030302"
 SHARD_CHECKS = {"conservation", "doc_ids_unique", "licences_allowed_and_traceable", "manifest_checksums"}
 GROUPS = {
-    "gutenberg/raw": "gutenberg", "gutenberg/documents": "gutenberg",
-    "enwiki/raw": "enwiki", "enwiki/documents": "enwiki",
+    "gutenberg_raw": "gutenberg", "gutenberg_documents": "gutenberg",
+    "enwiki_raw": "enwiki", "enwiki_documents": "enwiki",
     "corpus/catalog": "corpus", "corpus/dedup": "corpus", "corpus/shards": "corpus",
 }  # fmt: skip
 
@@ -75,25 +75,26 @@ def test_asset_keys_groups_and_lineage(assets):
     assert {key: groups.get(key) for key in GROUPS} == GROUPS
     assert set(groups.values()) == {"gutenberg", "enwiki", "corpus"}
     deps = {key: {"/".join(d["path"]) for d in node["dependencyKeys"]} for key, node in assets.items()}
-    assert deps["gutenberg/raw"] == deps["enwiki/raw"] == set()
-    assert deps["gutenberg/documents"] == {"gutenberg/raw"}
-    assert deps["enwiki/documents"] == {"enwiki/raw"}
-    assert {"enwiki/documents", "gutenberg/documents"} <= deps["corpus/dedup"]
+    assert deps["gutenberg_raw"] == deps["enwiki_raw"] == {"corpus/catalog"}  # each reads its catalog entry
+    assert deps["corpus/card"] == {"corpus/shards", "corpus/catalog"}  # owners and descriptions
+    assert deps["gutenberg_documents"] == {"gutenberg_raw"}
+    assert deps["enwiki_documents"] == {"enwiki_raw"}
+    assert {"enwiki_documents", "gutenberg_documents"} <= deps["corpus/dedup"]
     assert "corpus/dedup" in deps["corpus/shards"]
     # Every node says what it is in the UI: a description, and kinds for the badges.
     assert [key for key, node in assets.items() if not (node["description"] and node["kinds"])] == []
-    assert "Project Gutenberg" in assets["gutenberg/raw"]["description"]
-    assert sorted(assets["gutenberg/raw"]["kinds"]) == ["gutenberg", "parquet"]
-    assert sorted(assets["enwiki/raw"]["kinds"]) == ["mediawiki", "parquet"]
+    assert "Project Gutenberg" in assets["gutenberg_raw"]["description"]
+    assert sorted(assets["gutenberg_raw"]["kinds"]) == ["gutenberg", "parquet"]
+    assert sorted(assets["enwiki_raw"]["kinds"]) == ["mediawiki", "parquet"]
 
 
 @pytest.mark.parametrize(
     ("asset", "partitions"),
     [
-        ("gutenberg/raw", GUTENBERG_BATCHES),
-        ("gutenberg/documents", GUTENBERG_BATCHES),
-        ("enwiki/raw", [ENWIKI_PARTITION]),
-        ("enwiki/documents", [ENWIKI_PARTITION]),
+        ("gutenberg_raw", GUTENBERG_BATCHES),
+        ("gutenberg_documents", GUTENBERG_BATCHES),
+        ("enwiki_raw", [ENWIKI_PARTITION]),
+        ("enwiki_documents", [ENWIKI_PARTITION]),
     ],
 )
 def test_partitions_are_the_upstream_units_and_all_materialized(assets, asset, partitions):
@@ -107,7 +108,7 @@ def test_partitions_are_the_upstream_units_and_all_materialized(assets, asset, p
 
 
 def test_partition_metadata_matches_the_lineage_store(ui, home):
-    nodes = query(ui, PARTITION_MATERIALIZATIONS_QUERY, path=["gutenberg", "raw"], partitions=GUTENBERG_BATCHES)
+    nodes = query(ui, PARTITION_MATERIALIZATIONS_QUERY, path=["gutenberg_raw"], partitions=GUTENBERG_BATCHES)
     shown = {
         m["partition"]: metadata(m["metadataEntries"])
         for m in nodes["assetNodeOrError"]["latestMaterializationByPartition"]
@@ -149,13 +150,13 @@ def test_every_check_passed_on_its_assets_latest_materialization(assets):
             execution = check["executionForLatestMaterialization"] or {}
             success = (execution.get("evaluation") or {}).get("success")
             results[f"{key}:{check['name']}"] = (execution.get("status"), success, bool(check["description"]))
-    assert "gutenberg/documents:partition_conservation" in results
+    assert "gutenberg_documents:partition_conservation" in results
     assert {name: result for name, result in results.items() if result != ("SUCCEEDED", True, True)} == {}
 
 
 @pytest.mark.parametrize(("source", "runs"), [("gutenberg", 9), ("enwiki", 1)])
 def test_partition_conservation_passed_in_every_partition_run(ui, source, runs):
-    executions = query(ui, CHECK_EXECUTIONS_QUERY, path=[source, "documents"], check="partition_conservation")
+    executions = query(ui, CHECK_EXECUTIONS_QUERY, path=[f"{source}_documents"], check="partition_conservation")
     executions = executions["assetCheckExecutions"]
     assert len(executions) == runs
     assert {(e["status"], e["evaluation"]["success"]) for e in executions} == {("SUCCEEDED", True)}

@@ -32,8 +32,10 @@ def describe_graph(catalog: Path) -> str:
         )
     for job in sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")):
         lines.append(f"job {job}")
-    for schedule in sorted(s.name for s in defs.schedules):
-        lines.append(f"schedule {schedule}")
+    for schedule in sorted(defs.schedules, key=lambda s: s.name):
+        lines.append(f"schedule {schedule.name} default={schedule.default_status.value.lower()}")
+    for sensor in sorted(defs.sensors, key=lambda s: s.name):
+        lines.append(f"sensor {sensor.name} default={sensor.default_status.value.lower()}")
     return "\n".join(lines) + "\n"
 
 
@@ -59,7 +61,7 @@ def test_one_partition_materialises_with_dagster_cli_alone(tmp_path, fixture_mir
         OPENCORPUS_HOME=str(home), OPENCORPUS_MIRROR=str(fixture_mirror), OPENCORPUS_CATALOG=str(catalog), DAGSTER_HOME=str(home / "dagster")
     )
     result = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "opencorpus_dagster.definitions", "--select", "enwiki/raw,enwiki/documents",
+        [DAGSTER, "asset", "materialize", "-m", "opencorpus_dagster.definitions", "--select", "enwiki_raw,enwiki_documents",
          "--partition", "enwiki-latest-pages-articles1.xml-p000000010p000030302"],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
     )

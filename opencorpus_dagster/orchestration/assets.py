@@ -1,5 +1,11 @@
-"""Asset factories: a catalog source becomes `<source>/raw` and `<source>/documents`
-(partitioned by upstream unit); the corpus gets `corpus/dedup` and `corpus/shards`."""
+"""Asset factories: a catalog source becomes `<source>_raw` and `<source>_documents`
+(partitioned by upstream unit); the corpus gets `corpus/takedown`, `corpus/dedup`,
+`corpus/shards` and `corpus/card`.
+
+A source's asset names carry the source's name: the UI labels a node with the last part of its
+key, and in the corpus group (where every source's documents are upstream stubs) a bare
+`documents` could not be told from another source's.
+"""
 
 
 from dagster import (
@@ -45,13 +51,19 @@ from opencorpus_dagster.lineage.openlineage import (
     raw_job,
     shards_column_lineage,
 )
-from opencorpus_dagster.orchestration.metadata import counts_table, rules_table
+from opencorpus_dagster.orchestration.checks import (
+    combined_suite_check,
+    kept_documents_check,
+    shard_check_results,
+    shard_check_specs,
+    suite_check,
+)
+from opencorpus_dagster.orchestration.metadata import counts_table, rules_table, shards_table
 from opencorpus_dagster.orchestration.resources import CorpusSettings, lineage_store
 from opencorpus_dagster.publish.attribution import write_attribution
 from opencorpus_dagster.publish.card import write_card
 from opencorpus_dagster.publish.croissant import write_croissant
 from opencorpus_dagster.publish.markdown import markdown_text
-from opencorpus_dagster.quality.expectations import SuiteResult
 from opencorpus_dagster.quality.suites import validate_documents, validate_raw
 from opencorpus_dagster.shards import SHARD_COLUMNS, SHARD_SCHEMA
 from opencorpus_dagster.takedown import apply_takedowns, record_shard_changes
@@ -63,12 +75,20 @@ SHARDS_KEY = AssetKey([CORPUS_GROUP, "shards"])
 CARD_KEY = AssetKey([CORPUS_GROUP, "card"])
 
 
+CATALOG_KEY = AssetKey([CORPUS_GROUP, "catalog"])
+# Declarative automation of the corpus assets: run when any upstream asset was updated since this
+# one was last handled, and not while any upstream is still running (a backfill of nine partitions
+# makes one corpus run, after the last). Unlike `eager()`, a missing upstream partition (one that
+# failed, one discovered but not run yet) does not hold the corpus back forever.
+CORPUS_AUTOMATION = AutomationCondition.eager().without(~AutomationCondition.any_deps_missing())
+
+
 def raw_key(source_name: str) -> AssetKey:
-    return AssetKey([source_name, "raw"])
+    return AssetKey([f"{source_name}_raw"])
 
 
 def documents_key(source_name: str) -> AssetKey:
-    return AssetKey([source_name, "documents"])
+    return AssetKey([f"{source_name}_documents"])
 
 
 def partitions_for(source: Source) -> StaticPartitionsDefinition | DynamicPartitionsDefinition:
@@ -107,6 +127,7 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
         check_specs=[raw_suite_spec],
         description=f"{description}\n\nRaw records parsed from one upstream unit ({source.spec.kind}).",
         kinds={source.spec.kind, "parquet"},
+        deps=[CATALOG_KEY],
         metadata={"catalog_file": MetadataValue.path(str(source.path))},
         **common,
     )
@@ -158,6 +179,11 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
                 blocking=True,
                 description="Great Expectations suite expectations/documents.json on this partition, with the source's policy.",
             ),
+            AssetCheckSpec(
+                "kept_documents",
+                asset=documents_key(source.name),
+                description="The partition kept at least one document (WARN: a partition that keeps nothing shows its top reasons).",
+            ),
         ],
         **common,
     )
@@ -204,33 +230,12 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
                         "passed_documents_stage": result.kept,
                         "dropped_at_documents": dropped,
                     },
-                )
+                ),
+                kept_documents_check(raw_in or 0, result.kept, {**dict(result.reasons), **_raw_reasons(store, source.name, context.partition_key)}),
             ],
         )
 
     return [raw, documents]
-
-
-def suite_check(name: str, result: SuiteResult) -> AssetCheckResult:
-    """A Great Expectations suite result as an asset check, failing expectations in the metadata."""
-    return AssetCheckResult(
-        check_name=name,
-        passed=result.success,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"rows": result.rows, "evaluated": result.evaluated, "result": MetadataValue.json(result.to_metadata())},
-    )
-
-
-def combined_suite_check(name: str, results: list[SuiteResult]) -> AssetCheckResult:
-    return AssetCheckResult(
-        check_name=name,
-        passed=all(r.success for r in results),
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "rows": sum(r.rows for r in results),
-            "failed": MetadataValue.json([f.to_metadata() for r in results for f in r.failed]),
-        },
-    )
 
 
 def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
@@ -245,7 +250,7 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
             "document: matched records become `removed`; runs on every build so re-ingested content stays out."
         ),
         kinds={"duckdb"},
-        automation_condition=AutomationCondition.eager(),
+        automation_condition=CORPUS_AUTOMATION,
     )
     def takedown(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
         report = apply_takedowns(corpus.data_home(), lineage_store(lineage), context.run.run_id)
@@ -269,7 +274,7 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
             "and near duplicates (MinHash LSH, verified on exact shingle Jaccard); one keeper per cluster."
         ),
         kinds={"duckdb"},
-        automation_condition=AutomationCondition.eager(),
+        automation_condition=CORPUS_AUTOMATION,
         check_specs=[
             AssetCheckSpec(
                 "documents_expectations",
@@ -307,9 +312,13 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         key=SHARDS_KEY,
         deps=[DEDUP_KEY],
         group_name=CORPUS_GROUP,
-        description="Deterministic, size-bounded Parquet shards (zstd) and manifest.json.",
+        description=(
+            "Deterministic, size-bounded Parquet shards (zstd) and manifest.json. Its checks audit what was "
+            "published and run in the same step, whatever launched it; a failure stops the card."
+        ),
         kinds={"parquet"},
-        automation_condition=AutomationCondition.eager(),
+        automation_condition=CORPUS_AUTOMATION,
+        check_specs=shard_check_specs(SHARDS_KEY),
     )
     def shards(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
         home = corpus.data_home()
@@ -327,7 +336,9 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
             run.set_facet(output, "opencorpus", {"licenses": totals["licenses"], "outcomes": {"kept": totals["rows"]}})
         context.log.info(f"shards written: {len(report.written)}, unchanged: {len(report.kept)}, deleted: {len(report.deleted)}")
         return MaterializeResult(
+            check_results=shard_check_results(home, store, sources),
             metadata={
+                "shard_files": shards_table(report.manifest["shards"]),
                 "shards": totals["shards"],
                 "rows": totals["rows"],
                 "bytes": totals["bytes"],
@@ -341,11 +352,11 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
 
     @asset(
         key=CARD_KEY,
-        deps=[SHARDS_KEY],
+        deps=[SHARDS_KEY, CATALOG_KEY],
         group_name=CORPUS_GROUP,
         description="Dataset card (README.md, Hugging Face form), ATTRIBUTION and Croissant JSON-LD of the published corpus.",
         kinds={"markdown", "json"},
-        automation_condition=AutomationCondition.eager(),
+        automation_condition=CORPUS_AUTOMATION,
     )
     def card(corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
         home, store = corpus.data_home(), lineage_store(lineage)
@@ -364,3 +375,14 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         return MaterializeResult(metadata=metadata)
 
     return [takedown, dedup, shards, card]
+
+
+def _raw_reasons(store, source_name: str, partition: str) -> dict[str, int]:
+    """Reasons of the records the raw stage already decided (skipped, quarantined) in this partition."""
+    with store.connection() as conn:
+        rows = conn.execute(
+            "SELECT reason, count(*) FROM decisions WHERE source = $1 AND partition = $2 AND stage = 'raw' "
+            "AND outcome <> 'kept' GROUP BY reason",
+            [source_name, partition],
+        ).fetchall()
+    return {reason or "(no reason)": count for reason, count in rows}

@@ -1,4 +1,8 @@
-"""The `corpus/catalog` asset: the loaded catalog, with invalid files reported in the UI."""
+"""The `corpus/catalog` asset: the loaded catalog, with invalid files reported in the UI.
+
+Every source's raw asset (which reads its catalog entry) and the card (owners, descriptions)
+depend on it, so the graph shows what a catalog change reaches.
+"""
 
 
 import json
@@ -6,7 +10,6 @@ import json
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
-    AssetKey,
     AssetsDefinition,
     MaterializeResult,
     MetadataValue,
@@ -15,11 +18,8 @@ from dagster import (
 
 from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.catalog import Catalog
-from opencorpus_dagster.orchestration.assets import CORPUS_GROUP
+from opencorpus_dagster.orchestration.assets import CATALOG_KEY, CORPUS_GROUP
 from opencorpus_dagster.orchestration.resources import CorpusSettings
-
-CATALOG_KEY = AssetKey([CORPUS_GROUP, "catalog"])
-
 
 def catalog_asset(catalog: Catalog) -> AssetsDefinition:
     errors = [str(e) for e in catalog.errors]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pyarrow as pa
-from dagster import MetadataValue
+from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from opencorpus_dagster.publish.markdown import markdown_code, markdown_text
 
@@ -26,3 +26,40 @@ def rules_table(stats: pa.Table) -> MetadataValue:
         numbers = " | ".join("" if row[k] is None else f"{row[k]:.3g}" for k in ("minimum", "p05", "median", "p95", "maximum"))
         lines.append(f"| {markdown_code(row['rule'])} | {row['removed']} | {row['measured']} | {numbers} |")
     return MetadataValue.md("\n".join(lines))
+
+
+# The UI renders a table metadata value in full; past this many shards it shows the first ones
+# and says how many there are (manifest.json has them all).
+MAX_SHARD_ROWS = 500
+SHARDS_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("path", "string", description="relative to the corpus folder, as in manifest.json"),
+        TableColumn("source", "string"),
+        TableColumn("partition", "string"),
+        TableColumn("rows", "int"),
+        TableColumn("bytes", "int"),
+        TableColumn("sha256", "string"),
+        TableColumn("licences", "string", description="SPDX expression: rows"),
+        TableColumn("trace", "string", description="the command that traces the shard's first row"),
+    ]
+)
+
+
+def shards_table(shards: list[dict]) -> MetadataValue:
+    """One row per shard of the manifest, with the `opencorpus trace` command of its first row."""
+    records = [
+        TableRecord(
+            {
+                "path": shard["path"],
+                "source": shard["source"],
+                "partition": shard["partition"],
+                "rows": shard["rows"],
+                "bytes": shard["bytes"],
+                "sha256": shard["sha256"],
+                "licences": ", ".join(f"{licence}: {rows}" for licence, rows in shard["licenses"].items()),
+                "trace": f"opencorpus trace --shard {shard['path']} --row 0",
+            }
+        )
+        for shard in shards[:MAX_SHARD_ROWS]
+    ]
+    return MetadataValue.table(records=records, schema=SHARDS_SCHEMA)

@@ -2,8 +2,9 @@
 
 One schedule per source (a run materialises one partition of one partitions definition), all on
 the same cron (`OPENCORPUS_REFRESH_CRON`, default daily at 03:00). The corpus assets follow by
-declarative automation (`AutomationCondition.eager()` on `corpus/dedup` and `corpus/shards`).
-Off by default: turn them on in the UI (Automation) or with `dagster schedule start`.
+declarative automation (`orchestration/automation.py`). Running by default wherever the Dagster
+daemon runs (`dagster dev`, `dagster-daemon run`); stop them in the UI (Automation) or with
+`dagster schedule stop`.
 """
 
 import os
@@ -31,7 +32,7 @@ def refresh_schedule(source: Source) -> ScheduleDefinition:
         name=f"{source.name}_refresh",
         cron_schedule=os.environ.get(REFRESH_CRON_ENV, DEFAULT_REFRESH_CRON),
         job_name=source_job_name(source.name),
-        default_status=DefaultScheduleStatus.STOPPED,
+        default_status=DefaultScheduleStatus.RUNNING,
         description=f"Materialise the upstream units of {source.name} not processed yet.",
     )
     def refresh(context: ScheduleEvaluationContext):

@@ -1,7 +1,8 @@
 """Discovery sensors: new or changed upstream units of a source get runs, and only they do.
 
 One sensor per source that discovers its units (a Common Crawl `warc.paths` listing, Project
-Gutenberg's RDF feed, ...). Each tick lists the units through the mirror-aware fetcher, records
+Gutenberg's RDF feed, ...), running by default wherever the Dagster daemon runs: declaring a
+listing in the catalog is asking for it to be followed. Each tick lists the units through the mirror-aware fetcher, records
 the listing in the data home (the runs read their unit from it, not from upstream), adds the
 keys not yet known as dynamic partitions and requests one run per new key, and one per known
 key whose unit changed since the last tick (a new book inside an existing batch keeps its key).
@@ -84,7 +85,7 @@ def discovery_sensor(source: Source, source_job, slow_listing_job: JobDefinition
         # Dagster 1.13 warn (BetaWarning on `owners`) when it resolves them.
         **({"jobs": [source_job, slow_listing_job]} if slow_listing_job else {"job_name": source_job.name}),
         minimum_interval_seconds=DISCOVERY_INTERVAL_SECONDS,
-        default_status=DefaultSensorStatus.STOPPED,
+        default_status=DefaultSensorStatus.RUNNING,
         description=f"Lists the upstream units of {source.name} and requests runs for the new or changed ones.",
     )
     def discover(context: SensorEvaluationContext, corpus: CorpusSettings) -> SensorResult | SkipReason:
