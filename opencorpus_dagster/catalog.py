@@ -1,9 +1,11 @@
 """The source catalog: one YAML file per source in `assets/`, validated on load.
 
 Validation is strict (`extra="forbid"` everywhere, connector options validated by the
-connector's own model), and every error names the file, the field, what was given and what
-was expected. One bad file does not stop the others from loading: `load_catalog` returns the
-good sources and the errors side by side, so the UI still shows the rest of the catalog.
+connector's own model, SPDX ids checked against the SPDX licence list), and every error names
+the file, the field, what was given and what was expected. A file's sections are validated
+independently, so one reading reports every error of the file, not only the first. One bad
+file does not stop the others from loading: `load_catalog` returns the good sources and the
+errors side by side, so the UI still shows the rest of the catalog.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opencorpus_dagster.connectors.base import (
     Connector,
@@ -28,6 +30,7 @@ from opencorpus_dagster.connectors.base import (
 )
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.licensing.renewals import RenewalsConfig
+from opencorpus_dagster.licensing.spdx import spdx_expression_problems
 from opencorpus_dagster.limits import InputLimits
 from opencorpus_dagster.text.filters_config import FiltersConfig, with_kind_defaults
 from opencorpus_dagster.text.html import ExtractionOptions
@@ -44,6 +47,15 @@ class LicenseDeclaration(BaseModel):
 
     spdx: str = Field(description="SPDX expression, e.g. CC-BY-SA-4.0")
     evidence: str = Field(description="where the declaration comes from (terms page, dump notice)")
+
+    @field_validator("spdx")
+    @classmethod
+    def _on_the_spdx_list(cls, value: str) -> str:
+        # A made-up id (CC-BY-SA-9.9) would make every record of the source `license.unknown`.
+        problems = spdx_expression_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
 
 class PolicyOverrides(BaseModel):
@@ -119,12 +131,31 @@ def _short_hash(data: object) -> str:
 
 
 @dataclass(frozen=True)
-class CatalogError:
-    path: Path
+class CatalogProblem:
+    """One error in a catalog file: the field's dotted path ("options.dumps.0"; "" for the file
+    as a whole, e.g. unreadable YAML) and what is wrong with it."""
+
+    field: str
     message: str
 
     def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+@dataclass(frozen=True)
+class CatalogError:
+    """An invalid catalog file: every problem found in it, and all of them as one message."""
+
+    path: Path
+    message: str
+    problems: tuple[CatalogProblem, ...] = ()
+
+    def __str__(self) -> str:
         return f"{self.path}: {self.message}"
+
+    def lines(self) -> list[str]:
+        """One `PATH: field: problem` line per problem."""
+        return [f"{self.path}: {problem}" for problem in self.problems] or [str(self)]
 
 
 @dataclass(frozen=True)
@@ -142,7 +173,11 @@ class Catalog:
 
 
 class CatalogFileError(Exception):
-    """One catalog file is invalid; the message says where and what was expected."""
+    """One catalog file is invalid; `problems` says where and what was expected, each one."""
+
+    def __init__(self, *problems: CatalogProblem | str) -> None:
+        self.problems = tuple(p if isinstance(p, CatalogProblem) else CatalogProblem("", p) for p in problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
 
 
 def catalog_dir(explicit: str | Path | None = None) -> Path:
@@ -166,10 +201,11 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
         try:
             source = load_source_file(path)
         except CatalogFileError as error:
-            errors.append(CatalogError(path, str(error)))
+            errors.append(CatalogError(path, str(error), error.problems))
             continue
         if source.name in seen:
-            errors.append(CatalogError(path, f"name: source {source.name!r} is already defined in {seen[source.name]}"))
+            duplicate = CatalogProblem("name", f"source {source.name!r} is already defined in {seen[source.name]}")
+            errors.append(CatalogError(path, str(duplicate), (duplicate,)))
             continue
         seen[source.name] = path
         if source.spec.enabled:
@@ -178,37 +214,44 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
 
 
 def load_source_file(path: Path) -> Source:
-    """Parse and validate one catalog file; raises CatalogFileError naming field and expectation."""
+    """Parse and validate one catalog file.
+
+    Raises CatalogFileError with every problem of the file, each naming its field and what was
+    expected: the top-level fields, the name, the kind, the connector's options, the policy,
+    the filters and the extraction settings are each checked even when another one is wrong.
+    """
     data = _read_catalog_yaml(path)
     if not isinstance(data, dict):
         raise CatalogFileError(f"expected a mapping of fields (name, kind, options, ...), got {type(data).__name__}")
-    try:
-        spec = SourceSpec.model_validate(data)
-    except ValidationError as error:
-        raise CatalogFileError(_describe(error, SourceSpec)) from None
-    if spec.name != path.stem:
-        raise CatalogFileError(f"name: {spec.name!r} must equal the file name {path.stem!r}")
-    try:
-        cls = connector_class(spec.kind)
-    except KeyError as error:
-        close = difflib.get_close_matches(spec.kind, known_kinds(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise CatalogFileError(f"kind: {error.args[0]}{hint}") from None
-    try:
-        options = cls.Options.model_validate(spec.options)
-    except ValidationError as error:
-        raise CatalogFileError(_describe(error, cls.Options, prefix="options")) from None
-    try:
-        policy = LicensePolicy().merged(spec.policy.allow, spec.policy.deny)
-    except ValueError as error:
-        raise CatalogFileError(f"policy: {error}") from None
-    content_kind = spec.content_kind or getattr(cls, "content_kind", None) or "general"
+    problems: list[CatalogProblem] = []
+    spec = _validated(SourceSpec, data, "", problems)
+    name = data.get("name")
+    if isinstance(name, str) and name != path.stem:
+        problems.append(CatalogProblem("name", f"{name!r} must equal the file name {path.stem!r}"))
+    cls = None
+    if isinstance(data.get("kind"), str):
+        try:
+            cls = connector_class(data["kind"])
+        except KeyError as error:
+            close = difflib.get_close_matches(data["kind"], known_kinds(), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(CatalogProblem("kind", f"{error.args[0]}{hint}"))
+    # A section of the wrong type is already reported by SourceSpec; its content is checked
+    # only when it is a mapping.
+    options = _validated(cls.Options, data.get("options", {}), "options", problems) if cls else None
+    overrides = _validated(PolicyOverrides, data.get("policy", {}), "policy", [])  # reported by SourceSpec
+    policy = _merged_policy(overrides, problems) if overrides is not None else None
+    declared_kind = data.get("content_kind")
+    content_kind = (declared_kind if isinstance(declared_kind, str) else None) or getattr(cls, "content_kind", None) or "general"
     if content_kind not in known_content_kinds():
-        raise CatalogFileError(
-            f"content_kind: unknown kind {content_kind!r} (expected one of: {', '.join(known_content_kinds())})"
+        problems.append(
+            CatalogProblem("content_kind", f"unknown kind {content_kind!r} (expected one of: {', '.join(known_content_kinds())})")
         )
-    filters = _validate_section(FiltersConfig, with_kind_defaults(spec.filters, content_kind), "filters")
-    extraction = _validate_section(ExtractionOptions, spec.extraction, "extraction")
+        content_kind = "general"  # so the filters are still checked
+    filters = _validated(FiltersConfig, with_kind_defaults(data.get("filters", {}), content_kind), "filters", problems)
+    extraction = _validated(ExtractionOptions, data.get("extraction", {}), "extraction", problems)
+    if problems:
+        raise CatalogFileError(*problems)
     return Source(
         spec=spec,
         path=path,
@@ -218,6 +261,38 @@ def load_source_file(path: Path) -> Source:
         extraction=extraction,
         content_kind=content_kind,
     )
+
+
+def _merged_policy(overrides: PolicyOverrides, problems: list[CatalogProblem]) -> LicensePolicy | None:
+    """The default policy plus the source's overrides; each invalid entry is a problem of its own
+    (`policy.deny.1`), and so is an id both allowed and denied."""
+    before = len(problems)
+    for field_name in ("allow", "deny"):
+        for index, entry in enumerate(getattr(overrides, field_name)):
+            try:
+                LicensePolicy().merged(**{field_name: [entry]})
+            except ValueError as error:
+                problems.append(CatalogProblem(f"policy.{field_name}.{index}", str(error)))
+    if len(problems) > before:
+        return None
+    try:
+        return LicensePolicy().merged(overrides.allow, overrides.deny)
+    except ValueError as error:
+        problems.append(CatalogProblem("policy", str(error)))
+        return None
+
+
+def _validated(model: type[BaseModel], data: Any, name: str, problems: list[CatalogProblem]) -> Any:
+    """`model` validated from `data`, or None with its errors added to `problems`.
+
+    A section (`name` set) that is not a mapping is left to SourceSpec to report."""
+    if name and not isinstance(data, dict):
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems.extend(_describe(error, model, prefix=name))
+        return None
 
 
 # A catalog file is a few hundred bytes of settings; anything near this is a mistake or an attack,
@@ -277,15 +352,8 @@ def _line(event: yaml.Event) -> int | str:
     return event.start_mark.line + 1 if event.start_mark is not None else "?"
 
 
-def _validate_section(model: type[BaseModel], data: dict[str, Any], name: str) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise CatalogFileError(_describe(error, model, prefix=name)) from None
-
-
-def _describe(error: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
-    """Pydantic errors as `field: problem (got X; expected Y)` lines, with typo suggestions."""
+def _describe(error: ValidationError, model: type[BaseModel], prefix: str = "") -> list[CatalogProblem]:
+    """Pydantic errors as `field: problem (got X; expected Y)` problems, with typo suggestions."""
     lines = []
     for item in error.errors():
         location = ".".join(str(part) for part in ((prefix,) if prefix else ()) + tuple(item["loc"]))
@@ -295,14 +363,14 @@ def _describe(error: ValidationError, model: type[BaseModel], prefix: str = "") 
             allowed = _fields_at(model, item["loc"][:-1])
             close = difflib.get_close_matches(field_name, allowed, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            lines.append(f"{location}: unknown field{hint} (allowed: {', '.join(allowed)})")
+            lines.append(CatalogProblem(location, f"unknown field{hint} (allowed: {', '.join(allowed)})"))
             continue
         if item["type"] == "missing":
-            lines.append(f"{location}: required field is missing")
+            lines.append(CatalogProblem(location, "required field is missing"))
             continue
         given = item.get("input")
-        lines.append(f"{location}: {message} (got {given!r})")
-    return "; ".join(lines)
+        lines.append(CatalogProblem(location, f"{message} (got {given!r})"))
+    return lines
 
 
 def _fields_at(model: type[BaseModel], location: tuple) -> list[str]:
@@ -334,6 +402,7 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "CatalogFileError",
+    "CatalogProblem",
     "LicenseDeclaration",
     "Source",
     "SourceSpec",

@@ -1,4 +1,10 @@
-"""The `opencorpus` command: build the corpus, trace records, check the catalog."""
+"""The `opencorpus` command: build the corpus, trace records, check the catalog.
+
+Conventions every command follows (README, "Command-line conventions"): results go to stdout,
+errors and warnings to stderr, one line each, prefixed `opencorpus: `. A listing command prints a
+table with a header row (a rich table on a terminal, tab-separated values when stdout is a pipe or
+file) or, with `--json`, one JSON list; an empty result is said on stderr and exits EXIT_NO_MATCH.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,10 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import duckdb
 import typer
@@ -18,18 +26,28 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from opencorpus_dagster.catalog import CATALOG_ENV, load_catalog
+from opencorpus_dagster.catalog import CATALOG_ENV, CatalogProblem, load_catalog
 from opencorpus_dagster.fetch import MIRROR_ENV
 from opencorpus_dagster.home import HOME_ENV, STATE_ENV, data_home
+from opencorpus_dagster.licensing.spdx import parse_expression, spdx_expression_problems
 from opencorpus_dagster.lineage import trace as tracing
 from opencorpus_dagster.lineage.store import LineageStore, LineageStoreMissing
 
-# Exit codes (documented in the README, "Errors and --debug"):
+# Exit codes (documented in the README, "Errors and --debug", and in `opencorpus --help`):
 EXIT_FAILED = 1  # the command ran and found failures: a partition failed, a catalog file is invalid
-EXIT_USAGE = 2  # bad options or arguments (click's own code), or nothing matched a trace query
+EXIT_USAGE = 2  # bad options or arguments (click's own code)
 EXIT_NOT_BUILT = 3  # the data home has no lineage store yet, or does not exist
 EXIT_ENVIRONMENT = 4  # the machine refused: disk full, read-only, permission denied, missing path
 EXIT_LOCKED = 5  # another process holds the lineage store; retry when it has finished
+EXIT_NO_MATCH = 6  # the command ran and nothing matched: an empty listing, a trace that found no record
+EXIT_CODES_HELP = f"""Exit codes:
+  0  success
+  {EXIT_FAILED}  the command ran and something failed (a partition, an invalid catalog file)
+  {EXIT_USAGE}  bad options or arguments
+  {EXIT_NOT_BUILT}  the data home was never built or does not exist
+  {EXIT_ENVIRONMENT}  the machine refused (disk full, read-only, permission denied, missing path)
+  {EXIT_LOCKED}  another process holds the lineage store (wait, then retry)
+  {EXIT_NO_MATCH}  nothing matched: an empty listing or trace (said on stderr)"""
 DEBUG_ENV = "OPENCORPUS_DEBUG"
 
 # DuckDB says: Could not set lock on file "/x/lineage.duckdb": Conflicting lock is held in /usr/bin/python3 (PID 12) ...
@@ -83,12 +101,16 @@ def _debug_enabled() -> bool:
 
 def explain_error(error: BaseException) -> tuple[int, str] | None:
     """(exit code, one-line message) for an operational error, None for anything else (a bug)."""
+    from opencorpus_dagster.takedown import TakedownFileError  # only when there is an error: keeps start-up short
+
     for cause in _cause_chain(error):
         if isinstance(cause, LineageStoreMissing):
             home = getattr(cause, "home", cause.path.parent)
             return EXIT_NOT_BUILT, f"no lineage store at {cause.path}: this home was never built (run opencorpus build --home {home})"
         if isinstance(cause, HomeMissing):
             return EXIT_NOT_BUILT, f"no data home at {cause.filename}: nothing was built or added there (check --home)"
+        if isinstance(cause, TakedownFileError):
+            return EXIT_FAILED, f"{cause}: fix or remove that line of the takedown list"
         if isinstance(cause, duckdb.Error):
             locked = _DUCKDB_LOCK.search(str(cause))
             if locked:
@@ -121,10 +143,16 @@ def _one_line(error: BaseException) -> str:
 
 _debug = False
 
-app = _App(help="Assemble an openly licensed, traceable text corpus.", no_args_is_help=True, add_completion=False)
+app = _App(
+    help="Assemble an openly licensed, traceable text corpus.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+)
 console = Console(stderr=True)
 # Long URIs and messages stay on one line (for grep); tables get room when piped.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output: one JSON list")]
 
 HomeOption = Annotated[
     str | None,
@@ -137,10 +165,23 @@ MirrorOption = Annotated[
 ]
 
 
+def _print_version(requested: bool) -> None:
+    if requested:
+        try:
+            installed = version("opencorpus-dagster")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            installed = "unknown (not installed)"
+        print(f"opencorpus {installed}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     debug: Annotated[
         bool, typer.Option("--debug", help=f"show the full traceback of any error (also ${DEBUG_ENV}=1)")
+    ] = False,
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
     ] = False,
 ) -> None:
     """Assemble an openly licensed, traceable text corpus."""
@@ -171,6 +212,58 @@ def _log_warnings_on_one_line() -> None:
         handler.setLevel(logging.WARNING)
         logger.addHandler(handler)
         logger.propagate = False
+
+
+# -- output: results on stdout, errors on stderr, listings as tables or JSON -------------------
+
+
+# A tab or line break inside a value would shift the columns of a TSV line; --json keeps them.
+_TSV_BREAKS = re.compile(r"[\t\r\n]+")
+
+
+def _say(message: str) -> None:
+    """One line on stderr, never wrapped (rich would break a long path at 80 columns)."""
+    print(f"opencorpus: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One column of a listing: its header and how a row's cell is written."""
+
+    header: str
+    cell: Callable[[dict], Any]
+    numeric: bool = False
+
+
+def _print_listing(rows: list[dict], columns: Sequence[Column], *, as_json: bool, title: str, nothing: str) -> None:
+    """A listing command's result, the same way for every listing.
+
+    `--json`: the rows as one JSON list (`[]` when empty). Otherwise a table with a header row:
+    a rich table on a terminal, tab-separated values when stdout is a pipe or a file (so `cut`,
+    `sort`, `awk -F'\t'` and spreadsheets read every value whole: a rich table wraps or cuts long
+    paths and hashes to the width it is given). No rows: `nothing` on stderr, exit EXIT_NO_MATCH.
+    """
+    if as_json:
+        _print_json(rows)
+    elif rows:
+        cells = [["" if (value := column.cell(row)) is None else str(value) for column in columns] for row in rows]
+        if sys.stdout.isatty():
+            table = Table(title=title, show_header=True)
+            for column in columns:
+                table.add_column(column.header, justify="right" if column.numeric else "left", overflow="fold")
+            for line in cells:
+                table.add_row(*(escape(cell) for cell in line))
+            out.print(table)
+        else:
+            for line in [[column.header for column in columns], *cells]:
+                sys.stdout.write("\t".join(_TSV_BREAKS.sub(" ", cell) for cell in line) + "\n")
+    if not rows:
+        _say(nothing)
+        raise typer.Exit(code=EXIT_NO_MATCH)
 
 
 def _configure_environment(home: str | None, catalog: Path | None, mirror: list[str] | None) -> None:
@@ -217,7 +310,7 @@ def build(
     from opencorpus_dagster.build import run_build
 
     summary = run_build(sources=source, force=force, console=console, debug=_debug_enabled())
-    _report_build(summary, as_json)
+    _report_build(summary, as_json, "opencorpus build")
 
 
 @app.command()
@@ -238,21 +331,21 @@ def backfill(
     from opencorpus_dagster.build import run_build
 
     summary = run_build(sources=[source], force=True, console=console, partitions=partitions, debug=_debug_enabled())
-    _report_build(summary, as_json)
+    _report_build(summary, as_json, "opencorpus backfill")
 
 
-def _report_build(summary, as_json: bool) -> None:
-    """The build summary (table or JSON); exit 1 when a partition or the corpus failed."""
+def _report_build(summary, as_json: bool, title: str) -> None:
+    """The build summary (table titled after the command, or JSON); exit 1 when a partition or the corpus failed."""
     if as_json:
         out.print_json(json.dumps(dataclasses.asdict(summary)))
     else:
-        _print_summary(summary)
+        _print_summary(summary, title)
     if summary.failed:
         raise typer.Exit(code=1)
 
 
-def _print_summary(summary) -> None:
-    table = Table(title="opencorpus build", show_header=True)
+def _print_summary(summary, title: str = "opencorpus build") -> None:
+    table = Table(title=title, show_header=True)
     table.add_column("")
     table.add_column("records", justify="right")
     table.add_row("records in", str(summary.records_in))
@@ -277,37 +370,61 @@ def trace(
     row: Annotated[int | None, typer.Option("--row", help="row number in the shard (from 0)")] = None,
     source: Annotated[str | None, typer.Option("--source", help="list the shards holding this source's records")] = None,
     license: Annotated[str | None, typer.Option("--license", help="list the shards holding records under this SPDX licence")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Where a record came from, under which licence, and what happened to it."""
+    """Where a record came from, under which licence, and what happened to it.
+
+    --source / --license list shards (a table, or --json); nothing found exits 6.
+    """
+    if source or license:
+        if license:
+            license = _spdx_option(license)
+        shards = tracing.shards_holding(_lineage(home), source=source, license=license)
+        asked = (("--source", source), ("--license", license))
+        query = " and ".join(f"{name} {value}" for name, value in asked if value)
+        _print_listing(
+            shards,
+            [
+                Column("shard", lambda r: r["shard"]),
+                Column("rows", lambda r: r["rows"], numeric=True),
+                Column("sha256", lambda r: r["sha256"]),
+            ],
+            as_json=as_json,
+            title="shards",
+            nothing=f"no shard holds records matching {query}",
+        )
+        return
+    if shard is not None and row is None:
+        raise typer.BadParameter("--shard needs --row")
+    if shard is None and doc_id is None and url is None:
+        raise typer.BadParameter("give one of --doc-id, --url, --shard/--row, --source, --license")
     store = _lineage(home)
     try:
-        if source or license:
-            shards = tracing.shards_holding(store, source=source, license=license)
-            if as_json:
-                out.print_json(json.dumps(shards))
-            else:
-                for item in shards:
-                    out.print(f"{item['shard']}\t{item['rows']} rows\tsha256 {item['sha256']}")
-            return
         if shard is not None:
-            if row is None:
-                raise typer.BadParameter("--shard needs --row")
             traces = tracing.trace_shard_row(store, shard, row)
         elif doc_id is not None:
             traces = tracing.trace_doc(store, doc_id)
-        elif url is not None:
-            traces = tracing.trace_url(store, url)
         else:
-            raise typer.BadParameter("give one of --doc-id, --url, --shard/--row, --source, --license")
+            traces = tracing.trace_url(store, url)
     except tracing.NotTraced as error:
-        console.print(f"[red]{escape(str(error))}[/red]")
-        raise typer.Exit(code=2) from None
+        if as_json:
+            _print_json([])
+        _say(str(error))
+        raise typer.Exit(code=EXIT_NO_MATCH) from None
     if as_json:
-        out.print_json(json.dumps(traces, default=str))
+        _print_json(traces)
         return
     for item in traces:
         _print_trace(item)
+
+
+def _spdx_option(license: str) -> str:
+    """A --license value in the spelling the lineage store keeps (`cc-by-sa-4.0` -> `CC-BY-SA-4.0`);
+    an id that is not on the SPDX licence list is a usage error (no kept record can carry it)."""
+    parsed = parse_expression(license)
+    if parsed is None:
+        raise typer.BadParameter("; ".join(spdx_expression_problems(license)), param_hint="--license")
+    return parsed.render()
 
 
 def _print_trace(item: dict) -> None:
@@ -347,22 +464,29 @@ def _describe_file(fetched: dict | None) -> str | None:
 def report(
     home: HomeOption = None,
     source: Annotated[str | None, typer.Option("--source", help="only this source")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Records removed by each rule, per source, with the distribution of the measured value."""
     from opencorpus_dagster.lineage.report import rule_report
 
     rows = [r for r in rule_report(_lineage(home)) if not source or r["source"] == source]
-    if as_json:
-        out.print_json(json.dumps(rows))
-        return
-    table = Table(title="records removed per rule")
-    for column in ("source", "rule", "removed", "measured", "min", "median", "max"):
-        table.add_column(column, justify="left" if column in ("source", "rule") else "right")
-    for row in rows:
-        numbers = [_fmt(row[k]) for k in ("minimum", "median", "maximum")]
-        table.add_row(row["source"], row["rule"], str(row["removed"]), str(row["measured"]), *numbers)
-    out.print(table)
+    _print_listing(
+        rows,
+        [
+            Column("source", lambda r: r["source"]),
+            Column("rule", lambda r: r["rule"]),
+            Column("removed", lambda r: r["removed"], numeric=True),
+            Column("measured", lambda r: r["measured"], numeric=True),
+            Column("min", lambda r: _fmt(r["minimum"]), numeric=True),
+            Column("median", lambda r: _fmt(r["median"]), numeric=True),
+            Column("max", lambda r: _fmt(r["maximum"]), numeric=True),
+        ],
+        as_json=as_json,
+        title="records removed per rule",
+        nothing=f"no rule removed or measured records of source {source!r}"
+        if source
+        else "no rule removed or measured any record",
+    )
 
 
 def _fmt(value: float | None) -> str:
@@ -397,38 +521,92 @@ def takedown_add(
 
 
 @takedown_app.command("list")
-def takedown_list(home: HomeOption = None) -> None:
+def takedown_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """The takedown requests in the list."""
-    from opencorpus_dagster.takedown import load_takedowns
+    from opencorpus_dagster.takedown import load_takedowns, takedowns_path
 
     resolved = data_home(home)
     if not resolved.is_remote and not resolved.root.is_dir():
         # An empty list would hide a mistyped --home.
         raise HomeMissing(errno.ENOENT, "no data home", str(resolved.root))
-    for request in load_takedowns(resolved):
-        out.print(f"{request.id}\t{request.kind}\t{request.value}\t{request.requested_at}\t{request.reason}", highlight=False, markup=False)
+    requests = [dataclasses.asdict(request) for request in load_takedowns(resolved)]
+    _print_listing(
+        requests,
+        [
+            Column(name, lambda r, key=name: r[key])
+            for name in ("id", "kind", "value", "requested_at", "requested_by", "reason")
+        ],
+        as_json=as_json,
+        title="takedown requests",
+        nothing=f"no takedown requests in {takedowns_path(resolved)} (add one with opencorpus takedown add)",
+    )
 
 
 @takedown_app.command("audit")
-def takedown_audit_command(home: HomeOption = None) -> None:
+def takedown_audit_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """What each application of the list removed, when, why, and which shards changed."""
     from opencorpus_dagster.takedown import takedown_audit
 
-    out.print_json(json.dumps(takedown_audit(_lineage(home)), default=str))
+    rows = takedown_audit(_lineage(home))
+    _print_listing(
+        rows,
+        [
+            Column("applied_at", lambda r: r["applied_at"]),
+            Column("request_id", lambda r: r["request_id"]),
+            Column("kind", lambda r: r["kind"]),
+            Column("value", lambda r: r["value"]),
+            Column("records", lambda r: r["records"], numeric=True),
+            Column("new_records", lambda r: r["new_records"], numeric=True),
+            Column("shards_changed", lambda r: " ".join(r["shards_changed"] or [])),
+            Column("reason", lambda r: r["reason"]),
+        ],
+        as_json=as_json,
+        title="takedown audit",
+        nothing="no takedown has been applied in this home (opencorpus takedown add, then opencorpus build)",
+    )
 
 
 @app.command()
-def validate(catalog: CatalogOption = None) -> None:
-    """Check every catalog file; exit 1 if any is invalid."""
+def validate(catalog: CatalogOption = None, as_json: JsonOption = False) -> None:
+    """Check every catalog file: `ok` lines on stdout, every error of every file on stderr; exit 1 if any is invalid."""
     loaded = load_catalog(catalog)
+    files: list[dict] = []
     for source in loaded.sources:
         units = len(source.connector.units())
-        partitions = f"{units} declared partitions + those listed upstream" if source.connector.discovers() else f"{units} partitions"
-        out.print(f"ok  {source.path.name}: {source.name} ({source.spec.kind}, {partitions})")
+        files.append({
+            "file": str(source.path), "valid": True, "source": source.name, "kind": source.spec.kind,
+            "partitions": units, "discovers_partitions": source.connector.discovers(), "errors": [],
+        })  # fmt: skip
     for error in loaded.errors:
-        out.print(f"bad {error}", highlight=False, markup=False)
+        problems = error.problems or (CatalogProblem("", error.message),)
+        errors = [{"field": problem.field, "message": problem.message} for problem in problems]
+        files.append({"file": str(error.path), "valid": False, "errors": errors})
+    files.sort(key=lambda item: item["file"])
+    if as_json:
+        _print_json(files)
+    else:
+        for item in files:
+            _print_validation(item)
+    if not files:
+        _say(f"no catalog files (*.yaml, *.yml) in {loaded.directory}")
+        raise typer.Exit(code=EXIT_NO_MATCH)
     if loaded.errors:
-        raise typer.Exit(code=1)
+        count = sum(len(item["errors"]) for item in files)
+        _say(f"{count} error{'s' * (count != 1)} in {len(loaded.errors)} of {len(files)} catalog files")
+        raise typer.Exit(code=EXIT_FAILED)
+
+
+def _print_validation(item: dict) -> None:
+    """`ok  FILE: ...` on stdout for a valid file; `bad PATH: field: problem` on stderr for each error."""
+    if item["valid"]:
+        partitions = f"{item['partitions']} partitions"
+        if item["discovers_partitions"]:
+            partitions = f"{item['partitions']} declared partitions + those listed upstream"
+        print(f"ok  {Path(item['file']).name}: {item['source']} ({item['kind']}, {partitions})")
+        return
+    for problem in item["errors"]:
+        where = f"{problem['field']}: " if problem["field"] else ""
+        print(f"bad {item['file']}: {where}{problem['message']}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -200,7 +200,7 @@ def test_catalog_with_a_typo_is_reported_and_the_rest_builds(tmp_path, fixture_m
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCORPUS_")}
     validate = subprocess.run([OPENCORPUS, "validate", "--catalog", str(catalog)], capture_output=True, text=True, env=env)
     assert validate.returncode == 1
-    assert "gutenberg.yaml: optoins: unknown field; did you mean 'options'?" in validate.stdout
+    assert "gutenberg.yaml: optoins: unknown field; did you mean 'options'?" in validate.stderr
     assert "ok  enwiki.yaml" in validate.stdout
     result = build(home, fixture_mirror, catalog, check=False)
     assert "skipping invalid catalog file" in result.stderr and "optoins" in result.stderr
@@ -252,7 +252,7 @@ def test_takedown_of_one_url_rewrites_only_its_shard_and_stays_down(built, tmp_p
     assert after["shards/gutenberg/02000-02999/part-00000.parquet"] == before["shards/gutenberg/02000-02999/part-00000.parquet"]
     trace = run_opencorpus("trace", "--url", url, home=work).stdout
     assert "outcome: removed" in trace and "takedown: removed [takedown:url]" in trace and "rights holder request #1" in trace
-    audit = json.loads(run_opencorpus("takedown", "audit", home=work).stdout)
+    audit = json.loads(run_opencorpus("takedown", "audit", "--json", home=work).stdout)
     assert audit[-1]["records"] == 1 and enwiki_shard in audit[-1]["shards_changed"]
     # A forced rebuild re-reads every upstream unit: the page comes back from the dump and is removed again.
     again = json.loads(build(work, fixture_mirror, REPO / "assets", "--force").stdout)

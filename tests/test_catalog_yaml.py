@@ -83,7 +83,7 @@ def test_validate_command_refuses_the_bomb_and_returns(tmp_path):
 
     assert time.monotonic() - started < 60
     assert result.returncode == 1
-    assert f"bad {catalog / 'bomb.yaml'}: line 2: YAML aliases (*a) are not allowed in catalog files" in result.stdout
+    assert f"bad {catalog / 'bomb.yaml'}: line 2: YAML aliases (*a) are not allowed in catalog files" in result.stderr
     assert "ok  enwiki.yaml: enwiki" in result.stdout
 
 

@@ -55,6 +55,20 @@ def test_takedown_list_on_a_missing_home_says_so(tmp_path):
     assert_one_line(result, f"opencorpus: no data home at {home}: ")
 
 
+def test_a_malformed_takedown_list_is_one_line_naming_file_and_line(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    good = '{"kind": "domain", "value": "example.org", "reason": "opt-out", "requested_at": "2024-05-01T12:00:00Z"}'
+    (home / "takedowns.jsonl").write_text(good + "\n{not json\n")
+    result = run_opencorpus("takedown", "list", home=home, check=False)
+    assert (result.returncode, result.stdout) == (EXIT_FAILED, "")
+    assert_one_line(result)
+    assert result.stderr == (
+        f"opencorpus: {home / 'takedowns.jsonl'}:2: not a JSON object (Expecting property name enclosed in double "
+        "quotes at column 2): fix or remove that line of the takedown list\n"
+    )
+
+
 @pytest.mark.parametrize("debug", [("--debug",), ()])
 def test_debug_shows_the_traceback(tmp_path, debug):
     env = {} if debug else {"OPENCORPUS_DEBUG": "1"}

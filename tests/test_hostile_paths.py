@@ -23,6 +23,7 @@ import yaml
 from cli_runner import build, run_opencorpus
 
 from opencorpus_dagster.audit import conservation_problems, manifest_mismatches, repeated_doc_ids, rows_without_upstream
+from opencorpus_dagster.cli import EXIT_NO_MATCH
 from opencorpus_dagster.dedup.exact import find_exact_groups
 from opencorpus_dagster.dedup.lsh_index import LshIndex
 from opencorpus_dagster.dedup.minhash import MinHashConfig, compute_signatures
@@ -134,10 +135,9 @@ def test_trace_a_shard_row_in_a_hostile_home(built):
 def test_trace_url_takes_wildcards_literally(built, url):
     home, _ = built
     result = trace(home, "--url", url, check=False)
-    assert result.returncode == 2
-    assert result.stdout == ""
-    # Rich wraps stderr at 80 columns, anywhere in a long URL: compare without whitespace.
-    assert "".join(result.stderr.split()) == "".join(f"no record with URL or upstream URI {url!r}".split())
+    assert result.returncode == EXIT_NO_MATCH
+    assert json.loads(result.stdout) == []
+    assert result.stderr == f"opencorpus: no record with URL or upstream URI {url!r}\n"
 
 
 def test_trace_url_finds_a_record_by_url_and_a_dump_by_prefix(built):

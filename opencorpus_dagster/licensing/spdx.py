@@ -14,6 +14,7 @@ tests/test_spdx.py for the ids of the fixture list it rejects.
 
 from __future__ import annotations
 
+import difflib
 import re
 from functools import lru_cache
 from typing import NamedTuple
@@ -119,20 +120,49 @@ def parse_expression(expression: str) -> LicenseExpression | None:
     Returns None when the text is not a valid expression or names a licence that is neither a
     known SPDX id nor a `LicenseRef-`. Never raises.
     """
+    parsed, problems = _parse_checked(expression)
+    return None if problems else parsed
+
+
+def spdx_expression_problems(expression: str) -> list[str]:
+    """Why `expression` is not a valid SPDX expression: one message per problem, [] when valid.
+
+    Every licence and exception id is checked against the SPDX licence list (any case;
+    deprecated ids are accepted, as SPDX keeps them on the list); `LicenseRef-...` ids are
+    allowed. An unknown id gets the closest known ids as a suggestion:
+    `'CC-BY-SA-9.9' is not on the SPDX licence list (did you mean CC-BY-SA-4.0?)`. Never raises.
+    """
+    return _parse_checked(expression)[1]
+
+
+def _parse_checked(expression: str) -> tuple[LicenseExpression | None, list[str]]:
+    # Licensing.validate() would say the same, but it raises AttributeError on some syntax
+    # errors ("MIT AND": license-expression 30.4 reads ExpressionError.token_string, which only
+    # its parse errors have), so parse and list the unknown keys here.
     text = _DEPRECATED_WITH_PATTERN.sub(lambda m: f"({_DEPRECATED_WITH_LOOKUP[m.group(1).casefold()]})", expression)
     licensing = spdx_licensing()
     try:
         parsed = licensing.parse(text, validate=False, strict=True)
-    except ExpressionError:
-        return None
+    except ExpressionError as error:
+        return None, [f"{expression!r} is not a valid SPDX expression: {error}"]
     except Exception:  # the lexer raises bare errors on some garbage (stray quotes, lone operators)
-        return None
+        return None, [f"{expression!r} is not a valid SPDX expression"]
     if parsed is None:
-        return None
-    for key in licensing.unknown_license_keys(parsed):
-        if not is_license_ref(key):
-            return None
-    return parsed
+        return None, ["an SPDX expression is required; it is empty"]
+    unknown = [key for key in licensing.unknown_license_keys(parsed) if not is_license_ref(key)]
+    return parsed, [f"{key!r} is not on the SPDX licence list{_closest_ids(key)}" for key in unknown]
+
+
+def _closest_ids(key: str) -> str:
+    """` (did you mean A or B?)` naming the known SPDX ids closest to `key`, or ``."""
+    by_folded = {known.casefold(): known for known in _known_keys()}
+    close = difflib.get_close_matches(key.casefold(), by_folded, n=2, cutoff=0.8)
+    return f" (did you mean {' or '.join(by_folded[c] for c in close)}?)" if close else ""
+
+
+@lru_cache(maxsize=1)
+def _known_keys() -> tuple[str, ...]:
+    return tuple(sorted(symbol.key for symbol in spdx_licensing().known_symbols.values()))
 
 
 def _parse_spdx(raw: str) -> NormalisedLicense | None:
@@ -433,5 +463,6 @@ __all__ = [
     "known_license_ids",
     "normalise_license",
     "parse_expression",
+    "spdx_expression_problems",
     "spdx_licensing",
 ]
