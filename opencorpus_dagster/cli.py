@@ -314,6 +314,21 @@ def build(
 
 
 @app.command()
+def ui(
+    home: HomeOption = None,
+    catalog: CatalogOption = None,
+    mirror: MirrorOption = None,
+    host: Annotated[str, typer.Option("--host", "-h", help="address the webserver listens on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="port of the webserver")] = 3000,
+) -> None:
+    """The Dagster UI and daemon (`dagster dev`) on the instance `opencorpus build` uses."""
+    _configure_environment(home, catalog, mirror)
+    from opencorpus_dagster.ui import run_ui
+
+    run_ui(host, port)
+
+
+@app.command()
 def backfill(
     source: Annotated[str, typer.Argument(help="the source to re-materialise")],
     partitions: Annotated[list[str] | None, typer.Option("--partitions", "--partition", help="only these partition keys (repeatable)")] = None,
@@ -355,8 +370,11 @@ def _print_summary(summary, title: str = "opencorpus build") -> None:
     table.add_row("partitions unchanged", str(len(summary.unchanged)))
     table.add_row("shards written / total", f"{summary.shards_written} / {summary.shards_total}")
     out.print(table)
+    # One line each, on stderr with the other errors; the full error is in the log the line names.
+    for warning in summary.warnings:
+        console.print(f"[yellow]WARN[/yellow] {escape(str(warning))}", soft_wrap=True, highlight=False)
     for failure in summary.failed:
-        out.print(f"[red]FAILED[/red] {escape(str(failure))}")
+        console.print(f"[red]FAILED[/red] {escape(str(failure))}", soft_wrap=True, highlight=False)
     out.print(f"output: {summary.manifest}")
     out.print(f"lineage: {summary.lineage_db}")
 

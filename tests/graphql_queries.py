@@ -1,7 +1,7 @@
 """The Dagster UI of a built data home, as the tests and the screenshot benchmark see it.
 
-`dagster_dev(home, mirror)` runs `dagster dev -w workspace.yaml` (what users run) on a free local
-port against that home and yields the base URL once the `opencorpus` code location is loaded; on
+`dagster_dev(home, mirror)` runs `opencorpus ui` (what users run: `dagster dev` on the home's
+instance) on a free local port against that home and yields the base URL once the `opencorpus` code location is loaded; on
 exit it stops the whole process group (webserver, daemon, code server). `query(client, text, **vars)`
 posts one GraphQL query and returns its `data`, failing on any GraphQL error. The query strings
 below are written against the Dagster 1.13 schema (`dagster_graphql/schema/`: `assetNodes`,
@@ -26,6 +26,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 DAGSTER = str(Path(sys.executable).parent / "dagster")
+OPENCORPUS = str(Path(sys.executable).parent / "opencorpus")
 LOCATION = "opencorpus"
 REPOSITORY = "__repository__"  # the name Dagster gives the repository of a `Definitions` object
 
@@ -128,6 +129,16 @@ query CheckExecutions($path: [String!]!, $check: String!) {
 }
 """
 
+CHECK_EVALUATIONS_QUERY = """
+query CheckEvaluations($path: [String!]!, $check: String!) {
+  assetCheckExecutions(assetKey: {path: $path}, checkName: $check, limit: 100) {
+    runId
+    status
+    evaluation { success severity description }
+  }
+}
+"""
+
 RUNS_QUERY = """
 query Runs {
   runsOrError(limit: 1000) {
@@ -212,7 +223,8 @@ def dagster_dev(home: Path, mirror: Path, timeout: float = 120.0, env: dict[str,
     log_path = home / "dagster-dev.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [DAGSTER, "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+            # What the README says to run: `opencorpus ui` (it becomes `dagster dev` on the home's instance).
+            [OPENCORPUS, "ui", "--home", str(home), "--mirror", str(mirror), "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO,
             env=dagster_env(home, mirror, env),
             stdout=log,

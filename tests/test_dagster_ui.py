@@ -15,6 +15,7 @@ import httpx
 import pytest
 from graphql_queries import (
     ASSETS_QUERY,
+    CHECK_EVALUATIONS_QUERY,
     CHECK_EXECUTIONS_QUERY,
     LATEST_MATERIALIZATION_QUERY,
     LOCATION,
@@ -151,7 +152,31 @@ def test_every_check_passed_on_its_assets_latest_materialization(assets):
             success = (execution.get("evaluation") or {}).get("success")
             results[f"{key}:{check['name']}"] = (execution.get("status"), success, bool(check["description"]))
     assert "gutenberg_documents:partition_conservation" in results
-    assert {name: result for name, result in results.items() if result != ("SUCCEEDED", True, True)} == {}
+    # kept_documents warns about the partitions that kept nothing (the next test); every other passed.
+    failed = {name: result for name, result in results.items() if result != ("SUCCEEDED", True, True)}
+    assert set(failed) <= {"gutenberg_documents:kept_documents"}, failed
+
+
+def test_kept_documents_warns_on_exactly_the_partitions_that_kept_nothing(ui, home):
+    """The fixture mirror has the RDF record of one Gutenberg book (2701): the other batches keep
+    nothing (licence unknown), each run green, and the UI shows a failed WARN check for each."""
+    runs = {r["runId"]: {t["key"]: t["value"] for t in r["tags"]}.get("dagster/partition") for r in query(ui, RUNS_QUERY)["runsOrError"]["results"]}
+    executions = query(ui, CHECK_EVALUATIONS_QUERY, path=["gutenberg_documents"], check="kept_documents")["assetCheckExecutions"]
+    shown = {runs[e["runId"]]: e["evaluation"] for e in executions}
+    with LineageStore.at(home / "lineage.duckdb", read_only=True).connection() as conn:
+        kept = dict(conn.execute(
+            "SELECT partition, (counts::JSON->>'passed')::INT FROM partitions WHERE source = 'gutenberg' AND stage = 'documents'"
+        ).fetchall())  # fmt: skip
+        unknown = dict(conn.execute(
+            "SELECT partition, count(*) FROM decisions WHERE source = 'gutenberg' AND reason = 'license.unknown' GROUP BY 1"
+        ).fetchall())  # fmt: skip
+    assert sorted(shown) == GUTENBERG_BATCHES
+    assert {p for p, e in shown.items() if e["success"]} == {p for p, n in kept.items() if n > 0} == {"02000-02999"}
+    for partition, evaluation in shown.items():
+        if not evaluation["success"]:
+            assert evaluation["severity"] == "WARN"
+            records = unknown[partition]
+            assert evaluation["description"] == f"kept 0 of {records} records; top reasons: {{'license.unknown': {records}}}"
 
 
 @pytest.mark.parametrize(("source", "runs"), [("gutenberg", 9), ("enwiki", 1)])
