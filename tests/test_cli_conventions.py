@@ -135,8 +135,8 @@ CATALOG = {
         "policy: {allow: [CC-BY-NC-4.0], deny: [NOPE-1.0]}\nfilters: {language: {min_confidence: 7}}\n",
         [
             ("license.spdx", f"Value error, {MADE_UP} (got 'CC-BY-SA-9.9')"),
-            ("descripton", "unknown field; did you mean 'description'? (allowed: description, enabled, extraction, "
-                           "filters, kind, license, limits, name, options, owners, policy, tags)"),
+            ("descripton", "unknown field; did you mean 'description'? (allowed: content_kind, description, enabled, "
+                           "extraction, filters, kind, license, limits, name, options, owners, policy, tags, us_renewals)"),
             ("options.namespacs", "unknown field; did you mean 'namespaces'? (allowed: dump_index, dump_job, dumps, "
                                   "latest_runs, license, listed_hosts, namespaces, partition_keys, revisions, since)"),
             ("policy.deny.0", "'NOPE-1.0' is not a known SPDX licence id; did you mean 'OPL-1.0'?"),
@@ -256,7 +256,7 @@ def test_trace_license_lists_the_shards_holding_it(built, spelling):
         for s in manifest["shards"]
         if "CC-BY-SA-3.0" in s["licenses"]
     ]
-    assert expected == [[ENWIKI_SHARD, "88", expected[0][2]]]
+    assert expected == [[ENWIKI_SHARD, "94", expected[0][2]]]
     result = run_opencorpus("trace", "--license", spelling, home=home)
     assert tsv(result.stdout) == [["shard", "rows", "sha256"], *expected]
 
