@@ -8,8 +8,8 @@ from dagster import Definitions
 
 from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.orchestration.assets import corpus_assets, source_assets
-from opencorpus_dagster.orchestration.catalog_report import catalog_asset
 from opencorpus_dagster.orchestration.automation import corpus_automation_sensor
+from opencorpus_dagster.orchestration.catalog_report import catalog_asset
 from opencorpus_dagster.orchestration.executors import executor_from_environment
 from opencorpus_dagster.orchestration.jobs import corpus_job, source_job
 from opencorpus_dagster.orchestration.resources import default_resources

@@ -20,8 +20,8 @@ import yaml
 from graphql_queries import (
     ASSETS_QUERY,
     BACKFILL_STATUS_QUERY,
-    LAUNCH_BACKFILL_MUTATION,
     LATEST_MATERIALIZATION_QUERY,
+    LAUNCH_BACKFILL_MUTATION,
     RUNS_QUERY,
     dagster_dev,
     metadata,

@@ -10,10 +10,10 @@ import pytest
 from cli_runner import build
 from dagster import (
     AssetCheckKey,
-    AssetKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetKey,
     DagsterInstance,
     MaterializeResult,
     asset,

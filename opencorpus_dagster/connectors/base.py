@@ -7,17 +7,19 @@ one Dagster partition: a dump file, a batch of books, a WARC file), and reads on
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
 from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.limits import InputLimits
 from opencorpus_dagster.records import Decision, RawRecord
-from opencorpus_dagster.url_policy import normalise_template, normalise_url
+from opencorpus_dagster.url_policy import is_local, local_path_text, normalise_template, normalise_url
 
 # Option types for URLs the catalog names: checked by the URL policy when the catalog is
 # validated (http/https, no credentials, no climb above the root), kept in normalised form.
@@ -29,6 +31,33 @@ class ConnectorOptions(BaseModel):
     """Base of every connector's `options:` model; unknown keys are errors, not defaults."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class LocalRootOptions(ConnectorOptions):
+    """Options of a connector that reads a local collection: `root`, the absolute folder its local
+    files must be in (the only folder they are read from). `checked_file` admits an http(s) URL
+    (normalised) or a local file under `root`."""
+
+    root: str | None = None
+
+    @field_validator("root")
+    @classmethod
+    def _absolute_root(cls, root: str | None) -> str | None:
+        if root is None:
+            return None
+        path = Path(local_path_text(root))
+        if not path.is_absolute():
+            raise ValueError(f"root must be an absolute folder path or file: URL, got {root!r}")
+        return os.path.normpath(path)
+
+    def checked_file(self, file: str) -> str:
+        if not is_local(file):
+            return normalise_url(file)
+        if self.root is None:
+            raise ValueError(f"{file!r} is a local file: declare the folder it is in as `root`")
+        if not Path(os.path.normpath(Path(self.root) / local_path_text(file))).is_relative_to(self.root):
+            raise ValueError(f"{file!r} is outside root {self.root!r} (url.outside_root)")
+        return file
 
 
 @dataclass(frozen=True)

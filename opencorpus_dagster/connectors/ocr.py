@@ -16,7 +16,6 @@ steps judge them.
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,10 +25,10 @@ from urllib.parse import urljoin, urlsplit
 
 import yaml
 from lxml import etree
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from opencorpus_dagster.compression import read_decompressed_bytes
-from opencorpus_dagster.connectors.base import Connector, ConnectorOptions, Unit, UnreadableInput, register
+from opencorpus_dagster.connectors.base import Connector, LocalRootOptions, Unit, UnreadableInput, register
 from opencorpus_dagster.fetch import Fetcher, NotFound
 from opencorpus_dagster.home import check_partition_key
 from opencorpus_dagster.limits import LimitExceeded, limit_records, over_limit
@@ -42,7 +41,7 @@ from opencorpus_dagster.text.ocr import (
     read_ocr_page,
     refuse_entity_declarations,
 )
-from opencorpus_dagster.url_policy import UrlRefused, is_local, local_path_text, normalise_url
+from opencorpus_dagster.url_policy import UrlRefused, is_local, local_path_text
 
 _METS_NS = "http://www.loc.gov/METS/"
 _XLINK = "{http://www.w3.org/1999/xlink}href"
@@ -93,7 +92,7 @@ class OcrConnector(Connector):
     content_kind = "print"  # quality defaults (text/quality_defaults.py): laid out line by line as printed
     unit_listing_options = ("units",)
 
-    class Options(ConnectorOptions):
+    class Options(LocalRootOptions):
         """`units`: partition key -> an issue or volume; `record`: page | block | unit;
         `print`: the kind of print (book, newspaper, periodical, typescript) that picks the OCR
         quality rule's default threshold; `root`: the absolute local folder local files are
@@ -102,36 +101,16 @@ class OcrConnector(Connector):
         units: dict[str, OcrUnit] = Field(min_length=1)
         record: Literal["page", "block", "unit"] = "page"
         print: Literal["book", "newspaper", "periodical", "typescript"] = "book"
-        root: str | None = None
-
-        @field_validator("root")
-        @classmethod
-        def _absolute_root(cls, root: str | None) -> str | None:
-            if root is None:
-                return None
-            path = Path(local_path_text(root))
-            if not path.is_absolute():
-                raise ValueError(f"root must be an absolute folder path or file: URL, got {root!r}")
-            return os.path.normpath(path)
 
         @model_validator(mode="after")
         def _files_are_allowed(self) -> Self:
             for key, unit in self.units.items():
                 check_partition_key(key)
                 if unit.mets is not None:
-                    unit.mets = self._checked(unit.mets)
+                    unit.mets = self.checked_file(unit.mets)
                 if unit.pages is not None:
-                    unit.pages = [self._checked(page) for page in unit.pages]
+                    unit.pages = [self.checked_file(page) for page in unit.pages]
             return self
-
-        def _checked(self, file: str) -> str:
-            if not is_local(file):
-                return normalise_url(file)
-            if self.root is None:
-                raise ValueError(f"{file!r} is a local file: declare the folder it is in as `root`")
-            if not Path(os.path.normpath(Path(self.root) / local_path_text(file))).is_relative_to(self.root):
-                raise ValueError(f"{file!r} is outside root {self.root!r} (url.outside_root)")
-            return file
 
     def units(self) -> list[Unit]:
         units = []

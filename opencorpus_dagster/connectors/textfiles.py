@@ -7,19 +7,18 @@ collection states no licence per file: declare it in the catalog entry's `licens
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from opencorpus_dagster.compression import read_decompressed_bytes
 from opencorpus_dagster.connectors.base import (
     Connector,
-    ConnectorOptions,
+    LocalRootOptions,
     Unit,
     UnreadableInput,
     register,
@@ -28,7 +27,7 @@ from opencorpus_dagster.fetch import Fetcher, NotFound
 from opencorpus_dagster.home import check_partition_key
 from opencorpus_dagster.limits import LimitExceeded, limit_records, over_limit
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
-from opencorpus_dagster.url_policy import UrlRefused, is_local, local_path_text, normalise_url
+from opencorpus_dagster.url_policy import UrlRefused
 
 
 @register
@@ -36,25 +35,14 @@ class TextFilesConnector(Connector):
     kind = "textfiles"
     unit_listing_options = ("partitions",)
 
-    class Options(ConnectorOptions):
+    class Options(LocalRootOptions):
         """`partitions`: partition key -> files, each an http(s) URL or a local file inside `root`
         (a path relative to it, or an absolute path or `file:` URL under it); `root`: the
         absolute local folder the collection is in (needed for local files, and the only folder
         they are read from: a symlink out of it is refused too); `encoding` of the files."""
 
         partitions: dict[str, list[str]] = Field(min_length=1)
-        root: str | None = None
         encoding: str = "utf-8"
-
-        @field_validator("root")
-        @classmethod
-        def _absolute_root(cls, root: str | None) -> str | None:
-            if root is None:
-                return None
-            path = Path(local_path_text(root))
-            if not path.is_absolute():
-                raise ValueError(f"root must be an absolute folder path or file: URL, got {root!r}")
-            return os.path.normpath(path)
 
         @model_validator(mode="after")
         def _files_are_allowed(self) -> Self:
@@ -62,17 +50,8 @@ class TextFilesConnector(Connector):
                 check_partition_key(key)
                 if not files:
                     raise ValueError(f"partition {key!r} lists no files")
-                files[:] = [self._checked(file) for file in files]
+                files[:] = [self.checked_file(file) for file in files]
             return self
-
-        def _checked(self, file: str) -> str:
-            if not is_local(file):
-                return normalise_url(file)
-            if self.root is None:
-                raise ValueError(f"{file!r} is a local file: declare the folder it is in as `root`")
-            if not Path(os.path.normpath(Path(self.root) / local_path_text(file))).is_relative_to(self.root):
-                raise ValueError(f"{file!r} is outside root {self.root!r} (url.outside_root)")
-            return file
 
     def units(self) -> list[Unit]:
         return [Unit(key, tuple(files)) for key, files in sorted(self.options.partitions.items())]

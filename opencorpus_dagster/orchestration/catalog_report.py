@@ -21,6 +21,7 @@ from opencorpus_dagster.catalog import Catalog
 from opencorpus_dagster.orchestration.assets import CATALOG_KEY, CORPUS_GROUP
 from opencorpus_dagster.orchestration.resources import CorpusSettings
 
+
 def catalog_asset(catalog: Catalog) -> AssetsDefinition:
     errors = [str(e) for e in catalog.errors]
     listing = "\n".join(f"- `{s.name}` ({s.spec.kind}): {s.spec.description.strip() or s.path.name}" for s in catalog.sources)
