@@ -54,10 +54,12 @@ class LockHolder:
     user: str
     command: str
     started: str  # ISO 8601 UTC, seconds: 2026-11-30T17:02:11Z
+    home: str = ""  # the data home it builds (homes in object storage may share one state folder)
 
     @classmethod
-    def this_process(cls) -> LockHolder:
+    def this_process(cls, home: str = "") -> LockHolder:
         return cls(
+            home=home,
             pid=os.getpid(),
             host=socket.gethostname(),
             user=_user(),
@@ -72,14 +74,20 @@ class LockHolder:
 
 class HomeLocked(Exception):
     """Another build holds the home's lock. `holder` is None when its description could not be
-    read (it had just taken the lock, or the file was edited by hand)."""
+    read (it had just taken the lock, or the file was edited by hand).
+
+    The lock is per state folder; homes in object storage may share one (`OPENCORPUS_STATE`), and
+    with it the lineage store, so a build of another home there holds this one too: `home` is
+    then the holder's home, and the message says which state folder they share.
+    """
 
     def __init__(self, home: str, lock_file: Path, holder: LockHolder | None) -> None:
-        self.home = home
+        self.home = holder.home if holder and holder.home else home
         self.lock_file = lock_file
         self.holder = holder
         self.held_by = holder.describe() if holder else f"its description in {lock_file} is not readable"
-        super().__init__(f"another build holds {home} ({self.held_by}); wait for it or stop it")
+        shared = f"; it shares the state folder {lock_file.parent} with {home}" if self.home != home else ""
+        super().__init__(f"another build holds {self.home} ({self.held_by}){shared}; wait for it or stop it")
 
 
 def lock_file(home) -> Path:
@@ -112,7 +120,7 @@ def hold_home(
                 on_wait(busy)
                 told = True
             time.sleep(_POLL_SECONDS)
-        holder = LockHolder.this_process()
+        holder = LockHolder.this_process(str(home.root))
         _write_description(fd, holder)
         try:
             yield holder
@@ -161,9 +169,9 @@ def _parse(path: Path) -> LockHolder | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         return LockHolder(
             pid=int(data["pid"]), host=str(data["host"]), user=str(data["user"]),
-            command=str(data["command"]), started=str(data["started"]),
+            command=str(data["command"]), started=str(data["started"]), home=str(data.get("home", "")),
         )  # fmt: skip
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
 
 

@@ -27,7 +27,7 @@ import pytest
 from cli_runner import REPO, build, run_opencorpus, start_opencorpus
 
 from opencorpus_dagster.cli import EXIT_LOCKED
-from opencorpus_dagster.home import DataHome
+from opencorpus_dagster.home import DataHome, data_home
 from opencorpus_dagster.home_lock import LOCK_NAME, HomeLocked, hold_home
 
 DEAD_PID = 99999999  # above Linux's pid_max: never a live process
@@ -221,3 +221,22 @@ def test_a_stale_description_is_taken_over_and_a_live_holder_is_named(tmp_path):
     assert other.stdout.split(" ", 1)[0] == str(os.getpid())
     assert str(HomeLocked(str(tmp_path / "home"), lock, held)) in other.stdout
     assert lock.read_text() == ""
+
+
+def test_homes_in_object_storage_lock_their_shared_state_folder(tmp_path, monkeypatch):
+    # Two homes in a bucket built from one machine share its state folder (and so its lineage
+    # store and Dagster instance): one build at a time there, and the refusal says why.
+    monkeypatch.setenv("OPENCORPUS_STATE", str(tmp_path / "state"))
+    first, second = data_home("memory://bucket/first"), data_home("memory://bucket/second")
+    assert first.is_remote and first.state == second.state == tmp_path / "state"
+
+    with hold_home(first) as held, pytest.raises(HomeLocked) as refused, hold_home(second):
+        pass
+
+    assert held.home == "memory://bucket/first"
+    assert not first.root.exists()  # the lock is a local file, nothing is written to the bucket
+    assert str(refused.value) == (
+        f"another build holds memory://bucket/first ({held.describe()}); it shares the state folder "
+        f"{tmp_path / 'state'} with memory://bucket/second; wait for it or stop it"
+    )
+    assert (tmp_path / "state" / LOCK_NAME).read_text() == ""
