@@ -113,11 +113,12 @@ def hold_home(
     try:
         told = False
         while not _try_lock(fd):
-            busy = HomeLocked(str(home.root), path, read_holder(path))
-            if not wait:
-                raise busy
-            if not told and on_wait is not None:
-                on_wait(busy)
+            if not told:
+                busy = HomeLocked(str(home.root), path, read_holder(path))
+                if not wait:
+                    raise busy
+                if on_wait is not None:
+                    on_wait(busy)
                 told = True
             time.sleep(_POLL_SECONDS)
         holder = LockHolder.this_process(str(home.root))
