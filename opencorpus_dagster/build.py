@@ -31,6 +31,7 @@ from opencorpus_dagster.definitions import build_definitions
 from opencorpus_dagster.discovery import discover_and_record, recorded_units
 from opencorpus_dagster.fetch import MIRROR_ENV, FetchError
 from opencorpus_dagster.home import data_home
+from opencorpus_dagster.home_lock import HomeLocked, hold_home
 from opencorpus_dagster.instance import ensure_instance_config
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
@@ -110,6 +111,7 @@ def run_build(
     console: Console | None = None,
     partitions: list[str] | None = None,
     debug: bool = False,
+    wait: bool = False,
 ) -> BuildSummary:
     """Materialise pending partitions of `sources` (all by default), then the corpus assets.
 
@@ -119,9 +121,22 @@ def run_build(
 
     Temporary files that killed writers left in the home (`.<name>.tmp-<pid>` of a dead pid)
     are removed first.
+
+    The whole build holds the home's build lock (`home_lock.hold_home`): while another build
+    holds it, `HomeLocked` is raised naming that build, or with `wait` the build waits for it.
     """
     console = console or Console(stderr=True)
     home = data_home()
+    def say_waiting(busy: HomeLocked) -> None:
+        notice = f"opencorpus: waiting for another build on {busy.home} ({busy.held_by})"
+        console.print(notice, highlight=False, markup=False, soft_wrap=True)
+
+    with hold_home(home, wait=wait, on_wait=say_waiting):
+        return _build_holding_lock(home, sources, force, console, partitions, debug)
+
+
+def _build_holding_lock(home, sources, force, console, partitions, debug) -> BuildSummary:
+    """`run_build`'s work, once the home's build lock is held."""
     log_config = QUIET_LOGS if debug else SILENT_LOGS
     skip = (home.downloads, home.dagster_home)  # `published` never writes there; the cache can be huge
     stale = [path for folder in {home.root, home.state} for path in remove_stale_temporaries(folder, skip=skip)]

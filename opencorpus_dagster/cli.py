@@ -101,7 +101,9 @@ def _debug_enabled() -> bool:
 
 def explain_error(error: BaseException) -> tuple[int, str] | None:
     """(exit code, one-line message) for an operational error, None for anything else (a bug)."""
-    from opencorpus_dagster.takedown import TakedownFileError  # only when there is an error: keeps start-up short
+    # Imported only when there is an error: keeps start-up short.
+    from opencorpus_dagster.home_lock import HomeLocked
+    from opencorpus_dagster.takedown import TakedownFileError
 
     for cause in _cause_chain(error):
         if isinstance(cause, LineageStoreMissing):
@@ -109,6 +111,8 @@ def explain_error(error: BaseException) -> tuple[int, str] | None:
             return EXIT_NOT_BUILT, f"no lineage store at {cause.path}: this home was never built (run opencorpus build --home {home})"
         if isinstance(cause, HomeMissing):
             return EXIT_NOT_BUILT, f"no data home at {cause.filename}: nothing was built or added there (check --home)"
+        if isinstance(cause, HomeLocked):
+            return EXIT_LOCKED, str(cause)
         if isinstance(cause, TakedownFileError):
             return EXIT_FAILED, f"{cause}: fix or remove that line of the takedown list"
         if isinstance(cause, duckdb.Error):
@@ -157,6 +161,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable outpu
 HomeOption = Annotated[
     str | None,
     typer.Option("--home", help=f"data home: a folder or an fsspec URL such as s3://bucket/corpus (default ${HOME_ENV} or ./opencorpus-data)"),
+]
+WaitOption = Annotated[
+    bool, typer.Option("--wait", help="when another build holds the home, wait for it (default: exit 5)")
 ]
 CatalogOption = Annotated[Path | None, typer.Option("--catalog", help=f"catalog directory (default ${CATALOG_ENV} or the packaged assets/)")]
 MirrorOption = Annotated[
@@ -304,12 +311,13 @@ def build(
     source: Annotated[list[str] | None, typer.Option("--source", help="only these sources (repeatable)")] = None,
     force: Annotated[bool, typer.Option("--force", help="re-process partitions even if unchanged")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    wait: WaitOption = False,
 ) -> None:
     """Materialise the whole catalog: new or changed partitions of every source, then the corpus."""
     _configure_environment(home, catalog, mirror)
     from opencorpus_dagster.build import run_build
 
-    summary = run_build(sources=source, force=force, console=console, debug=_debug_enabled())
+    summary = run_build(sources=source, force=force, console=console, debug=_debug_enabled(), wait=wait)
     _report_build(summary, as_json, "opencorpus build")
 
 
@@ -336,6 +344,7 @@ def backfill(
     catalog: CatalogOption = None,
     mirror: MirrorOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    wait: WaitOption = False,
 ) -> None:
     """Re-materialise one source's partitions (all, or --partitions), then the corpus assets.
 
@@ -345,7 +354,9 @@ def backfill(
     _configure_environment(home, catalog, mirror)
     from opencorpus_dagster.build import run_build
 
-    summary = run_build(sources=[source], force=True, console=console, partitions=partitions, debug=_debug_enabled())
+    summary = run_build(
+        sources=[source], force=True, console=console, partitions=partitions, debug=_debug_enabled(), wait=wait
+    )
     _report_build(summary, as_json, "opencorpus backfill")
 
 

@@ -14,17 +14,32 @@ OPENCORPUS = str(Path(sys.executable).parent / "opencorpus")
 def run_opencorpus(*args: str, home: Path | str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """`opencorpus ARGS --home HOME` with a clean environment (plus `env`) and its own DAGSTER_HOME
     (`<home>/dagster` for a folder; a home given as a URL needs `DAGSTER_HOME` in `env`)."""
-    extra = env or {}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCORPUS_", "DAGSTER_", "OPENLINEAGE"))}
-    if isinstance(home, Path):
-        env["DAGSTER_HOME"] = str(home / "dagster")
-    env.update(extra)
     result = subprocess.run(
-        [OPENCORPUS, *args, "--home", str(home)], capture_output=True, text=True, env=env, cwd=REPO, timeout=900
-    )
+        [OPENCORPUS, *args, "--home", str(home)],
+        capture_output=True, text=True, env=clean_environment(home, env), cwd=REPO, timeout=900,
+    )  # fmt: skip
     if check and result.returncode != 0:
         raise AssertionError(f"opencorpus {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def clean_environment(home: Path | str, env: dict | None = None) -> dict[str, str]:
+    """This process's environment without OPENCORPUS_*, DAGSTER_*, OPENLINEAGE* settings, plus
+    DAGSTER_HOME=`<home>/dagster` for a folder home, plus `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCORPUS_", "DAGSTER_", "OPENLINEAGE"))}
+    if isinstance(home, Path):
+        clean["DAGSTER_HOME"] = str(home / "dagster")
+    clean.update(env or {})
+    return clean
+
+
+def start_opencorpus(*args: str, home: Path | str, env: dict | None = None) -> subprocess.Popen:
+    """`opencorpus ARGS --home HOME` started in the background, as `run_opencorpus` runs it
+    (stdout and stderr are pipes, text)."""
+    return subprocess.Popen(
+        [OPENCORPUS, *args, "--home", str(home)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_environment(home, env), cwd=REPO,
+    )  # fmt: skip
 
 
 def build(
