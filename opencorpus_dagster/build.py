@@ -3,7 +3,9 @@
 Each pending partition runs as its source's job (so the runs, their logs and metadata show in
 the Dagster UI), then one run of the corpus job. A partition is pending when its documents
 stage has never been recorded or was recorded with another fingerprint (its unit or the source's shared settings changed); unchanged
-partitions are not re-read. A failed partition is reported and does not stop the others.
+partitions are not re-read. A failed partition is reported and does not stop the others. The
+corpus run is skipped when nothing it reads changed since the last one that published with every
+check passed (`corpus_inputs.py`): a no-op build does no work in proportion to the corpus.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from rich.progress import (
 from opencorpus_dagster.atomic import remove_stale_temporaries, write_text_atomically
 from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.connectors.base import UnreadableInput
+from opencorpus_dagster.corpus_inputs import corpus_inputs_digest, forget_digest, record_digest, recorded_digest
 from opencorpus_dagster.definitions import build_definitions
 from opencorpus_dagster.discovery import discover_and_record, recorded_units
 from opencorpus_dagster.fetch import MIRROR_ENV, FetchError
@@ -54,6 +57,7 @@ class BuildSummary:
     unchanged: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # failed WARN checks: reported, not a failure
+    corpus_unchanged: bool = False  # nothing the corpus run reads changed: it did not run
     shards_written: int = 0
     shards_total: int = 0
     manifest: str = ""
@@ -191,22 +195,34 @@ def _build_holding_lock(home, sources, force, console, partitions, debug) -> Bui
             else:
                 summary.failed.append(f"{label}: {_failure_message(result)}{_log_note(result, home)}")
             progress.advance(task)
+        unchanged_corpus = not force and not summary.processed and not catalog.errors and (
+            (digest := corpus_inputs_digest(catalog.sources, store, home)) is not None
+            and digest == recorded_digest(home.state)
+        )
         if catalog.errors:
             # A source whose file is invalid is not in the catalog: publishing now would drop its
             # records (all of them, when every file is invalid) from the published corpus.
             summary.failed.append("corpus: not published while catalog files are invalid; the published corpus is unchanged")
+        elif unchanged_corpus:
+            summary.corpus_unchanged = True
         else:
             progress.update(task, description="corpus: dedup + shards")
             result = defs.resolve_job_def(CORPUS_JOB).execute_in_process(
                 instance=instance, run_config=log_config, raise_on_error=False
             )
+            failed_checks = _failed_error_checks(result) if result.success else []
             if not result.success:
                 summary.failed.append(f"corpus: {_failure_message(result)}{_log_note(result, home)}")
             else:
-                summary.failed.extend(f"corpus: {check}" for check in _failed_error_checks(result))
+                summary.failed.extend(f"corpus: {check}" for check in failed_checks)
                 written = result.asset_materializations_for_node("corpus__shards")
                 if written:
                     summary.shards_written = int(written[-1].metadata["written_this_run"].value)
+            published = result.success and not failed_checks and corpus_inputs_digest(catalog.sources, store, home)
+            if published:
+                record_digest(home.state, published, result.run_id)
+            else:
+                forget_digest(home.state)
         progress.advance(task)
 
     summary.manifest = str(home.manifest)

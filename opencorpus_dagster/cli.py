@@ -380,6 +380,8 @@ def _print_summary(summary, title: str = "opencorpus build") -> None:
     table.add_row("partitions processed", str(len(summary.processed)))
     table.add_row("partitions unchanged", str(len(summary.unchanged)))
     table.add_row("shards written / total", f"{summary.shards_written} / {summary.shards_total}")
+    if summary.corpus_unchanged:
+        table.add_row("corpus", "unchanged")
     out.print(table)
     # One line each, on stderr with the other errors; the full error is in the log the line names.
     for warning in summary.warnings:

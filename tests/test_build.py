@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from cli_runner import OPENCORPUS, REPO, build, run_opencorpus, shard_bytes
+from dagster import DagsterInstance, RunsFilter
 
 from opencorpus_dagster.audit import (
     conservation_problems,
@@ -320,3 +321,31 @@ def test_a_failed_expectation_stops_the_shards(built, tmp_path, fixture_mirror):
     assert "CC-BY-NC-4.0" in log_text
     assert not (work / "corpus" / "manifest.json").exists()
     assert not list(work.glob("corpus/shards/**/*.parquet"))
+
+
+def test_a_build_with_nothing_changed_skips_the_corpus_run_until_a_takedown(built, tmp_path, fixture_mirror):
+    home, _ = built
+    work = tmp_path / "home"
+    shutil.copytree(home, work)
+    before = shard_bytes(work)
+
+    def corpus_runs() -> int:
+        with DagsterInstance.from_config(str(work / "dagster")) as instance:
+            return len(instance.get_run_records(filters=RunsFilter(job_name="corpus_job")))
+
+    runs = corpus_runs()
+    noop = json.loads(build(work, fixture_mirror).stdout)
+    assert (noop["processed"], noop["failed"], noop["corpus_unchanged"]) == ([], [], True)
+    assert corpus_runs() == runs  # no corpus run at all
+    assert shard_bytes(work) == before
+    assert noop["shards_total"] == json.loads((work / "corpus" / "manifest.json").read_text())["totals"]["shards"]
+
+    run_opencorpus("takedown", "add", "--domain", "en.wikipedia.org", "--reason", "test", home=work)
+    applied = json.loads(build(work, fixture_mirror).stdout)
+    assert (applied["corpus_unchanged"], corpus_runs()) == (False, runs + 1)
+    assert applied["outcomes"]["removed"] > noop["outcomes"].get("removed", 0)
+    # A shard that no longer matches the manifest is not "unchanged" either.
+    shard = next((work / "corpus" / "shards").rglob("*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:100])
+    repaired = json.loads(build(work, fixture_mirror).stdout)
+    assert (repaired["corpus_unchanged"], corpus_runs()) == (False, runs + 2)
