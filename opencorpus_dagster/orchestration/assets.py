@@ -74,9 +74,8 @@ TAKEDOWN_KEY = AssetKey([CORPUS_GROUP, "takedown"])
 DEDUP_KEY = AssetKey([CORPUS_GROUP, "dedup"])
 SHARDS_KEY = AssetKey([CORPUS_GROUP, "shards"])
 CARD_KEY = AssetKey([CORPUS_GROUP, "card"])
-
-
 CATALOG_KEY = AssetKey([CORPUS_GROUP, "catalog"])
+
 # Declarative automation of the corpus assets: run when any upstream asset was updated since this
 # one was last handled, and not while any upstream is still running (a backfill of nine partitions
 # makes one corpus run, after the last). Unlike `eager()`, a missing upstream partition (one that
@@ -248,7 +247,7 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         group_name=CORPUS_GROUP,
         description=(
             "Applies the takedown list (takedowns.jsonl in the data home, `opencorpus takedown add`) to every "
-            "document: matched records become `removed`; runs on every build so re-ingested content stays out."
+            "document: matched records become `removed`; runs on every corpus run so re-ingested content stays out."
         ),
         kinds={"duckdb"},
         automation_condition=CORPUS_AUTOMATION,
