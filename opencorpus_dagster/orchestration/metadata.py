@@ -29,17 +29,18 @@ def rules_table(stats: pa.Table) -> MetadataValue:
 
 
 # The UI renders a table metadata value in full; past this many shards it shows the first ones
-# and says how many there are (manifest.json has them all).
+# (the `shards` entry beside it counts them all; manifest.json lists them all).
 MAX_SHARD_ROWS = 500
 SHARDS_SCHEMA = TableSchema(
     columns=[
-        TableColumn("path", "string", description="relative to the corpus folder, as in manifest.json"),
+        # What a reader scans first comes first; the long path and hash last (the UI scrolls).
         TableColumn("source", "string"),
         TableColumn("partition", "string"),
         TableColumn("rows", "int"),
+        TableColumn("licences", "string", description="SPDX expression: rows"),
         TableColumn("bytes", "int"),
         TableColumn("sha256", "string"),
-        TableColumn("licences", "string", description="SPDX expression: rows"),
+        TableColumn("path", "string", description="relative to the corpus folder, as in manifest.json"),
         TableColumn("trace", "string", description="the command that traces the shard's first row"),
     ]
 )
@@ -50,13 +51,13 @@ def shards_table(shards: list[dict]) -> MetadataValue:
     records = [
         TableRecord(
             {
-                "path": shard["path"],
                 "source": shard["source"],
                 "partition": shard["partition"],
                 "rows": shard["rows"],
+                "licences": ", ".join(f"{licence}: {rows}" for licence, rows in shard["licenses"].items()),
                 "bytes": shard["bytes"],
                 "sha256": shard["sha256"],
-                "licences": ", ".join(f"{licence}: {rows}" for licence, rows in shard["licenses"].items()),
+                "path": shard["path"],
                 "trace": f"opencorpus trace --shard {shard['path']} --row 0",
             }
         )
