@@ -5,12 +5,14 @@ benchmark and the documents-stage guard test need them as WARC response records,
 one at run time (into a temporary folder: fixture files are never copied into the repository).
 Each page gets the URL `https://fixtures.opencorpus.invalid/html_extraction/<set>/<name>` (RFC
 2606 `.invalid`: never fetched) and an HTTP `Content-Type: text/html` without a charset, so
-the charset is read from the page as a browser would.
+the charset is read from the page as a browser would. The same file every time (record ids
+from the URLs, one fixed date).
 """
 
 from __future__ import annotations
 
 import gzip
+import uuid
 from io import BytesIO
 from pathlib import Path
 
@@ -42,6 +44,14 @@ def write_html_pages_warc(fixtures: Path, destination: Path) -> int:
             headers = StatusAndHeaders(
                 "200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))], protocol="HTTP/1.1"
             )
-            record = writer.create_warc_record(url, "response", payload=BytesIO(body), http_headers=headers)
+            # Record id and date derived from the URL / fixed: the same WARC every time, so the
+            # records' doc_ids (derived from the WARC-Record-ID) are stable across runs.
+            warc_headers = {
+                "WARC-Record-ID": f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, url)}>",
+                "WARC-Date": "2024-01-01T00:00:00Z",
+            }
+            record = writer.create_warc_record(
+                url, "response", payload=BytesIO(body), http_headers=headers, warc_headers_dict=warc_headers
+            )
             writer.write_record(record)
     return len(pages)
