@@ -75,7 +75,8 @@ def documents_outcomes(workdir: Path, fixtures: Path = FIXTURES) -> list[str]:
                 for raw_doc in documents_from_raw(source, raw_path):
                     doc, drop, _ = run_steps(raw_doc, steps)
                     if drop is not None:
-                        outcome = [drop.outcome.value, drop.reason, "" if drop.value is None else str(drop.value), "", ""]
+                        value = "" if drop.value is None else str(drop.value)
+                        outcome = [drop.outcome.value, drop.reason, value, "", ""]
                     else:
                         described = {
                             "language": doc.language,

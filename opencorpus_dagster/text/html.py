@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import charset_normalizer
 import trafilatura
+from pydantic import BaseModel, ConfigDict, model_validator
 from trafilatura.metadata import extract_metadata
 from trafilatura.settings import set_date_params
 from trafilatura.utils import load_html
-from pydantic import BaseModel, ConfigDict, model_validator
 
 # The HTML5 prescan looks at the first 1024 bytes; real pages put <meta charset> after long
 # <script> blocks often enough that a wider window finds more declarations at no real cost.

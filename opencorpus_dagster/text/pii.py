@@ -198,7 +198,7 @@ def redact_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> tup
                 continue
             n = 0
 
-            def replace(match: re.Match[str]) -> str:
+            def replace(match: re.Match[str], accept=accept, placeholder=placeholder) -> str:
                 nonlocal n
                 if accept(match):
                     n += 1
