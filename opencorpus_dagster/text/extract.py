@@ -40,7 +40,9 @@ class Extract:
         payload_type = doc.metadata.pop("payload_type", PayloadType.TEXT.value)
         if payload_type == PayloadType.WIKITEXT:
             doc.text = wikitext_to_text(doc.text)
-        elif payload_type == PayloadType.HTML and self.defer_metadata:
+        elif payload_type == PayloadType.HTML and self.defer_metadata and doc.url is not None:
+            # (Without a URL trafilatura reads the page's canonical URL from its metadata for
+            # the text too, so such a page takes the path below: both at once.)
             html = doc.text
             text = extract_main_text(html, doc.url, self.html_options)
             if text is None:
