@@ -200,10 +200,11 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
             run.set_output_stats(output, result.kept, result.path.stat().st_size, files=1)
             outcomes = {**result.counts, "passed": result.kept}
             run.set_facet(output, "opencorpus", {"licenses": dict(result.licenses), "outcomes": outcomes, "partition": context.partition_key})
+        raw_reasons = _raw_reasons(store, source.name, context.partition_key)
+        raw_decided = sum(raw_reasons.values())
         with store.connection() as conn:
-            raw_in, raw_decided = conn.execute(
-                "SELECT any_value(records_in), (SELECT count(*) FROM decisions WHERE source = $1 AND partition = $2 AND stage = 'raw' AND outcome <> 'kept') "
-                "FROM partitions WHERE source = $1 AND partition = $2 AND stage = 'raw'",
+            (raw_in,) = conn.execute(
+                "SELECT any_value(records_in) FROM partitions WHERE source = $1 AND partition = $2 AND stage = 'raw'",
                 [source.name, context.partition_key],
             ).fetchone()
         dropped = sum(result.counts.values())
@@ -231,7 +232,7 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
                         "dropped_at_documents": dropped,
                     },
                 ),
-                kept_documents_check(raw_in or 0, result.kept, {**dict(result.reasons), **_raw_reasons(store, source.name, context.partition_key)}),
+                kept_documents_check(raw_in or 0, result.kept, {**dict(result.reasons), **raw_reasons}),
             ],
         )
 
