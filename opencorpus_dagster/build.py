@@ -40,6 +40,7 @@ from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
 from opencorpus_dagster.orchestration.jobs import CORPUS_JOB, source_job_name
 from opencorpus_dagster.orchestration.resources import CorpusSettings
+from opencorpus_dagster.releases import current_release, manifest_path
 from opencorpus_dagster.shards import read_manifest
 from opencorpus_dagster.url_policy import UrlRefused
 
@@ -61,6 +62,7 @@ class BuildSummary:
     shards_written: int = 0
     shards_total: int = 0
     manifest: str = ""
+    release: str = ""  # the current release after the build
     lineage_db: str = ""
 
 
@@ -225,7 +227,8 @@ def _build_holding_lock(home, sources, force, console, partitions, debug) -> Bui
                 forget_digest(home.state)
         progress.advance(task)
 
-    summary.manifest = str(home.manifest)
+    summary.manifest = str(manifest_path(home) or "")
+    summary.release = current_release(home) or ""
     summary.lineage_db = str(home.lineage_db)
     try:
         _add_totals(summary, store, home)

@@ -382,6 +382,8 @@ def _print_summary(summary, title: str = "opencorpus build") -> None:
     table.add_row("shards written / total", f"{summary.shards_written} / {summary.shards_total}")
     if summary.corpus_unchanged:
         table.add_row("corpus", "unchanged")
+    if summary.release:
+        table.add_row("current release", summary.release)
     out.print(table)
     # One line each, on stderr with the other errors; the full error is in the log the line names.
     for warning in summary.warnings:
@@ -397,7 +399,7 @@ def trace(
     home: HomeOption = None,
     doc_id: Annotated[str | None, typer.Option("--doc-id")] = None,
     url: Annotated[str | None, typer.Option("--url", help="page URL or upstream URI")] = None,
-    shard: Annotated[str | None, typer.Option("--shard", help="shard path as in manifest.json")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", help="shard path as in a release's manifest.json (shards/<source>/<partition>/<file>)")] = None,
     row: Annotated[int | None, typer.Option("--row", help="row number in the shard (from 0)")] = None,
     source: Annotated[str | None, typer.Option("--source", help="list the shards holding this source's records")] = None,
     license: Annotated[str | None, typer.Option("--license", help="list the shards holding records under this SPDX licence")] = None,
@@ -432,7 +434,7 @@ def trace(
     store = _lineage(home)
     try:
         if shard is not None:
-            traces = tracing.trace_shard_row(store, shard, row)
+            traces = tracing.trace_shard_row(store, shard, row, data_home(home))
         elif doc_id is not None:
             traces = tracing.trace_doc(store, doc_id)
         else:
@@ -639,6 +641,9 @@ def _print_validation(item: dict) -> None:
         where = f"{problem['field']}: " if problem["field"] else ""
         print(f"bad {item['file']}: {where}{problem['message']}", file=sys.stderr)
 
+
+# The release commands live in their own module and register themselves on `app`.
+from opencorpus_dagster import cli_releases  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()

@@ -102,3 +102,47 @@ def built_corpus(tmp_path_factory, fixture_mirror):
 
     home = tmp_path_factory.mktemp("built-corpus")
     return home, json.loads(build(home, fixture_mirror).stdout)
+
+
+# -- releases: where a test finds what the last build published --------------------------
+
+
+def _data_home(home):
+    from opencorpus_dagster.home import DataHome
+
+    return home if isinstance(home, DataHome) else DataHome(Path(home))
+
+
+def release_folder(home) -> Path:
+    """The folder of the current release of `home` (a path or a DataHome)."""
+    from opencorpus_dagster import releases
+
+    data = _data_home(home)
+    current = releases.current_release(data)
+    assert current, f"{data.root}: nothing published (no corpus/current.json)"
+    return releases.release_dir(data, current)
+
+
+def current_manifest(home) -> dict:
+    """manifest.json of the current release of `home`."""
+    import json
+
+    return json.loads((release_folder(home) / "manifest.json").read_text())
+
+
+def shard_file(home, source: str, partition: str, index: int = 0) -> Path:
+    """The file of a group's `index`-th shard in the current release."""
+    return release_folder(home) / shard_path(home, source, partition, index)
+
+
+def shard_files(home) -> list[Path]:
+    """Every shard file of the current release, in manifest order."""
+    return [release_folder(home) / s["path"] for s in current_manifest(home)["shards"]]
+
+
+def shard_path(home, source: str, partition: str, index: int = 0) -> str:
+    """The manifest path (`shards/<source>/<partition>/part-NNNNN-<sha>.parquet`) of a group's
+    `index`-th shard in the current release: file names carry their content's digest."""
+    prefix = f"shards/{source}/{partition}/part-{index:05d}-"
+    (path,) = [s["path"] for s in current_manifest(home)["shards"] if s["path"].startswith(prefix)]
+    return path
