@@ -598,6 +598,46 @@ def takedown_audit_command(home: HomeOption = None, as_json: JsonOption = False)
 
 
 @app.command()
+def summary(
+    home: HomeOption = None,
+    catalog: CatalogOption = None,
+    mirror: MirrorOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the summary as one JSON object")] = False,
+) -> None:
+    """The EU AI Act training-content summary (Art. 53(1)(d) template) of the published release.
+
+    Markdown by default. --mirror lets it read each crawled WARC's warcinfo record (the crawler's
+    name) from a mirror; without one, upstream is not contacted and the crawler is "not recorded here".
+    """
+    from opencorpus_dagster.fetch import Fetcher, mirrors_from
+    from opencorpus_dagster.rights.training_summary import source_facts, summary_markdown, training_summary
+    from opencorpus_dagster.shards import read_manifest
+
+    store = _lineage(home)
+    resolved = data_home(home)
+    manifest = read_manifest(resolved)
+    if manifest is None:
+        _say(f"no published release in {resolved.root}: nothing to summarise (run opencorpus build)")
+        raise typer.Exit(code=EXIT_NOT_BUILT)
+    loaded = load_catalog(catalog)
+    for error in loaded.errors:
+        for line in error.lines():
+            _say(f"catalog: {line}")
+    if any(Path(error.path).name == "_corpus.yaml" for error in loaded.errors):
+        raise typer.Exit(code=EXIT_FAILED)
+    specs = mirror or [m for m in os.environ.get(MIRROR_ENV, "").split(",") if m]
+    # Upstream is not contacted for a summary: the crawler is read from a mirror when one is given.
+    fetcher = Fetcher(resolved.downloads, mirrors_from([m if "://" in m or "=" in m else str(Path(m).resolve()) for m in specs])) if specs else None
+    result = training_summary(
+        store, resolved, manifest, sources=source_facts(loaded), settings=loaded.settings.summary, fetcher=fetcher
+    )
+    if as_json:
+        _print_json(result)
+    else:
+        sys.stdout.write(summary_markdown(result))
+
+
+@app.command()
 def validate(catalog: CatalogOption = None, as_json: JsonOption = False) -> None:
     """Check every catalog file: `ok` lines on stdout, every error of every file on stderr; exit 1 if any is invalid."""
     loaded = load_catalog(catalog)
