@@ -459,7 +459,7 @@ def _warcinfo_fields(record: bytes) -> dict[str, str]:
             name, _, value = line.partition(":")
             if name.strip() in _WARCINFO_FIELDS and value.strip():
                 values[name.strip()] = value.strip()
-        return values
+        return dict(sorted(values.items()))  # the order the JSON file keeps
     return {}
 
 
