@@ -628,7 +628,8 @@ def summary(
         raise typer.Exit(code=EXIT_FAILED)
     specs = mirror or [m for m in os.environ.get(MIRROR_ENV, "").split(",") if m]
     # Upstream is not contacted for a summary: the crawler is read from a mirror when one is given.
-    fetcher = Fetcher(resolved.downloads, mirrors_from([m if "://" in m or "=" in m else str(Path(m).resolve()) for m in specs])) if specs else None
+    mirrors = mirrors_from([m if "://" in m or "=" in m else str(Path(m).resolve()) for m in specs])
+    fetcher = Fetcher(resolved.downloads, mirrors) if specs else None
     result = training_summary(
         store, resolved, manifest, sources=source_facts(loaded), settings=loaded.settings.summary, fetcher=fetcher
     )
@@ -640,13 +641,29 @@ def summary(
 
 @app.command()
 def lookup(
-    items: Annotated[list[str] | None, typer.Argument(help="text or HTML files, URLs (http/https) or domain names")] = None,
-    from_file: Annotated[list[Path] | None, typer.Option("--from", help="a file listing items, one a line (repeatable)")] = None,
+    items: Annotated[list[str] | None, typer.Argument(help="text or HTML files, URLs (http/https) or domains")] = None,
+    from_file: Annotated[
+        list[Path] | None, typer.Option("--from", help="a file listing items, one a line (repeatable)")
+    ] = None,
     home: HomeOption = None,
-    near_threshold: Annotated[float, typer.Option("--near", min=0.0, max=1.0, help="least shingle Jaccard of a near duplicate")] = 0.5,
-    passage_threshold: Annotated[float, typer.Option("--passage", min=0.0, max=1.0, help="least share of the query's shingles in a document holding it as a passage")] = 0.8,
-    takedown_request: Annotated[Path | None, typer.Option("--takedown-request", help="write the takedown requests that would remove what was found to this file (JSON lines, the takedowns.jsonl format; '-' for stdout)")] = None,
-    reason: Annotated[str, typer.Option("--reason", help="reason recorded in the takedown requests")] = "rights-holder request (opencorpus lookup)",
+    near_threshold: Annotated[
+        float, typer.Option("--near", min=0.0, max=1.0, help="least shingle Jaccard of a near duplicate")
+    ] = 0.5,
+    passage_threshold: Annotated[
+        float,
+        typer.Option("--passage", min=0.0, max=1.0, help="least share of the query's shingles found in a document"),
+    ] = 0.8,
+    takedown_request: Annotated[
+        Path | None,
+        typer.Option(
+            "--takedown-request",
+            help="write the takedown requests that would remove what was found to this file "
+            "(JSON lines in the takedowns.jsonl format; '-' for stdout)",
+        ),
+    ] = None,
+    reason: Annotated[
+        str, typer.Option("--reason", help="reason recorded in the takedown requests")
+    ] = "rights-holder request (opencorpus lookup)",
     as_json: JsonOption = False,
 ) -> None:
     """Is this work in the corpus? Exact copies, near duplicates and passages of texts; records of
@@ -666,20 +683,24 @@ def lookup(
     resolved = data_home(home)
     manifest = read_manifest(resolved) or {"shards": []}
     results = find(
-        resolved, store, queries, [("current", manifest)], near_threshold=near_threshold, passage_threshold=passage_threshold
-    )
+        resolved, store, queries, [("current", manifest)],
+        near_threshold=near_threshold, passage_threshold=passage_threshold,
+    )  # fmt: skip
     if takedown_request is not None:
         lines = "".join(r.to_json() + "\n" for r in takedown_requests(results, reason))
         if str(takedown_request) == "-":
             sys.stdout.write(lines)
         else:
             write_text_atomically(takedown_request, lines)
-            _say(f"{lines.count(chr(10))} takedown request(s) written to {takedown_request}; append them to the takedown list (takedowns.jsonl in the data home) to apply them at the next build")
+            _say(
+                f"{lines.count(chr(10))} takedown request(s) written to {takedown_request}; append them to the "
+                "takedown list (takedowns.jsonl in the data home) to apply them at the next build"
+            )
     if as_json:
         _print_json(results)
     elif takedown_request is None or str(takedown_request) != "-":
         rows = [
-            {"query": r["query"], **m, "where": " ".join(f"{h['release']}:{h['shard']}#{h['row']}" for h in m["in_release"])}
+            {"query": r["query"], **m, "where": " ".join(f"{h['release']}:{h['shard']}#{h['row']}" for h in m["in_release"])}  # noqa: E501
             for r in results
             for m in r["matches"]
         ]
@@ -694,7 +715,7 @@ def lookup(
                 Column("release:shard#row", lambda r: r.get("where")),
                 Column("doc_id", lambda r: r.get("doc_id")),
                 Column("source", lambda r: r.get("source")),
-                Column("decision", lambda r: _decision_text(r.get("decision")) if r.get("status") != "in release" else ""),
+                Column("decision", lambda r: "" if r["status"] == "in release" else _decision_text(r.get("decision"))),
             ],
             as_json=False,
             title="lookup",

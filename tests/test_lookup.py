@@ -60,7 +60,9 @@ def test_an_exact_copy_is_found_with_release_shard_row_and_trace(built_rights_co
     (result,), code = lookup_json(built_rights_corpus, str(query))
     assert code == 0
     match = only_match(result)
-    ((shard, row),) = sql(built_rights_corpus, "SELECT shard, row FROM shard_rows WHERE doc_id = ?", enwiki_row["doc_id"])
+    ((shard, row),) = sql(
+        built_rights_corpus, "SELECT shard, row FROM shard_rows WHERE doc_id = ?", enwiki_row["doc_id"]
+    )
     assert (match["match"], match["similarity"], match["doc_id"]) == ("exact", 1.0, enwiki_row["doc_id"])
     assert match["status"] == "in release"
     assert match["in_release"] == [{"release": "current", "shard": shard, "row": row}]
@@ -72,7 +74,9 @@ def test_an_exact_copy_is_found_with_release_shard_row_and_trace(built_rights_co
 
 def test_a_copy_with_sentences_changed_is_a_near_duplicate(built_rights_corpus, enwiki_row, tmp_path):
     sentences = re.split(r"(?<=\.) ", enwiki_row["text"])
-    changed = " ".join(s + " Nobody had written this sentence before." if i % 6 == 0 else s for i, s in enumerate(sentences))
+    changed = " ".join(
+        s + " Nobody had written this sentence before." if i % 6 == 0 else s for i, s in enumerate(sentences)
+    )
     query = tmp_path / "changed.txt"
     query.write_text(changed)
     (result,), _ = lookup_json(built_rights_corpus, str(query))
@@ -97,24 +101,38 @@ def test_a_paragraph_is_found_as_a_passage(built_rights_corpus, enwiki_row, tmp_
 def test_a_url_and_a_domain_are_found_with_their_doc_ids(built_rights_corpus):
     (page, domain), code = lookup_json(built_rights_corpus, "https://creativecommons.org/mission/", "soldaini.net")
     assert code == 0
-    (expected,) = sql(built_rights_corpus, "SELECT doc_id FROM raw_records WHERE url = ?", "https://creativecommons.org/mission/")
+    (expected,) = sql(
+        built_rights_corpus, "SELECT doc_id FROM raw_records WHERE url = ?", "https://creativecommons.org/mission/"
+    )
     assert [m["doc_id"] for m in page["matches"]] == [expected[0]]
     assert page["matches"][0]["status"] == "in release"
     kept = sql(
         built_rights_corpus,
         "SELECT r.doc_id FROM raw_records r JOIN shard_rows s USING (doc_id) WHERE r.url LIKE 'https://soldaini.net/%'",
     )
-    assert [m["doc_id"] for m in domain["matches"]] == [d for (d,) in kept] and len(kept) == 1
-    assert domain["matches"][0]["match"] == "domain"
+    assert [m["doc_id"] for m in domain["matches"] if m["status"] == "in release"] == [d for (d,) in kept]
+    assert len(kept) == 1
+    # The site's other pages were captured but refused (no licence): found, with the decision.
+    every = sql(built_rights_corpus, "SELECT doc_id FROM raw_records WHERE url LIKE 'https://soldaini.net/%'")
+    assert sorted(m["doc_id"] for m in domain["matches"]) == sorted(d for (d,) in every) and len(every) == 3
+    refused = [m for m in domain["matches"] if m["status"] != "in release"]
+    assert {(m["status"], m["decision"]["reason"]) for m in refused} == {("filtered", "license.unknown")}
+    assert {m["match"] for m in domain["matches"]} == {"domain"}
 
 
 def test_an_html_page_is_reduced_to_its_main_text_and_found(built_rights_corpus, tmp_path):
     """The raw WARC payload of a kept page, saved as .html: extracted as the web sources are."""
     home = DataHome(built_rights_corpus)
-    ((doc_id, partition),) = sql(built_rights_corpus, "SELECT doc_id, partition FROM raw_records WHERE url = ?", "https://creativecommons.org/mission/")
+    ((doc_id, partition),) = sql(
+        built_rights_corpus,
+        "SELECT doc_id, partition FROM raw_records WHERE url = ?",
+        "https://creativecommons.org/mission/",
+    )
     (payload,) = [
         r["payload"]
-        for r in pq.read_table(home.root / "raw" / "webarchive" / f"{partition}.parquet", columns=["doc_id", "payload"]).to_pylist()
+        for r in pq.read_table(
+            home.root / "raw" / "webarchive" / f"{partition}.parquet", columns=["doc_id", "payload"]
+        ).to_pylist()
         if r["doc_id"] == doc_id
     ]
     page = tmp_path / "mission.html"
@@ -138,7 +156,8 @@ def test_a_taken_down_record_is_reported_removed_with_its_decision(taken_down_ri
     assert code == 0
     match = only_match(result)
     ((doc_id, reason, value),) = sql(
-        taken_down_rights_corpus, "SELECT doc_id, reason, value FROM decisions WHERE stage = 'takedown' AND outcome = 'removed'"
+        taken_down_rights_corpus,
+        "SELECT doc_id, reason, value FROM decisions WHERE stage = 'takedown' AND outcome = 'removed'",
     )
     (request,) = load_takedowns(taken_down_rights_corpus)
     assert match["doc_id"] == doc_id and match["status"] == "removed" and match["in_release"] == []
@@ -150,14 +169,26 @@ def test_takedown_requests_written_for_what_was_found_would_remove_it(built_righ
     query = tmp_path / "copy.txt"
     query.write_text(enwiki_row["text"])
     requests_file = tmp_path / "requests.jsonl"
-    run_opencorpus("lookup", str(query), "soldaini.net", "--takedown-request", str(requests_file), "--reason", "author X", home=built_rights_corpus)
+    run_opencorpus(
+        "lookup",
+        str(query),
+        "soldaini.net",
+        "--takedown-request",
+        str(requests_file),
+        "--reason",
+        "author X",
+        home=built_rights_corpus,
+    )
     home = tmp_path / "home"
     home.mkdir()
     (home / "takedowns.jsonl").write_text(requests_file.read_text())
     requests = load_takedowns(home)  # the file is in the takedown list's format
     assert sorted((r.kind, r.reason) for r in requests) == [("domain", "author X"), ("sha256", "author X")]
     matched = match_takedowns(DataHome(built_rights_corpus), requests).to_pylist()
-    soldaini = sql(built_rights_corpus, "SELECT r.doc_id FROM raw_records r JOIN shard_rows USING (doc_id) WHERE r.url LIKE 'https://soldaini.net/%'")
+    soldaini = sql(
+        built_rights_corpus,
+        "SELECT r.doc_id FROM raw_records r JOIN shard_rows USING (doc_id) WHERE r.url LIKE 'https://soldaini.net/%'",
+    )
     assert sorted(m["doc_id"] for m in matched) == sorted([enwiki_row["doc_id"], *(d for (d,) in soldaini)])
 
 

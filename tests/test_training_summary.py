@@ -63,7 +63,9 @@ def shard_rows(home) -> list[dict]:
     return rows
 
 
-def test_the_card_step_writes_markdown_and_json_beside_the_card_equal_to_a_fresh_summary(home, written, rights_catalog, fixture_mirror):
+def test_the_card_step_writes_markdown_and_json_beside_the_card_equal_to_a_fresh_summary(
+    home, written, rights_catalog, fixture_mirror
+):
     catalog = load_catalog(rights_catalog)
     fresh = training_summary(
         LineageStore.at(home.lineage_db, read_only=True), home, read_manifest(home),
@@ -80,13 +82,19 @@ def test_provider_and_model_come_from_the_catalog(written):
     general = written["general_information"]
     assert general["provider"]["name"] == "Example Lab (contact rights@example.org)"
     assert general["provider"]["contact"] == "rights@example.org"
-    assert general["model"] == {"versioned_names": ["example-lm-1.0"], "dependencies": None, "placed_on_market": "2026-09-01"}
+    assert general["model"] == {
+        "versioned_names": ["example-lm-1.0"],
+        "dependencies": None,
+        "placed_on_market": "2026-09-01",
+    }
 
 
 def test_size_documents_tokens_and_band(home, written, shard_rows):
     (text,) = written["general_information"]["modalities"]
     ((documents, characters),) = sql(
-        home, RELEASED + "SELECT count(*), sum(d.text_length) FROM released JOIN documents d USING (source, partition, doc_id)"
+        home,
+        RELEASED
+        + "SELECT count(*), sum(d.text_length) FROM released JOIN documents d USING (source, partition, doc_id)",
     )
     assert text["documents"] == documents == len(shard_rows) == 950
     assert text["characters"] == characters == sum(len(r["text"]) for r in shard_rows)
@@ -124,7 +132,8 @@ def test_per_source_figures_equal_their_own_queries(home, written, shard_rows):
         ]  # fmt: skip
         assert entry["links"] == links
         licences = dict(
-            sql(home, RELEASED + "SELECT d.license, count(*) FROM released JOIN documents d USING (source, partition, doc_id) "
+            sql(home, RELEASED + "SELECT d.license, count(*) FROM released "
+                "JOIN documents d USING (source, partition, doc_id) "
                 "WHERE source = ? GROUP BY 1", source)
         )  # fmt: skip
         assert entry["licenses"] == licences
@@ -138,14 +147,17 @@ def test_languages_and_latest_acquisition(home, written):
         "USING (source, partition, doc_id) GROUP BY 1 ORDER BY 2 DESC"
     )  # fmt: skip
     assert [(x["language"], x["documents"], x["characters"]) for x in general["languages"]] == languages
-    ((latest,),) = sql(home, RELEASED + "SELECT max(retrieved_at) FROM released JOIN raw_records USING (source, partition, doc_id)")
+    ((latest,),) = sql(
+        home, RELEASED + "SELECT max(retrieved_at) FROM released JOIN raw_records USING (source, partition, doc_id)"
+    )
     assert general["latest_acquisition"] == latest
 
 
 def test_top_ten_percent_of_domains_of_the_warc_source(home, written):
     (web,) = written["data_sources"]["crawled_and_scraped"]
     rows = sql(
-        home, RELEASED + "SELECT r.url, d.text_length FROM released JOIN raw_records r USING (source, partition, doc_id) "
+        home, RELEASED + "SELECT r.url, d.text_length FROM released "
+        "JOIN raw_records r USING (source, partition, doc_id) "
         "JOIN documents d USING (source, partition, doc_id) WHERE source = 'webarchive'"
     )  # fmt: skip
     sizes, docs = Counter(), Counter()
@@ -157,7 +169,11 @@ def test_top_ten_percent_of_domains_of_the_warc_source(home, written):
     assert web["domains"] == len(ranked) == 2
     assert [d["domain"] for d in web["top_domains"]] == top == ["creativecommons.org"]
     (entry,) = web["top_domains"]
-    assert (entry["documents"], entry["characters"]) == (docs["creativecommons.org"], sizes["creativecommons.org"]) == (3, 6484)
+    assert (
+        (entry["documents"], entry["characters"])
+        == (docs["creativecommons.org"], sizes["creativecommons.org"])
+        == (3, 6484)
+    )
     assert entry["share_of_content"] == round(6484 / sum(sizes.values()), 6)
     assert "| creativecommons.org | 3 | 6,484 | 70.8% | 70.8% |" in summary_markdown(written)
 
@@ -182,12 +198,28 @@ def test_crawler_period_and_content_types_of_the_warc_source(home, written):
 
 def test_reservations_of_rights_and_pii_redactions(home, written):
     rights = written["data_processing"]["reservations_of_rights"]
-    removed = dict(sql(home, "SELECT reason, count(DISTINCT (source, partition, doc_id)) FROM decisions WHERE outcome = 'removed' GROUP BY 1"))
+    removed = dict(
+        sql(
+            home,
+            "SELECT reason, count(DISTINCT (source, partition, doc_id)) FROM decisions "
+            "WHERE outcome = 'removed' GROUP BY 1",
+        )
+    )
     assert {s["reason"]: s["records_removed"] for s in rights["signals"]} == {
         reason: removed.get(reason, 0) for reason in (s["reason"] for s in rights["signals"])
     }
-    assert {s["reason"] for s in rights["signals"]} >= {"opt-out:robots-ai", "opt-out:tdmrep-json", "opt-out:noai", "takedown:url"}
-    refused = dict(sql(home, "SELECT reason, count(*) FROM decisions WHERE stage = 'documents' AND reason LIKE 'license.%' GROUP BY 1"))
+    assert {s["reason"] for s in rights["signals"]} >= {
+        "opt-out:robots-ai",
+        "opt-out:tdmrep-json",
+        "opt-out:noai",
+        "takedown:url",
+    }
+    refused = dict(
+        sql(
+            home,
+            "SELECT reason, count(*) FROM decisions WHERE stage = 'documents' AND reason LIKE 'license.%' GROUP BY 1",
+        )
+    )
     assert rights["license_refusals"] == refused == {"license.denied": 1, "license.unknown": 46}
 
     released = set(sql(home, RELEASED + "SELECT source, partition, doc_id FROM released"))
@@ -224,7 +256,9 @@ def test_cli_summary_prints_markdown_and_json(built_rights_corpus, rights_catalo
     printed = json.loads(as_json.stdout)
     # Without --mirror upstream is not contacted, so the crawler is not named; the rest is the same.
     assert printed["data_sources"]["crawled_and_scraped"][0]["crawlers"] == []
-    printed["data_sources"]["crawled_and_scraped"][0]["crawlers"] = written["data_sources"]["crawled_and_scraped"][0]["crawlers"]
+    printed["data_sources"]["crawled_and_scraped"][0]["crawlers"] = written["data_sources"]["crawled_and_scraped"][0][
+        "crawlers"
+    ]
     assert printed == written
     markdown = run_opencorpus("summary", "--catalog", str(rights_catalog), home=built_rights_corpus).stdout
     assert markdown.startswith("# Public Summary of Training Content: opencorpus release current\n")
@@ -233,8 +267,13 @@ def test_cli_summary_prints_markdown_and_json(built_rights_corpus, rights_catalo
 def test_takedowns_are_counted_as_reservations_honoured(taken_down_rights_corpus):
     home = DataHome(taken_down_rights_corpus)
     summary = json.loads((home.corpus_dir / "training-content-summary.json").read_text())
-    signals = {s["reason"]: s["records_removed"] for s in summary["data_processing"]["reservations_of_rights"]["signals"]}
-    ((removed,),) = sql(home, "SELECT count(*) FROM decisions WHERE stage = 'takedown' AND outcome = 'removed' AND reason = 'takedown:url'")
+    signals = {
+        s["reason"]: s["records_removed"] for s in summary["data_processing"]["reservations_of_rights"]["signals"]
+    }
+    ((removed,),) = sql(
+        home,
+        "SELECT count(*) FROM decisions WHERE stage = 'takedown' AND outcome = 'removed' AND reason = 'takedown:url'",
+    )
     ((by_url,),) = sql(home, "SELECT count(DISTINCT doc_id) FROM raw_records WHERE url = ?", TAKEN_DOWN_URL)
     assert signals["takedown:url"] == removed == by_url == 1
     (text,) = summary["general_information"]["modalities"]
@@ -259,14 +298,18 @@ def test_a_wrong_corpus_settings_file_names_the_field(tmp_path, body, field, mes
     assert error.path.name == "_corpus.yaml"
     assert any(p.field == field and message in p.message for p in error.problems), error.problems
     result = subprocess.run(
-        [OPENCORPUS, "validate", "--catalog", str(tmp_path)], capture_output=True, text=True, env=clean_environment(tmp_path / "home")
+        [OPENCORPUS, "validate", "--catalog", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=clean_environment(tmp_path / "home"),
     )
     assert result.returncode == 1 and "_corpus.yaml" in result.stderr
 
 
 @pytest.mark.parametrize(
     ("tokens", "band"),
-    [(0, "Less than 1 billion tokens"), (10**9 - 1, "Less than 1 billion tokens"), (10**9, "1 billion to 10 trillion tokens"),
+    [(0, "Less than 1 billion tokens"), (10**9 - 1, "Less than 1 billion tokens"),
+     (10**9, "1 billion to 10 trillion tokens"),
      (10**13 - 1, "1 billion to 10 trillion tokens"), (10**13, "More than 10 trillion tokens")],
 )  # fmt: skip
 def test_size_bands(tokens, band):
@@ -275,7 +318,15 @@ def test_size_bands(tokens, band):
 
 @pytest.mark.parametrize(
     ("domains", "sme", "count"),
-    [(0, False, 0), (1, False, 1), (2, False, 1), (10, False, 1), (11, False, 2), (100, True, 5), (1_000_000, True, 1000)],
+    [
+        (0, False, 0),
+        (1, False, 1),
+        (2, False, 1),
+        (10, False, 1),
+        (11, False, 2),
+        (100, True, 5),
+        (1_000_000, True, 1000),
+    ],
 )
 def test_top_domain_counts(domains, sme, count):
     assert top_domain_count(domains, sme) == count

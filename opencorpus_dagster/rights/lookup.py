@@ -31,6 +31,7 @@ remove what was found, in the takedown list's format.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,16 @@ from opencorpus_dagster.lineage import trace as tracing
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.records import sha256_text
 from opencorpus_dagster.storage import duckdb_connect, modified_stamp, parquet_file, parquet_files
-from opencorpus_dagster.takedown import TakedownRequest, match_takedowns, new_request, normalise_domain
+from opencorpus_dagster.takedown import TakedownRequest, new_request, normalise_domain, normalise_url, url_host
 from opencorpus_dagster.text.normalise import normalise_text
 
 DEFAULT_NEAR_THRESHOLD = 0.5
 DEFAULT_PASSAGE_THRESHOLD = 0.8
 SAMPLE_MODULUS = 8  # a 40-word paragraph holds ~4.5 sampled shingles; none with probability < 1%
 MAX_CANDIDATES = 64
+LSH_SLACK = 0.15
+PASSAGE_SAMPLE_SHARE = 0.5  # of the query's sampled shingles a candidate must hold
+MAX_TRACES = 10  # matches of one query that carry their full trace
 _INDEX_BATCH_ROWS = 1024
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")
 
@@ -242,17 +246,19 @@ def lookup(
         if query.kind == "text":
             found = _text_matches(query.text, near, passages, store, near_threshold, passage_threshold)
         else:
-            found = _address_matches(home, store, query)
-        matches = [
-            _describe(store, releases, source, partition, doc_id, match, with_trace)
-            for (source, partition, doc_id), match in sorted(found.items(), key=lambda kv: (-kv[1]["similarity"], kv[0]))
-        ]
+            found = _address_matches(store, query)
+        matches = _describe_all(store, releases, found, with_trace)
         results.append({"query": query.value, "kind": query.kind, "matches": matches})
     return results
 
 
 def _text_matches(
-    text: str, near: NearDuplicateIndex, passages: PassageIndex, store: LineageStore, near_threshold: float, passage_threshold: float
+    text: str,
+    near: NearDuplicateIndex,
+    passages: PassageIndex,
+    store: LineageStore,
+    near_threshold: float,
+    passage_threshold: float,
 ) -> dict[tuple[str, str, str], dict]:
     found: dict[tuple[str, str, str], dict] = {}
     with store.connection() as conn:
@@ -262,8 +268,17 @@ def _text_matches(
             found[(source, partition, doc_id)] = {"match": "exact", "similarity": 1.0, "containment": 1.0}
     query_set = shingle_set(text, near.config.shingle_words)
     signature = compute_signatures([text], near.config)[0]
-    keys = lsh_candidates(near, signature) | set(passages.candidates(sampled_shingles(query_set)))
-    keys -= {member_key(*k) for k in found}
+    # Texts are read only for likely matches: an LSH candidate whose signature agrees on too few
+    # slots, or a document holding under half the query's sampled shingles, cannot reach either
+    # threshold (the slot agreement estimates Jaccard to about +-0.04 at 128 permutations).
+    exact_keys = {member_key(*k) for k in found}
+    lsh = lsh_candidates(near, signature) - exact_keys
+    signatures = near.index.signatures_for(lsh) if lsh else {}
+    keys = {k for k, other in signatures.items() if np.mean(other == signature) >= near_threshold - LSH_SLACK}
+    sample = sampled_shingles(query_set)
+    least = max(1, math.ceil(len(sample) * PASSAGE_SAMPLE_SHARE))
+    keys |= {k for k, shared in passages.candidates(sample).items() if shared >= least}
+    keys -= exact_keys
     if not keys or len(query_set) == 0:
         return found
     for key, candidate in near.texts(keys).items():
@@ -273,63 +288,131 @@ def _text_matches(
         containment = common / len(query_set)
         source, partition, doc_id = key.split("|", 2)
         if jaccard >= near_threshold:
-            found[(source, partition, doc_id)] = {"match": "near", "similarity": round(jaccard, 6), "containment": round(containment, 6)}
+            found[(source, partition, doc_id)] = {
+                "match": "near",
+                "similarity": round(jaccard, 6),
+                "containment": round(containment, 6),
+            }
         elif containment >= passage_threshold:
-            found[(source, partition, doc_id)] = {"match": "passage", "similarity": round(containment, 6), "containment": round(containment, 6)}
+            found[(source, partition, doc_id)] = {
+                "match": "passage",
+                "similarity": round(containment, 6),
+                "containment": round(containment, 6),
+            }
     return found
 
 
-def _address_matches(home: DataHome, store: LineageStore, query: Query) -> dict[tuple[str, str, str], dict]:
-    request = new_request(query.kind, query.value, "lookup")
-    found = {
-        (row["source"], row["partition"], row["doc_id"]): {"match": query.kind, "similarity": 1.0, "containment": None}
-        for row in match_takedowns(home, [request]).to_pylist()
-    }
-    if query.kind == "url":  # records that never reached the documents files (filtered, skipped)
-        with store.connection() as conn:
-            for key in conn.execute(
-                "SELECT DISTINCT source, partition, doc_id FROM raw_records WHERE url = $1 OR upstream_uri = $1 "
-                "OR starts_with(upstream_uri, $2) ORDER BY ALL",
-                [query.value, query.value + "#"],
-            ).fetchall():
-                found.setdefault(tuple(key), {"match": "url", "similarity": 1.0, "containment": None})
-    return found
-
-
-def _describe(
-    store: LineageStore, releases: list[tuple[str, dict]], source: str, partition: str, doc_id: str, match: dict, with_trace: bool
-) -> dict[str, Any]:
-    held = []
+def _address_matches(store: LineageStore, query: Query) -> dict[tuple[str, str, str], dict]:
+    """Records a takedown request of the query's kind and value would hit (takedown.py's rules:
+    page URL without fragment, upstream record, upstream file; a domain and its subdomains),
+    over every raw record in the lineage store, so records that never passed the documents stage
+    are found too. The store is narrowed by a substring scan for the host; the rules are then
+    applied in Python to the few rows left."""
+    if query.kind == "url":
+        wanted = normalise_url(query.value)
+        page = wanted.split("#", 1)[0]
+        needle = url_host(wanted) or ""
+    else:
+        wanted = page = query.value
+        needle = query.value
     with store.connection() as conn:
-        for release_id, manifest in releases:
-            paths = [s["path"] for s in manifest.get("shards", []) if s.get("source") == source and s.get("partition") == partition]
-            if not paths:
-                continue
-            for shard, row in conn.execute(
-                "SELECT shard, row FROM shard_rows WHERE doc_id = ? AND shard IN (SELECT unnest(?)) ORDER BY ALL",
-                [doc_id, paths],
+        rows = conn.execute(
+            "SELECT DISTINCT source, partition, doc_id, url, upstream_uri FROM raw_records "
+            "WHERE contains(lower(url), $1) OR contains(lower(upstream_uri), $1) ORDER BY ALL",
+            [needle],
+        ).fetchall()
+    found = {}
+    for source, partition, doc_id, url, upstream in rows:
+        if query.kind == "url":
+            hit = _normalised(url, fragment=False) == page or _normalised(upstream) == wanted
+            hit = hit or _normalised(upstream, fragment=False) == wanted
+        else:
+            hit = any(_within(url_host(u), wanted) for u in (url, upstream))
+        if hit:
+            found[(source, partition, doc_id)] = {"match": query.kind, "similarity": 1.0, "containment": None}
+    return found
+
+
+def _normalised(url: str | None, fragment: bool = True) -> str | None:
+    try:
+        value = normalise_url(url) if url else None
+    except ValueError:
+        return None
+    return value if fragment or value is None else value.split("#", 1)[0]
+
+
+def _within(host: str | None, domain: str) -> bool:
+    return host is not None and (host == domain or host.endswith("." + domain))
+
+
+_DECISION_FIELDS = ("stage", "outcome", "reason", "value", "detail", "decided_at")
+
+
+def _describe_all(
+    store: LineageStore,
+    releases: list[tuple[str, dict]],
+    found: dict[tuple[str, str, str], dict],
+    with_trace: bool,
+) -> list[dict[str, Any]]:
+    """The matches, best first, each with where it is held and its terminal decision (two
+    queries for all of them) and, for the first MAX_TRACES, its trace."""
+    ordered = sorted(found.items(), key=lambda kv: (-kv[1]["similarity"], kv[0]))
+    if not ordered:
+        return []
+    keys = pa.table(
+        {
+            name: pa.array([k[i] for k, _ in ordered], pa.string())
+            for i, name in enumerate(("source", "partition", "doc_id"))
+        }
+    )
+    shards = pa.table(
+        {
+            "release": pa.array([r for r, m in releases for _ in m.get("shards", [])], pa.string()),
+            "shard": pa.array([s["path"] for _, m in releases for s in m.get("shards", [])], pa.string()),
+        }
+    )
+    held: dict[tuple[str, str, str], list[dict]] = {}
+    decisions: dict[tuple[str, str, str], dict] = {}
+    with store.connection() as conn:
+        conn.register("wanted_keys", keys)
+        conn.register("release_shards", shards)
+        try:
+            for source, partition, doc_id, release, shard, row in conn.execute(
+                "SELECT k.source, k.partition, k.doc_id, rs.release, r.shard, r.row FROM wanted_keys k "
+                "JOIN shards s ON s.source = k.source AND s.partition = k.partition "
+                "JOIN shard_rows r ON r.shard = s.shard AND r.doc_id = k.doc_id "
+                "JOIN release_shards rs ON rs.shard = r.shard ORDER BY ALL"
             ).fetchall():
-                held.append({"release": release_id, "shard": shard, "row": int(row)})
-        decision = conn.execute(
-            "SELECT stage, outcome, reason, value, detail, decided_at FROM outcomes "
-            "WHERE source = ? AND partition = ? AND doc_id = ?",
-            [source, partition, doc_id],
-        ).fetchone()
-    terminal = dict(zip(("stage", "outcome", "reason", "value", "detail", "decided_at"), decision, strict=True)) if decision else None
-    status = "in release" if held else (terminal["outcome"] if terminal else "unknown")
-    result = {
-        **match,
-        "source": source,
-        "partition": partition,
-        "doc_id": doc_id,
-        "status": status,
-        "in_release": held,
-        "decision": terminal,
-    }
-    if with_trace:
-        traces = [t for t in tracing.trace_doc(store, doc_id) if t["source"] == source and t["partition"] == partition]
-        result["trace"] = traces[0] if traces else None
-    return result
+                entry = {"release": release, "shard": shard, "row": int(row)}
+                held.setdefault((source, partition, doc_id), []).append(entry)
+            for source, partition, doc_id, *decision in conn.execute(
+                "SELECT o.source, o.partition, o.doc_id, o.stage, o.outcome, o.reason, o.value, o.detail, o.decided_at "
+                "FROM outcomes o JOIN wanted_keys k USING (source, partition, doc_id)"
+            ).fetchall():
+                decisions[(source, partition, doc_id)] = dict(zip(_DECISION_FIELDS, decision, strict=True))
+        finally:
+            conn.unregister("wanted_keys")
+            conn.unregister("release_shards")
+    results = []
+    for number, (key, match) in enumerate(ordered):
+        terminal = decisions.get(key)
+        where = held.get(key, [])
+        result = {
+            **match,
+            "source": key[0],
+            "partition": key[1],
+            "doc_id": key[2],
+            "status": "in release" if where else (terminal["outcome"] if terminal else "unknown"),
+            "in_release": where,
+            "decision": terminal,
+        }
+        if with_trace:
+            # A domain may hold thousands of records: each one's trace is a `trace --doc-id` away.
+            traces = tracing.trace_doc(store, key[2]) if number < MAX_TRACES else []
+            traces = [t for t in traces if (t["source"], t["partition"]) == key[:2]]
+            result["trace"] = traces[0] if traces else None
+        results.append(result)
+    return results
 
 
 def takedown_requests(results: list[dict], reason: str, requested_by: str | None = None) -> list[TakedownRequest]:

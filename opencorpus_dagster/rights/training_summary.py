@@ -64,10 +64,13 @@ OTHER_KINDS = frozenset({"textfiles"})
 
 # Reasons of `removed` decisions, by the reservation they honour (licensing/optout.py, takedown.py).
 OPT_OUT_SIGNALS = (
-    ("opt-out:robots-ai", "robots.txt disallowing the page to AI crawlers (the agents of licensing/ai_crawlers.py, and `*`)"),
+    (
+        "opt-out:robots-ai",
+        "robots.txt disallowing the page to AI crawlers (the agents of licensing/ai_crawlers.py, and `*`)",
+    ),
     ("opt-out:tdmrep-json", "TDMRep: /.well-known/tdmrep.json reserving the path (W3C TDM Reservation Protocol)"),
-    ("opt-out:tdm-reservation", "TDMRep: tdm-reservation: 1 HTTP header or <meta name=\"tdm-reservation\">"),
-    ("opt-out:noai", "noai in <meta name=\"robots\"> or an X-Robots-Tag header"),
+    ("opt-out:tdm-reservation", 'TDMRep: tdm-reservation: 1 HTTP header or <meta name="tdm-reservation">'),
+    ("opt-out:noai", 'noai in <meta name="robots"> or an X-Robots-Tag header'),
     ("takedown:url", "takedown requests naming a URL or upstream record/file"),
     ("takedown:domain", "takedown requests naming a domain and its subdomains"),
     ("takedown:doc_id", "takedown requests naming a record"),
@@ -76,7 +79,8 @@ OPT_OUT_SIGNALS = (
 
 # Host of an absolute URL, lowercased, without userinfo, port or trailing dot (takedown.url_host in SQL).
 _HOST_SQL = (
-    r"nullif(rtrim(lower(regexp_extract({0}, '^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/?#@]*@)?(\[[^\]]*\]|[^:/?#]*)', 1)), '.'), '')"
+    r"nullif(rtrim(lower(regexp_extract({0}, "
+    r"'^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/?#@]*@)?(\[[^\]]*\]|[^:/?#]*)', 1)), '.'), '')"
 )
 
 
@@ -198,13 +202,19 @@ def training_summary(
                 "collection_period": capture.get(source),
                 "content_types": (capture.get(source) or {}).get("content_types", {}),
                 "domains": len(domains),
-                "top_domains_rule": "top 5% of all domain names (at most 1,000; SME)" if settings.sme else "top 10% of all domain names",
+                "top_domains_rule": "top 5% of all domain names (at most 1,000; SME)"
+                if settings.sme
+                else "top 10% of all domain names",
                 "top_domains": top,
             }
         )
 
     removed = facts["removed"]
-    kinds_by_source = {s: (list(f.pii_kinds) if f.pii_kinds is not None else None) for s, f in sorted(sources.items()) if s in per_source}
+    kinds_by_source = {
+        s: (list(f.pii_kinds) if f.pii_kinds is not None else None)
+        for s, f in sorted(sources.items())
+        if s in per_source
+    }
     return {
         "format": "opencorpus-training-content-summary/1",
         "template": TEMPLATE,
@@ -362,7 +372,9 @@ def _lineage_facts(conn, sources: dict[str, SourceFacts]) -> dict[str, Any]:
             "GROUP BY 1 ORDER BY 1"
         ).fetchall()
     }
-    facts["released_keys"] = conn.sql(f"WITH {_RELEASED_SQL} SELECT source, partition, doc_id FROM released").to_arrow_table()
+    facts["released_keys"] = conn.sql(
+        f"WITH {_RELEASED_SQL} SELECT source, partition, doc_id FROM released"
+    ).to_arrow_table()
     return facts
 
 
@@ -387,7 +399,8 @@ def _capture_periods(home: DataHome, released: pa.Table, crawled: list[str]) -> 
             connection.register("released", released)
             first, last, content_types = connection.execute(
                 """
-                SELECT min(json_extract_string(r.metadata, '$.warc_date')), max(json_extract_string(r.metadata, '$.warc_date')),
+                SELECT min(json_extract_string(r.metadata, '$.warc_date')),
+                       max(json_extract_string(r.metadata, '$.warc_date')),
                        histogram(json_extract_string(r.metadata, '$.content_type'))
                 FROM read_parquet(?, union_by_name = true) r
                 JOIN released k ON k.source = r.source AND k.partition = r.partition AND k.doc_id = r.doc_id
@@ -396,7 +409,9 @@ def _capture_periods(home: DataHome, released: pa.Table, crawled: list[str]) -> 
             ).fetchone()
         periods[source] = {"first": first, "last": last}
         if content_types:
-            periods[source]["content_types"] = {str(k): int(v) for k, v in sorted(content_types.items(), key=lambda kv: str(kv[0]))}
+            periods[source]["content_types"] = {
+                str(k): int(v) for k, v in sorted(content_types.items(), key=lambda kv: str(kv[0]))
+            }
     return periods
 
 
@@ -517,7 +532,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "### 1.1 Provider identification\n",
         f"- Provider name and contact details: {_given(general['provider']['name'])}"
         + (f" ({markdown_text(general['provider']['contact'])})" if general["provider"]["contact"] else ""),
-        f"- Authorised representative name and contact details: {_given(general['provider']['authorised_representative'], 'not applicable')}\n",
+        "- Authorised representative name and contact details: "
+        f"{_given(general['provider']['authorised_representative'], 'not applicable')}\n",
         "### 1.2 Model identification\n",
         f"- Versioned model name(s): {_given(general['model']['versioned_names'])}",
         f"- Model dependencies: {_given(general['model']['dependencies'], 'not applicable')}",
@@ -530,11 +546,15 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         + " |",
         "",
         "Image, audio, video and other modalities: none.\n",
-        f"- Latest date of data acquisition/collection for model training: {_given(general['latest_acquisition'], 'unknown')}",
+        "- Latest date of data acquisition/collection for model training: "
+        f"{_given(general['latest_acquisition'], 'unknown')}",
         "- Linguistic characteristics of the overall training data (documents per language):\n",
         "| Language | Documents | Characters |",
         "|---|---:|---:|",
-        *[f"| {markdown_text(row['language'] or 'undetermined')} | {_n(row['documents'])} | {_n(row['characters'])} |" for row in general["languages"]],
+        *[
+            f"| {markdown_text(row['language'] or 'undetermined')} | {_n(row['documents'])} | {_n(row['characters'])} |"
+            for row in general["languages"]
+        ],
         "",
         "## 2. List of data sources\n",
         "### 2.1 Publicly available datasets\n",
@@ -549,11 +569,14 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         out.append("None.\n")
     for entry in sources["crawled_and_scraped"]:
         period = entry["collection_period"] or {}
-        crawlers = "; ".join(", ".join(f"{k}: {v}" for k, v in c.items()) for c in entry["crawlers"]) or "not recorded here"
+        crawlers = (
+            "; ".join(", ".join(f"{k}: {v}" for k, v in c.items()) for c in entry["crawlers"]) or "not recorded here"
+        )
         out += [
             f"#### {markdown_text(entry['source'])}: {markdown_text(entry['description'])}\n",
             f"- Crawler name(s)/identifier(s) (from the WARC files' warcinfo records): {markdown_text(crawlers)}",
-            f"- Period of data collection (WARC-Date of the released captures): {period.get('first') or 'unknown'} to {period.get('last') or 'unknown'}",
+            "- Period of data collection (WARC-Date of the released captures): "
+            f"{period.get('first') or 'unknown'} to {period.get('last') or 'unknown'}",
             "- Type of content: "
             + ", ".join(f"{markdown_text(k)} ({_n(v)})" for k, v in (period.get("content_types") or {}).items())
             + f"; {_n(entry['documents'])} documents, {_n(entry['tokens'])} tokens",
@@ -585,7 +608,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "again on every build, so re-ingested content stays out):\n",
         "| Measure | Decision reason | Records removed |",
         "|---|---|---:|",
-        *[f"| {markdown_text(s['measure'])} | `{s['reason']}` | {_n(s['records_removed'])} |" for s in rights["signals"]],
+        *[
+            f"| {markdown_text(s['measure'])} | `{s['reason']}` | {_n(s['records_removed'])} |"
+            for s in rights["signals"]
+        ],
         *[f"| other | `{reason}` | {_n(n)} |" for reason, n in rights["other_removals"].items()],
         "",
         "Only openly licensed or public-domain records are kept; records refused by the licence policy: "
