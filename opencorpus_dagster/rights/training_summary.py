@@ -323,7 +323,9 @@ def _lineage_facts(conn, sources: dict[str, SourceFacts]) -> dict[str, Any]:
     facts["licenses"] = licenses
     acquired = {}
     for source, first, last in query(
-        "SELECT rel.source, min(rr.retrieved_at), max(rr.retrieved_at) FROM released rel "
+        # Dates, not times (the template asks for a date): two builds of the same inputs on one
+        # day give the same summary, as the card's release date does.
+        "SELECT rel.source, min(left(rr.retrieved_at, 10)), max(left(rr.retrieved_at, 10)) FROM released rel "
         "JOIN raw_records rr USING (source, partition, doc_id) GROUP BY 1 ORDER BY 1"
     ):
         acquired[source] = {"first": first, "last": last}
