@@ -148,9 +148,11 @@ def test_languages_and_latest_acquisition(home, written):
     )  # fmt: skip
     assert [(x["language"], x["documents"], x["characters"]) for x in general["languages"]] == languages
     ((latest,),) = sql(
-        home, RELEASED + "SELECT max(left(retrieved_at, 10)) FROM released JOIN raw_records USING (source, partition, doc_id)"
+        home,
+        RELEASED + "SELECT max(left(retrieved_at, 10)) FROM released "
+        " JOIN raw_records USING (source, partition, doc_id)",
     )
-    assert general["latest_acquisition"] == latest
+    assert general["latest_acquisition"] == latest and len(latest) == len("2026-11-30")
 
 
 def test_top_ten_percent_of_domains_of_the_warc_source(home, written):
