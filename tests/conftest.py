@@ -146,3 +146,56 @@ def shard_path(home, source: str, partition: str, index: int = 0) -> str:
     prefix = f"shards/{source}/{partition}/part-{index:05d}-"
     (path,) = [s["path"] for s in current_manifest(home)["shards"] if s["path"].startswith(prefix)]
     return path
+
+
+RIGHTS_SETTINGS = """\
+summary:
+  provider: Example Lab (contact rights@example.org)
+  provider_contact: rights@example.org
+  models: [example-lm-1.0]
+  placed_on_market: 2026-09-01
+"""
+
+
+@pytest.fixture(scope="session")
+def rights_catalog(tmp_path_factory) -> Path:
+    """The fixture catalog with every kind of source the training-content summary splits: the
+    default `assets/` (wiki, books) and `tests/catalogs/web` (web captures, forum), plus a
+    `_corpus.yaml` naming the provider and model."""
+    import shutil
+
+    catalog = tmp_path_factory.mktemp("rights-catalog")
+    for path in [*(REPO_ROOT / "assets").glob("*.yaml"), *(REPO_ROOT / "tests" / "catalogs" / "web").glob("*.yaml")]:
+        shutil.copy(path, catalog / path.name)
+    (catalog / "_corpus.yaml").write_text(RIGHTS_SETTINGS)
+    return catalog
+
+
+@pytest.fixture(scope="session")
+def built_rights_corpus(tmp_path_factory, fixture_mirror, rights_catalog):
+    """`rights_catalog` built once by the real `opencorpus build` (read-only for the tests);
+    returns the data home. Shared by tests/test_training_summary.py and tests/test_lookup.py."""
+    from cli_runner import build
+
+    home = tmp_path_factory.mktemp("rights-corpus")
+    build(home, fixture_mirror, rights_catalog)
+    return home
+
+
+TAKEN_DOWN_URL = "https://soldaini.net/"
+
+
+@pytest.fixture(scope="session")
+def taken_down_rights_corpus(tmp_path_factory, fixture_mirror, rights_catalog, built_rights_corpus):
+    """A copy of `built_rights_corpus` rebuilt after a takedown of TAKEN_DOWN_URL."""
+    import shutil
+
+    from cli_runner import build
+
+    from opencorpus_dagster.takedown import add_takedown
+
+    home = tmp_path_factory.mktemp("rights-takedown") / "home"
+    shutil.copytree(built_rights_corpus, home, ignore=shutil.ignore_patterns("dagster"))
+    add_takedown(home, "url", TAKEN_DOWN_URL, "publisher request #7", "rights@soldaini.net")
+    build(home, fixture_mirror, rights_catalog)
+    return home

@@ -600,6 +600,7 @@ def test_rewriting_gives_byte_identical_files_and_leaves_no_temporaries(corpus):
     assert {name: path.read_bytes() for name, path in again.items()} == before
     assert sorted(p.name for p in release_folder(home).iterdir()) == [
         "ATTRIBUTION", "README.md", "charts", "croissant.json", "manifest.json", "release.json", "shards",
+        "training-content-summary.json", "training-content-summary.md",
     ]  # fmt: skip
     charts = sorted(p.name for p in (release_folder(home) / "charts").iterdir())
     assert charts == ["licences.png", "outcomes.png", "sources.png"]

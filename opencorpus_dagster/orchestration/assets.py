@@ -69,6 +69,7 @@ from opencorpus_dagster.publish.croissant import write_croissant
 from opencorpus_dagster.publish.markdown import markdown_text
 from opencorpus_dagster.publish.release import base_url_from_environment
 from opencorpus_dagster.quality.suites import validate_documents, validate_raw
+from opencorpus_dagster.rights.training_summary import write_release_summary
 from opencorpus_dagster.shards import SHARD_COLUMNS, SHARD_SCHEMA
 from opencorpus_dagster.takedown import apply_takedowns, record_shard_changes
 
@@ -375,8 +376,10 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         readme = write_card(home, store, descriptions, owners=owners, base_url=base_url, release=release)
         attribution = write_attribution(home, store, release)
         croissant = write_croissant(home, store, owners=owners, base_url=base_url, release=release)
+        summary_md, _ = write_release_summary(home, store, sources, corpus.fetcher(), release)
         metadata = {
             "card": MetadataValue.path(str(readme)),
+            "training_content_summary": MetadataValue.path(str(summary_md)),
             "attribution": MetadataValue.path(str(attribution)),
             "croissant": MetadataValue.path(str(croissant)),
             "preview": MetadataValue.md(readme.read_text()[:4000]),
