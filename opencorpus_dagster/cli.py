@@ -642,11 +642,14 @@ def summary(
 
 
 def _published_releases(home) -> list[tuple[str, dict]]:
-    """(release id, manifest) of the current release: the lineage store's shard rows describe it."""
+    """(release id, manifest) of every complete release up to the current one, oldest first."""
     from opencorpus_dagster import releases
 
     current = releases.current_release(home)
-    return [(current, releases.read_manifest(home, current))] if current else []
+    if current is None:
+        return []
+    listed = [r["release"] for r in releases.list_releases(home) if releases.sequence_of(r["release"]) <= releases.sequence_of(current)]
+    return [(release, releases.read_manifest(home, release)) for release in listed]
 
 
 @app.command()

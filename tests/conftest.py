@@ -195,7 +195,7 @@ def taken_down_rights_corpus(tmp_path_factory, fixture_mirror, rights_catalog, b
     from opencorpus_dagster.takedown import add_takedown
 
     home = tmp_path_factory.mktemp("rights-takedown") / "home"
-    shutil.copytree(built_rights_corpus, home, ignore=shutil.ignore_patterns("dagster"))
+    shutil.copytree(built_rights_corpus, home, symlinks=True, ignore=shutil.ignore_patterns("dagster"))
     add_takedown(home, "url", TAKEN_DOWN_URL, "publisher request #7", "rights@soldaini.net")
     build(home, fixture_mirror, rights_catalog)
     return home

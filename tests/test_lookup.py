@@ -160,7 +160,12 @@ def test_a_taken_down_record_is_reported_removed_with_its_decision(taken_down_ri
         "SELECT doc_id, reason, value FROM decisions WHERE stage = 'takedown' AND outcome = 'removed'",
     )
     (request,) = load_takedowns(taken_down_rights_corpus)
-    assert match["doc_id"] == doc_id and match["status"] == "removed" and match["in_release"] == []
+    # Removed from the current release (r000002); the release it was published in still holds it.
+    assert match["doc_id"] == doc_id and match["status"] == "removed"
+    ((release, shard),) = [(w["release"], w["shard"]) for w in match["in_release"]]
+    assert release == "r000001" and shard.startswith("shards/")
+    old_rows = pq.read_table(taken_down_rights_corpus / "corpus" / "releases" / "r000001" / shard).column("doc_id").to_pylist()
+    assert old_rows[match["in_release"][0]["row"]] == doc_id
     assert (match["decision"]["reason"], match["decision"]["value"]) == (reason, value) == ("takedown:url", request.id)
     assert "publisher request #7" in match["decision"]["detail"]
 

@@ -247,7 +247,7 @@ def lookup(
             found = _text_matches(query.text, near, passages, store, near_threshold, passage_threshold)
         else:
             found = _address_matches(store, query)
-        matches = _describe_all(store, releases, found, with_trace)
+        matches = _describe_all(home, store, releases, found, with_trace)
         results.append({"query": query.value, "kind": query.kind, "matches": matches})
     return results
 
@@ -348,7 +348,34 @@ def _within(host: str | None, domain: str) -> bool:
 _DECISION_FIELDS = ("stage", "outcome", "reason", "value", "detail", "decided_at")
 
 
+def _held(home: DataHome, releases: list[tuple[str, dict]], keys: pa.Table) -> dict[tuple[str, str, str], list[dict]]:
+    """Where each wanted record is, in every release given: (release, shard, row), read from the
+    releases' shard files themselves (immutable), so an earlier release answers as published."""
+    from opencorpus_dagster.releases import release_dir
+
+    files: dict[str, tuple[str, str]] = {}
+    for release, manifest in releases:
+        folder = release_dir(home, release)
+        files.update({str(folder / s["path"]): (release, s["path"]) for s in manifest.get("shards", [])})
+    held: dict[tuple[str, str, str], list[dict]] = {}
+    if not files:
+        return held
+    with duckdb_connect(home.root) as connection:
+        connection.register("wanted_keys", keys)
+        rows = connection.execute(
+            "SELECT f.source, f.partition, f.doc_id, f.filename, f.file_row_number "
+            "FROM read_parquet(?, filename = true, file_row_number = true) f "
+            "SEMI JOIN wanted_keys k ON k.source = f.source AND k.partition = f.partition AND k.doc_id = f.doc_id",
+            [list(files)],
+        ).fetchall()
+    for source, partition, doc_id, filename, row in sorted(rows, key=lambda r: (r[0], r[1], r[2], files[r[3]])):
+        release, shard = files[filename]
+        held.setdefault((source, partition, doc_id), []).append({"release": release, "shard": shard, "row": int(row)})
+    return held
+
+
 def _describe_all(
+    home: DataHome,
     store: LineageStore,
     releases: list[tuple[str, dict]],
     found: dict[tuple[str, str, str], dict],
@@ -365,26 +392,12 @@ def _describe_all(
             for i, name in enumerate(("source", "partition", "doc_id"))
         }
     )
-    shards = pa.table(
-        {
-            "release": pa.array([r for r, m in releases for _ in m.get("shards", [])], pa.string()),
-            "shard": pa.array([s["path"] for _, m in releases for s in m.get("shards", [])], pa.string()),
-        }
-    )
-    held: dict[tuple[str, str, str], list[dict]] = {}
+    held = _held(home, releases, keys)
+    current = releases[-1][0] if releases else None
     decisions: dict[tuple[str, str, str], dict] = {}
     with store.connection() as conn:
         conn.register("wanted_keys", keys)
-        conn.register("release_shards", shards)
         try:
-            for source, partition, doc_id, release, shard, row in conn.execute(
-                "SELECT k.source, k.partition, k.doc_id, rs.release, r.shard, r.row FROM wanted_keys k "
-                "JOIN shards s ON s.source = k.source AND s.partition = k.partition "
-                "JOIN shard_rows r ON r.shard = s.shard AND r.doc_id = k.doc_id "
-                "JOIN release_shards rs ON rs.shard = r.shard ORDER BY ALL"
-            ).fetchall():
-                entry = {"release": release, "shard": shard, "row": int(row)}
-                held.setdefault((source, partition, doc_id), []).append(entry)
             for source, partition, doc_id, *decision in conn.execute(
                 "SELECT o.source, o.partition, o.doc_id, o.stage, o.outcome, o.reason, o.value, o.detail, o.decided_at "
                 "FROM outcomes o JOIN wanted_keys k USING (source, partition, doc_id)"
@@ -392,7 +405,6 @@ def _describe_all(
                 decisions[(source, partition, doc_id)] = dict(zip(_DECISION_FIELDS, decision, strict=True))
         finally:
             conn.unregister("wanted_keys")
-            conn.unregister("release_shards")
     results = []
     for number, (key, match) in enumerate(ordered):
         terminal = decisions.get(key)
@@ -402,7 +414,7 @@ def _describe_all(
             "source": key[0],
             "partition": key[1],
             "doc_id": key[2],
-            "status": "in release" if where else (terminal["outcome"] if terminal else "unknown"),
+            "status": "in release" if any(w["release"] == current for w in where) else (terminal["outcome"] if terminal else "unknown"),
             "in_release": where,
             "decision": terminal,
         }
