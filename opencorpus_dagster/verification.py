@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.shards import shard_paths
 from opencorpus_dagster.storage import duckdb_connect, parquet_file
+
+
+_SHARD_PATH = re.compile(r"^shards/[A-Za-z0-9][A-Za-z0-9._@+=-]*/[A-Za-z0-9][A-Za-z0-9._@+=-]*/[A-Za-z0-9][A-Za-z0-9._-]*\.parquet$")
 
 
 @dataclass
@@ -78,6 +82,9 @@ def verify_copy(folder: Path, release: str | None = None, subset: bool = False) 
     record = json.loads((release_folder / releases.RELEASE_FILE).read_text())
     result = Verification(record["release"], release_folder)
     for relative, digest in sorted(record["files"].items()):
+        if relative.startswith("/") or ".." in relative.split("/"):
+            result.problems.append({"path": relative, "problem": "names a file outside the release folder"})
+            continue
         path = release_folder / relative
         if not path.is_file():
             result.problems.append({"path": f"releases/{result.release}/{relative}", "problem": "missing"})
@@ -88,6 +95,9 @@ def verify_copy(folder: Path, release: str | None = None, subset: bool = False) 
     if merkle.release_root(roots) != manifest.get("merkle_root") or record.get("merkle_root") != manifest.get("merkle_root"):
         result.problems.append({"path": f"releases/{result.release}/manifest.json", "problem": "release Merkle root does not match its shard roots"})
     for shard in manifest["shards"]:
+        if not _SHARD_PATH.match(shard["path"]):  # a copy's manifest is not trusted to name files
+            result.problems.append({"path": shard["path"], "problem": "not a shard path of a release (shards/<source>/<partition>/<file>.parquet)"})
+            continue
         path = release_folder / shard["path"]
         if not path.is_file():
             if subset:

@@ -235,3 +235,17 @@ def test_a_build_killed_at_any_point_leaves_a_complete_release(tmp_path, fixture
     assert summary["failed"] == [] and summary["release"] == "r000002"
     assert current_manifest(home)["totals"]["rows"] == first_rows - 1
     assert verify_copy(home / "corpus").ok and _trace_every_row(home) == first_rows - 1
+
+
+def test_verify_does_not_follow_a_manifest_out_of_the_release(two_releases, tmp_path):
+    home, _, _, _ = two_releases
+    copy = tmp_path / "download"
+    shutil.copytree(home / "corpus", copy, symlinks=True)
+    manifest_file = copy / "releases" / "r000002" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["shards"][0]["path"] = "shards/../../../../../etc/passwd"
+    manifest_file.write_text(json.dumps(manifest))
+    result = verify_copy(copy)
+    assert not result.ok and result.checked == []
+    assert {"path": "shards/../../../../../etc/passwd", "problem": "not a shard path of a release (shards/<source>/<partition>/<file>.parquet)"} in result.problems
+    assert {"path": "releases/r000002/manifest.json", "problem": "sha256 differs from release.json"} in result.problems
