@@ -212,7 +212,7 @@ def commit_release(home: DataHome, run_id: str, now: datetime | None = None) -> 
     files = release_files(folder)
     if MANIFEST_FILE not in files:
         raise ReleaseNotFound(f"{folder}: staged release has no {MANIFEST_FILE}")
-    if current and files == release_files(release_dir(home, current)):
+    if current and files == release_files(release_dir(home, current)) and _shards_intact(home, current):
         _remove_folder(folder)
         return Published(current, False, read_manifest(home, current))
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
@@ -229,6 +229,17 @@ def commit_release(home: DataHome, run_id: str, now: datetime | None = None) -> 
     write_text_atomically(folder / RELEASE_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
     point_to(home, staged)
     return Published(staged, True, manifest)
+
+
+def _shards_intact(home: DataHome, release: str) -> bool:
+    """Every shard of `release` is there at its size (a damaged current release is replaced by the
+    staged one, whose files were written again, even when the staged files are the same)."""
+    folder = release_dir(home, release)
+    for shard in (read_manifest(home, release) or {"shards": []})["shards"]:
+        path = folder / shard["path"]
+        if not path.is_file() or path.stat().st_size != shard["bytes"]:
+            return False
+    return True
 
 
 def point_to(home: DataHome, release: str) -> None:

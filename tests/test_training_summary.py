@@ -16,11 +16,12 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 from cli_runner import OPENCORPUS, clean_environment, run_opencorpus
-from conftest import TAKEN_DOWN_URL, release_folder
+from conftest import TAKEN_DOWN_URL, current_manifest, release_folder
 
 from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.fetch import Fetcher, Mirror
 from opencorpus_dagster.home import DataHome
+from opencorpus_dagster.publish.release import corpus_version
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.rights.training_summary import (
     size_band,
@@ -263,7 +264,8 @@ def test_cli_summary_prints_markdown_and_json(built_rights_corpus, rights_catalo
     ]
     assert printed == written
     markdown = run_opencorpus("summary", "--catalog", str(rights_catalog), home=built_rights_corpus).stdout
-    assert markdown.startswith("# Public Summary of Training Content: opencorpus release r000001\n")
+    version = corpus_version(current_manifest(built_rights_corpus))
+    assert markdown.startswith(f"# Public Summary of Training Content: opencorpus release {version}\n")
 
 
 def test_takedowns_are_counted_as_reservations_honoured(taken_down_rights_corpus):

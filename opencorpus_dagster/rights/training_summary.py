@@ -39,6 +39,7 @@ from typing import Any
 import pyarrow as pa
 
 from opencorpus_dagster import releases
+from opencorpus_dagster.publish.release import corpus_version
 from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.catalog import Catalog, TrainingSummarySettings
 from opencorpus_dagster.home import DataHome
@@ -222,7 +223,9 @@ def training_summary(
     return {
         "format": "opencorpus-training-content-summary/1",
         "template": TEMPLATE,
-        "release": release_id,
+        # The content version (as the card prints it), not the release id: a release whose files
+        # equal the current one's is not published again, so no file of it may name its id.
+        "release": corpus_version(manifest),
         "general_information": {
             "provider": {
                 "name": settings.provider,
