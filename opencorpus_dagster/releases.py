@@ -26,7 +26,6 @@ leaves it on the previous release, which is complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.home import DataHome
+from opencorpus_dagster.storage import sha256_file
 
 RELEASE_FORMAT = "opencorpus-release/1"
 MANIFEST_FILE = "manifest.json"
@@ -168,14 +168,6 @@ def list_releases(home: DataHome) -> list[dict]:
     return found
 
 
-def _sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
 def release_files(folder: Path) -> dict[str, str]:
     """Relative path -> sha256 of every file of a release folder but `release.json` and the
     shards (`manifest.json` holds their sha256, and its own is here)."""
@@ -187,7 +179,7 @@ def release_files(folder: Path) -> dict[str, str]:
         if relative.startswith("shards/") or relative == RELEASE_FILE or path.name.startswith("."):
             continue
         if path.is_file():
-            files[relative] = _sha256(path)
+            files[relative] = sha256_file(path)
     return files
 
 
@@ -245,7 +237,7 @@ def _shards_intact(home: DataHome, release: str) -> bool:
 def point_to(home: DataHome, release: str) -> None:
     """Make `release` (complete) the current one: `current.json` in one step, then the symlink."""
     record = read_release(home, release)
-    pointer = {"release": release, "release_sha256": _sha256(release_dir(home, release) / RELEASE_FILE)}
+    pointer = {"release": release, "release_sha256": sha256_file(release_dir(home, release) / RELEASE_FILE)}
     write_text_atomically(pointer_path(home), json.dumps({**pointer, "published_at": record["published_at"]}, sort_keys=True) + "\n")
     if not home.is_remote:
         link = releases_dir(home) / CURRENT_LINK

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from opencorpus_dagster import merkle, releases
 from opencorpus_dagster.atomic import temporary_sibling, write_text_atomically
 from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.storage import duckdb_connect
+from opencorpus_dagster.storage import duckdb_connect, sha256_file
 
 MANIFEST_FORMAT = "opencorpus-manifest/2"
 SHARD_COLUMNS = (
@@ -72,14 +72,6 @@ class ShardingReport:
     kept: list[str]  # shard paths of the previous release listed again
     deleted: list[str]  # shard paths of the previous release no longer listed (files stay until gc)
     release: str = ""  # the release being staged
-
-
-def sha256_file(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def read_manifest(home: DataHome, release: str | None = None) -> dict | None:

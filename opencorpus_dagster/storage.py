@@ -15,6 +15,7 @@ and a stale listing would hide a partition another run has just published.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,12 @@ def _filesystem(url: str) -> fsspec.AbstractFileSystem:
 def _name(filesystem: fsspec.AbstractFileSystem) -> str:
     protocol = filesystem.protocol
     return protocol[0] if isinstance(protocol, tuple | list) else protocol
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 (hex) of a file, local or fsspec, read in 1 MiB chunks."""
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            hasher.update(chunk)
+    return hasher.hexdigest()

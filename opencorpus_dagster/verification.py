@@ -17,7 +17,6 @@ lineage decision that removed it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -28,8 +27,7 @@ from opencorpus_dagster import merkle, releases
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.shards import shard_paths
-from opencorpus_dagster.storage import duckdb_connect, parquet_file
-
+from opencorpus_dagster.storage import duckdb_connect, parquet_file, sha256_file
 
 _SHARD_PATH = re.compile(r"^shards/[A-Za-z0-9][A-Za-z0-9._@+=-]*/[A-Za-z0-9][A-Za-z0-9._@+=-]*/[A-Za-z0-9][A-Za-z0-9._-]*\.parquet$")
 
@@ -45,14 +43,6 @@ class Verification:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def _sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def locate(folder: Path, release: str | None = None) -> tuple[Path, Path]:
@@ -88,7 +78,7 @@ def verify_copy(folder: Path, release: str | None = None, subset: bool = False) 
         path = release_folder / relative
         if not path.is_file():
             result.problems.append({"path": f"releases/{result.release}/{relative}", "problem": "missing"})
-        elif _sha256(path) != digest:
+        elif sha256_file(path) != digest:
             result.problems.append({"path": f"releases/{result.release}/{relative}", "problem": "sha256 differs from release.json"})
     manifest = json.loads((release_folder / releases.MANIFEST_FILE).read_text())
     roots = [shard.get("merkle_root", "") for shard in manifest["shards"]]
@@ -105,7 +95,7 @@ def verify_copy(folder: Path, release: str | None = None, subset: bool = False) 
             else:
                 result.problems.append({"path": shard["path"], "problem": "missing"})
             continue
-        if path.stat().st_size != shard["bytes"] or _sha256(path) != shard["sha256"]:
+        if path.stat().st_size != shard["bytes"] or sha256_file(path) != shard["sha256"]:
             result.problems.append({"path": shard["path"], "problem": f"sha256 differs from the manifest ({shard['sha256'][:16]}...)"})
         elif shard_root(path) != shard.get("merkle_root"):
             result.problems.append({"path": shard["path"], "problem": "rows do not give the manifest's Merkle root"})
