@@ -156,7 +156,7 @@ def _build_holding_lock(home, sources, force, console, partitions, debug) -> Bui
     defs = build_definitions()
     ensure_instance_config(Path(os.environ.get("DAGSTER_HOME") or home.dagster_home))
     instance = DagsterInstance.get()
-    store = LineageStore.at(home.lineage_db)
+    store = LineageStore.at(home.lineage_dir)
     if partitions and not any(s.connector.discovers() for s in selected):
         known = {unit.key for source in selected for unit in source.connector.units()}
         missing = sorted(set(partitions) - known)

@@ -290,14 +290,11 @@ def _configure_environment(home: str | None, catalog: Path | None, mirror: list[
 
 
 def _lineage(home: str | None) -> LineageStore:
-    """The lineage store of a home, read-only. For a home in object storage whose local state
-    folder has no store (another machine built it), the published copy is downloaded first."""
+    """The lineage store of a home, read-only: the files under `<home>/lineage/`, local or in
+    object storage, read while any build writes new ones."""
     resolved = data_home(home)
-    if resolved.is_remote and not resolved.lineage_db.is_file() and resolved.lineage_snapshot.is_file():
-        resolved.lineage_db.parent.mkdir(parents=True, exist_ok=True)
-        resolved.lineage_snapshot.fs.get_file(resolved.lineage_snapshot.path, str(resolved.lineage_db))
     try:
-        return LineageStore.at(resolved.lineage_db, read_only=True)
+        return LineageStore.at(resolved.lineage_dir, read_only=True)
     except LineageStoreMissing as error:
         error.home = resolved.root  # what to pass to `opencorpus build --home` (not the state folder)
         raise
