@@ -121,7 +121,7 @@ def step_executions(instance) -> tuple[dict[str, str], list[StepExecution]]:
 
 def assert_outputs_consistent(home: Path, expected_partitions: set[tuple[str, str]]) -> dict:
     """Manifest rows = kept outcomes = shard rows, conservation holds; returns the manifest."""
-    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    store = LineageStore.at(home / "lineage", read_only=True)
     with store.connection() as conn:
         partitions = set(conn.execute("SELECT source, partition FROM partitions WHERE stage = 'raw'").fetchall())
         kept = conn.execute("SELECT count(*) FROM outcomes WHERE outcome = 'kept'").fetchone()[0]
@@ -310,7 +310,7 @@ def test_multiprocess_executor_runs_each_step_in_its_own_process(tmp_path, fixtu
     assert set(pids) == {"gutenberg_raw", "gutenberg_documents"}
     assert len(set(pids.values())) == 2 and orchestrator not in pids.values()
 
-    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    store = LineageStore.at(home / "lineage", read_only=True)
     with store.connection() as conn:
         passed = conn.execute(
             "SELECT count(*) FROM documents WHERE source = 'gutenberg' AND partition = '02000-02999' AND passed"

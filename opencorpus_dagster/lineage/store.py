@@ -165,10 +165,12 @@ class LineageStore:
             Path(temporary).unlink(missing_ok=True)
             conn.execute("ATTACH ? AS lineage_copy", [str(temporary)])
             try:
-                for name in [*TABLES, "outcomes"]:
+                for name in TABLES:
                     conn.execute(f"CREATE TABLE lineage_copy.{name} AS SELECT * FROM {name}")
             finally:
                 conn.execute("DETACH lineage_copy")
+            with duckdb.connect(str(temporary)) as copy:
+                copy.execute(OUTCOMES_VIEW)
         return target
 
     # -- writes ------------------------------------------------------------------------
@@ -307,21 +309,46 @@ class LineageStore:
         """Copy the current partition-stage rows into one file per table (`compacted/<write>/`),
         when any partition changed since the last compaction; then remove superseded files."""
         snapshot = _Snapshot.of(self.root)
-        current = {key: folder.name for key, folder in snapshot.commits.items()}
         target = None
-        if current != snapshot.covered:
-            target = self.root / "compacted" / _write_name()
+        if snapshot.fresh():
             with duckdb.connect() as conn:
                 register_locations(conn, self.root)
                 _create_views(conn, snapshot, corpus=False)
-                for name in PARTITION_TABLES:
-                    _write(target / f"{name}.parquet", _conform(name, conn.execute(f"SELECT * FROM {name}").to_arrow_table()))
-            covered = pa.Table.from_pylist(
-                [{"stage": k[0], "source": k[1], "partition": k[2], "write": w} for k, w in sorted(current.items())],
-                schema=_COVERED,
-            )
-            _write(target / "_covered.parquet", covered)
+                tables = {name: conn.execute(f"SELECT * FROM {name}").to_arrow_table() for name in PARTITION_TABLES}
+            target = self._write_compaction(tables, snapshot.current())
         self.collect_garbage()
+        return target
+
+    def replace_all(self, tables: dict[str, pa.Table]) -> None:
+        """Make the whole store equal `tables` (name -> rows; missing names are empty): one
+        compaction for the partition tables, one file per corpus-level kind. For tools and tests
+        that edit lineage as tables (e.g. a DuckDB file made by `publish_copy`)."""
+        decisions = _conform("decisions", tables.get("decisions"))
+        stage = decisions.column("stage").to_pylist()
+        by_stage = {s: decisions.filter(pa.array([v == s for v in stage])) for s in [*STAGE_TABLES, *CORPUS_STAGES]}
+        partition_tables = {name: _conform(name, tables.get(name)) for name in PARTITION_TABLES}
+        partition_tables["decisions"] = pa.concat_tables([by_stage[s] for s in STAGE_TABLES])
+        keys: set[tuple[str, str, str]] = set()
+        for name, table in partition_tables.items():
+            stages = table.column("stage").to_pylist() if "stage" in table.column_names else [None] * table.num_rows
+            for row_stage, source, partition in zip(
+                stages, table.column("source").to_pylist(), table.column("partition").to_pylist(), strict=True
+            ):
+                keys.add((row_stage or _STAGE_OF[name].strip("'"), source, partition))
+        name = _write_name()
+        self._write_compaction(partition_tables, dict.fromkeys(keys, name), name)
+        for corpus_stage in CORPUS_STAGES:
+            self._write_corpus(f"decisions-{corpus_stage}", by_stage[corpus_stage])
+        _write(self.root / "corpus" / "shard_rows" / f"{name}.parquet", _conform("shard_rows", tables.get("shard_rows")))
+        _write(self.root / "corpus" / "shards" / f"{name}.parquet", _conform("shards", tables.get("shards")))
+        self._write_corpus("takedown_audit", _conform("takedown_audit", tables.get("takedown_audit")))
+
+    def _write_compaction(self, tables: dict[str, pa.Table], covered: dict, name: str | None = None) -> Path:
+        target = self.root / "compacted" / (name or _write_name())
+        for table_name in PARTITION_TABLES:
+            _write(target / f"{table_name}.parquet", _conform(table_name, tables[table_name]))
+        rows = [{"stage": k[0], "source": k[1], "partition": k[2], "write": w} for k, w in sorted(covered.items())]
+        _write(target / "_covered.parquet", pa.Table.from_pylist(rows, schema=_COVERED))  # the commit point
         return target
 
     def collect_garbage(self, grace_seconds: float = GRACE_SECONDS) -> list[str]:
@@ -332,16 +359,19 @@ class LineageStore:
         def old(name: str) -> bool:
             return now - _write_time(name) > grace_seconds
 
+        compactions = sorted(c for c in _children(self.root / "compacted") if _exists(c / "_covered.parquet"))
+        covered = _Snapshot.of(self.root).covered if compactions and old(compactions[-1].name) else {}
         for stage in STAGE_TABLES:
             for partition_dir in _glob(self.root / stage, "*/*"):
-                writes = sorted(_children(partition_dir))
+                writes = sorted(_children(partition_dir), key=lambda p: p.name)
                 committed = [w for w in writes if _exists(w / "partitions.parquet")]
                 if not committed or not old(committed[-1].name):
                     continue
+                key = (stage, partition_dir.parent.name, partition_dir.name)
                 for write in writes:
-                    if write.name < committed[-1].name:
+                    # Superseded, or held by a compaction committed long enough ago.
+                    if write.name < committed[-1].name or covered.get(key, "") >= write.name:
                         removed.append(_remove(write))
-        compactions = sorted(c for c in _children(self.root / "compacted") if _exists(c / "_covered.parquet"))
         if compactions and old(compactions[-1].name):
             removed += [_remove(c) for c in _children(self.root / "compacted") if c.name < compactions[-1].name]
         for kind_dir in _children(self.root / "corpus"):
@@ -495,6 +525,19 @@ class _Snapshot:
         self.covered: dict[tuple[str, str, str], str] = {}  # what the compaction holds: key -> write name
         self.corpus: dict[str, Path] = {}  # kind -> latest file
 
+    def from_compaction(self, key: tuple[str, str, str]) -> bool:
+        """Whether `key`'s current rows are in the compaction (else in its latest write's files)."""
+        return key in self.covered and (key not in self.commits or self.covered[key] >= self.commits[key].name)
+
+    def current(self) -> dict[tuple[str, str, str], str]:
+        """Every partition-stage key -> the name of the write whose rows are current."""
+        keys = set(self.commits) | set(self.covered)
+        return {k: self.covered[k] if self.from_compaction(k) else self.commits[k].name for k in keys}
+
+    def fresh(self) -> dict[tuple[str, str, str], Path]:
+        """The keys whose current rows are not in the compaction -> their write folder."""
+        return {k: w for k, w in self.commits.items() if not self.from_compaction(k)}
+
     @classmethod
     def of(cls, root: Path) -> _Snapshot:
         snapshot = cls()
@@ -525,8 +568,8 @@ _STAGE_OF = {"raw_records": "'raw'", "fetches": "'raw'", "documents": "'document
 
 def _create_views(conn: duckdb.DuckDBPyConnection, snapshot: _Snapshot, corpus: bool = True) -> None:
     """The lineage tables as views over `snapshot`'s files on `conn`."""
-    fresh = {key: write for key, write in snapshot.commits.items() if snapshot.covered.get(key) != write.name}
-    compacted = [key for key, write in snapshot.commits.items() if snapshot.covered.get(key) == write.name]
+    fresh = snapshot.fresh()
+    compacted = [key for key in snapshot.covered if snapshot.from_compaction(key)]
     if compacted:
         conn.execute("CREATE TEMP TABLE _compacted_keys (stage VARCHAR, source VARCHAR, partition VARCHAR)")
         conn.executemany("INSERT INTO _compacted_keys VALUES (?, ?, ?)", [list(key) for key in compacted])
