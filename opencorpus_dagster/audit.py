@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.shards import read_manifest, sha256_file
-from opencorpus_dagster.storage import duckdb_connect, parquet_files
+from opencorpus_dagster.releases import current_release, release_dir
+from opencorpus_dagster.shards import read_manifest, sha256_file, shard_paths
+from opencorpus_dagster.storage import duckdb_connect
 
 
 def conservation_problems(store: LineageStore) -> list[dict]:
@@ -20,14 +21,14 @@ def conservation_problems(store: LineageStore) -> list[dict]:
     return [row for row in store.conservation() if row["records_in"] != row["total"]]
 
 
-def _shard_files(home: DataHome) -> list[str]:
-    """Every shard file on disk (listed or not: the audits look at what a reader would find)."""
-    return parquet_files(home.shards_dir, "**/*.parquet")
+def _shard_files(home: DataHome, release: str | None) -> list[str]:
+    """The shard files of the release being checked (the staged one), else the current release's."""
+    return shard_paths(home, release)
 
 
-def disallowed_licenses(home: DataHome, policies: Mapping[str, LicensePolicy]) -> list[dict]:
+def disallowed_licenses(home: DataHome, policies: Mapping[str, LicensePolicy], release: str | None = None) -> list[dict]:
     """Shard rows whose licence the policy of their source does not allow."""
-    files = _shard_files(home)
+    files = _shard_files(home, release)
     if not files:
         return []
     with duckdb_connect(home.root) as conn:
@@ -43,8 +44,8 @@ def disallowed_licenses(home: DataHome, policies: Mapping[str, LicensePolicy]) -
     return problems
 
 
-def rows_without_upstream(home: DataHome) -> int:
-    files = _shard_files(home)
+def rows_without_upstream(home: DataHome, release: str | None = None) -> int:
+    files = _shard_files(home, release)
     if not files:
         return 0
     with duckdb_connect(home.root) as conn:
@@ -55,8 +56,8 @@ def rows_without_upstream(home: DataHome) -> int:
         ).fetchone()[0]
 
 
-def repeated_doc_ids(home: DataHome, limit: int = 10) -> list[tuple[str, int]]:
-    files = _shard_files(home)
+def repeated_doc_ids(home: DataHome, limit: int = 10, release: str | None = None) -> list[tuple[str, int]]:
+    files = _shard_files(home, release)
     if not files:
         return []
     with duckdb_connect(home.root) as conn:
@@ -66,14 +67,17 @@ def repeated_doc_ids(home: DataHome, limit: int = 10) -> list[tuple[str, int]]:
         ).fetchall()
 
 
-def manifest_mismatches(home: DataHome) -> list[dict]:
-    """Shards whose file is missing or whose sha256/size differs from the manifest."""
-    manifest = read_manifest(home)
+def manifest_mismatches(home: DataHome, release: str | None = None) -> list[dict]:
+    """Shards whose file is missing or whose sha256/size differs from the manifest of `release`
+    (default: the current release)."""
+    release = release or current_release(home)
+    manifest = read_manifest(home, release) if release else None
     if manifest is None:
-        return [{"path": str(home.manifest), "problem": "no manifest"}]
+        return [{"path": str(home.corpus_dir / "current.json"), "problem": "no release"}]
+    folder = release_dir(home, release)
     problems = []
     for entry in manifest["shards"]:
-        path = home.corpus_dir / entry["path"]
+        path = folder / entry["path"]
         if not path.is_file():
             problems.append({"path": entry["path"], "problem": "missing"})
             continue

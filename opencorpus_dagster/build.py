@@ -46,6 +46,7 @@ from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
 from opencorpus_dagster.orchestration.jobs import CORPUS_JOB, source_job_name
 from opencorpus_dagster.orchestration.resources import CorpusSettings
+from opencorpus_dagster.releases import current_release, manifest_path
 from opencorpus_dagster.shards import read_manifest
 from opencorpus_dagster.url_policy import UrlRefused
 
@@ -67,6 +68,7 @@ class BuildSummary:
     shards_written: int = 0
     shards_total: int = 0
     manifest: str = ""
+    release: str = ""  # the current release after the build
     lineage_db: str = ""
 
 
@@ -241,7 +243,8 @@ def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1
                 forget_digest(home.state)
         progress.advance(task)
 
-    summary.manifest = str(home.manifest)
+    summary.manifest = str(manifest_path(home) or "")
+    summary.release = current_release(home) or ""
     summary.lineage_db = str(home.lineage_db)
     try:
         _add_totals(summary, store, home)

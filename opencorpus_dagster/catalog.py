@@ -15,7 +15,8 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,34 @@ class SourceSpec(BaseModel):
     limits: InputLimits = InputLimits()
 
 
+class TrainingSummarySettings(BaseModel):
+    """`summary:` in the catalog's `_corpus.yaml`: what the training-content summary (EU AI Act
+    Art. 53(1)(d) template, rights/training_summary.py) needs and the data cannot tell."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str | None = None  # the model provider's name (template 1.1)
+    provider_contact: str | None = None
+    authorised_representative: str | None = None
+    models: list[str] = []  # versioned model name(s) trained on the corpus (template 1.2)
+    model_dependencies: str | None = None
+    placed_on_market: date | None = None  # date of placement of the model on the Union market
+    # An SME may list the top 5% of domains (at most 1,000) instead of the top 10% (template 2.3).
+    sme: bool = False
+
+
+class CorpusSettingsSpec(BaseModel):
+    """`<catalog>/_corpus.yaml`: settings of the corpus as a whole (not a source)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: TrainingSummarySettings = TrainingSummarySettings()
+
+
+# Not a source: a leading underscore is not a valid source name, so no source can take it.
+CORPUS_SETTINGS_FILE = "_corpus.yaml"
+
+
 @dataclass(frozen=True)
 class Source:
     """A validated catalog entry with its connector instantiated."""
@@ -163,6 +192,7 @@ class Catalog:
     directory: Path
     sources: tuple[Source, ...]
     errors: tuple[CatalogError, ...]
+    settings: CorpusSettingsSpec = field(default_factory=CorpusSettingsSpec)
 
     def source(self, name: str) -> Source:
         for source in self.sources:
@@ -197,7 +227,14 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
     errors: list[CatalogError] = []
     seen: dict[str, Path] = {}
     files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    settings = CorpusSettingsSpec()
     for path in files:
+        if path.name == CORPUS_SETTINGS_FILE:
+            try:
+                settings = load_corpus_settings_file(path)
+            except CatalogFileError as error:
+                errors.append(CatalogError(path, str(error), error.problems))
+            continue
         try:
             source = load_source_file(path)
         except CatalogFileError as error:
@@ -210,7 +247,29 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
         seen[source.name] = path
         if source.spec.enabled:
             sources.append(source)
-    return Catalog(directory, tuple(sources), tuple(errors))
+    return Catalog(directory, tuple(sources), tuple(errors), settings)
+
+
+def load_corpus_settings_file(path: Path) -> CorpusSettingsSpec:
+    """Parse and validate `_corpus.yaml`; raises CatalogFileError naming each bad field
+    (`summary.placed_on_market: Input should be a valid date ... (got 'soon')`)."""
+    data = _read_catalog_yaml(path)
+    if data is None:
+        return CorpusSettingsSpec()
+    if not isinstance(data, dict):
+        raise CatalogFileError(f"expected a mapping of fields (summary), got {type(data).__name__}")
+    problems: list[CatalogProblem] = []
+    settings = _validated(CorpusSettingsSpec, data, "", problems)
+    if problems:
+        raise CatalogFileError(*problems)
+    return settings
+
+
+def load_corpus_settings(directory: str | Path | None = None) -> CorpusSettingsSpec:
+    """The catalog's corpus settings (defaults when it has no `_corpus.yaml`); raises
+    CatalogFileError when the file is invalid."""
+    path = catalog_dir(directory) / CORPUS_SETTINGS_FILE
+    return load_corpus_settings_file(path) if path.is_file() else CorpusSettingsSpec()
 
 
 def load_source_file(path: Path) -> Source:
@@ -403,10 +462,13 @@ __all__ = [
     "CatalogError",
     "CatalogFileError",
     "CatalogProblem",
+    "CorpusSettingsSpec",
     "LicenseDeclaration",
     "Source",
     "SourceSpec",
+    "TrainingSummarySettings",
     "catalog_dir",
     "load_catalog",
+    "load_corpus_settings",
     "load_source_file",
 ]

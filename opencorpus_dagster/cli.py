@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.catalog import CATALOG_ENV, CatalogProblem, load_catalog
 from opencorpus_dagster.fetch import MIRROR_ENV
 from opencorpus_dagster.home import HOME_ENV, STATE_ENV, data_home
@@ -386,6 +387,8 @@ def _print_summary(summary, title: str = "opencorpus build") -> None:
     table.add_row("shards written / total", f"{summary.shards_written} / {summary.shards_total}")
     if summary.corpus_unchanged:
         table.add_row("corpus", "unchanged")
+    if summary.release:
+        table.add_row("current release", summary.release)
     out.print(table)
     # One line each, on stderr with the other errors; the full error is in the log the line names.
     for warning in summary.warnings:
@@ -401,7 +404,7 @@ def trace(
     home: HomeOption = None,
     doc_id: Annotated[str | None, typer.Option("--doc-id")] = None,
     url: Annotated[str | None, typer.Option("--url", help="page URL or upstream URI")] = None,
-    shard: Annotated[str | None, typer.Option("--shard", help="shard path as in manifest.json")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", help="shard path as in a release's manifest.json (shards/<source>/<partition>/<file>)")] = None,
     row: Annotated[int | None, typer.Option("--row", help="row number in the shard (from 0)")] = None,
     source: Annotated[str | None, typer.Option("--source", help="list the shards holding this source's records")] = None,
     license: Annotated[str | None, typer.Option("--license", help="list the shards holding records under this SPDX licence")] = None,
@@ -436,7 +439,7 @@ def trace(
     store = _lineage(home)
     try:
         if shard is not None:
-            traces = tracing.trace_shard_row(store, shard, row)
+            traces = tracing.trace_shard_row(store, shard, row, data_home(home))
         elif doc_id is not None:
             traces = tracing.trace_doc(store, doc_id)
         else:
@@ -602,6 +605,150 @@ def takedown_audit_command(home: HomeOption = None, as_json: JsonOption = False)
 
 
 @app.command()
+def summary(
+    home: HomeOption = None,
+    catalog: CatalogOption = None,
+    mirror: MirrorOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the summary as one JSON object")] = False,
+) -> None:
+    """The EU AI Act training-content summary (Art. 53(1)(d) template) of the published release.
+
+    Markdown by default. --mirror lets it read each crawled WARC's warcinfo record (the crawler's
+    name) from a mirror; without one, upstream is not contacted and the crawler is "not recorded here".
+    """
+    from opencorpus_dagster.fetch import Fetcher, mirrors_from
+    from opencorpus_dagster.rights.training_summary import source_facts, summary_markdown, training_summary
+    from opencorpus_dagster.shards import read_manifest
+
+    store = _lineage(home)
+    resolved = data_home(home)
+    manifest = read_manifest(resolved)
+    if manifest is None:
+        _say(f"no published release in {resolved.root}: nothing to summarise (run opencorpus build)")
+        raise typer.Exit(code=EXIT_NOT_BUILT)
+    loaded = load_catalog(catalog)
+    for error in loaded.errors:
+        for line in error.lines():
+            _say(f"catalog: {line}")
+    if any(Path(error.path).name == "_corpus.yaml" for error in loaded.errors):
+        raise typer.Exit(code=EXIT_FAILED)
+    specs = mirror or [m for m in os.environ.get(MIRROR_ENV, "").split(",") if m]
+    # Upstream is not contacted for a summary: the crawler is read from a mirror when one is given.
+    mirrors = mirrors_from([m if "://" in m or "=" in m else str(Path(m).resolve()) for m in specs])
+    fetcher = Fetcher(resolved.downloads, mirrors) if specs else None
+    result = training_summary(
+        store, resolved, manifest, sources=source_facts(loaded), settings=loaded.settings.summary, fetcher=fetcher
+    )
+    if as_json:
+        _print_json(result)
+    else:
+        sys.stdout.write(summary_markdown(result))
+
+
+def _published_releases(home) -> list[tuple[str, dict]]:
+    """(release id, manifest) of every complete release up to the current one, oldest first."""
+    from opencorpus_dagster import releases
+
+    current = releases.current_release(home)
+    if current is None:
+        return []
+    listed = [r["release"] for r in releases.list_releases(home) if releases.sequence_of(r["release"]) <= releases.sequence_of(current)]
+    return [(release, releases.read_manifest(home, release)) for release in listed]
+
+
+@app.command()
+def lookup(
+    items: Annotated[list[str] | None, typer.Argument(help="text or HTML files, URLs (http/https) or domains")] = None,
+    from_file: Annotated[
+        list[Path] | None, typer.Option("--from", help="a file listing items, one a line (repeatable)")
+    ] = None,
+    home: HomeOption = None,
+    near_threshold: Annotated[
+        float, typer.Option("--near", min=0.0, max=1.0, help="least shingle Jaccard of a near duplicate")
+    ] = 0.5,
+    passage_threshold: Annotated[
+        float,
+        typer.Option("--passage", min=0.0, max=1.0, help="least share of the query's shingles found in a document"),
+    ] = 0.8,
+    takedown_request: Annotated[
+        Path | None,
+        typer.Option(
+            "--takedown-request",
+            help="write the takedown requests that would remove what was found to this file "
+            "(JSON lines in the takedowns.jsonl format; '-' for stdout)",
+        ),
+    ] = None,
+    reason: Annotated[
+        str, typer.Option("--reason", help="reason recorded in the takedown requests")
+    ] = "rights-holder request (opencorpus lookup)",
+    as_json: JsonOption = False,
+) -> None:
+    """Is this work in the corpus? Exact copies, near duplicates and passages of texts; records of
+    URLs and domains; with release, shard, row, doc_id, similarity and lineage, or the decision
+    that removed them. Nothing found for any item exits 6."""
+    from opencorpus_dagster.rights.lookup import QueryError, parse_queries, takedown_requests
+    from opencorpus_dagster.rights.lookup import lookup as find
+
+    if not items and not from_file:
+        raise typer.BadParameter("give files, URLs or domains to look up (or --from FILE)")
+    try:
+        queries = parse_queries(items or [], from_file)
+    except (QueryError, OSError) as error:
+        raise typer.BadParameter(str(error)) from None
+    store = _lineage(home)
+    resolved = data_home(home)
+    results = find(
+        resolved, store, queries, _published_releases(resolved),
+        near_threshold=near_threshold, passage_threshold=passage_threshold,
+    )  # fmt: skip
+    if takedown_request is not None:
+        lines = "".join(r.to_json() + "\n" for r in takedown_requests(results, reason))
+        if str(takedown_request) == "-":
+            sys.stdout.write(lines)
+        else:
+            write_text_atomically(takedown_request, lines)
+            _say(
+                f"{lines.count(chr(10))} takedown request(s) written to {takedown_request}; append them to the "
+                "takedown list (takedowns.jsonl in the data home) to apply them at the next build"
+            )
+    if as_json:
+        _print_json(results)
+    elif takedown_request is None or str(takedown_request) != "-":
+        rows = [
+            {"query": r["query"], **m, "where": " ".join(f"{h['release']}:{h['shard']}#{h['row']}" for h in m["in_release"])}  # noqa: E501
+            for r in results
+            for m in r["matches"]
+        ]
+        rows += [{"query": r["query"], "match": "not found", "status": ""} for r in results if not r["matches"]]
+        _print_listing(
+            rows,
+            [
+                Column("query", lambda r: r["query"]),
+                Column("match", lambda r: r["match"]),
+                Column("similarity", lambda r: _fmt(r.get("similarity")), numeric=True),
+                Column("status", lambda r: r["status"]),
+                Column("release:shard#row", lambda r: r.get("where")),
+                Column("doc_id", lambda r: r.get("doc_id")),
+                Column("source", lambda r: r.get("source")),
+                Column("decision", lambda r: "" if r["status"] == "in release" else _decision_text(r.get("decision"))),
+            ],
+            as_json=False,
+            title="lookup",
+            nothing="nothing to look up",
+        )
+    if not any(r["matches"] for r in results):
+        _say("not found in any release: " + ", ".join(r["query"] for r in results))
+        raise typer.Exit(code=EXIT_NO_MATCH)
+
+
+def _decision_text(decision: dict | None) -> str:
+    if not decision:
+        return ""
+    value = f" {decision['value']}" if decision["value"] is not None else ""
+    return f"{decision['stage']}: {decision['outcome']} [{decision['reason']}]{value}"
+
+
+@app.command()
 def validate(catalog: CatalogOption = None, as_json: JsonOption = False) -> None:
     """Check every catalog file: `ok` lines on stdout, every error of every file on stderr; exit 1 if any is invalid."""
     loaded = load_catalog(catalog)
@@ -643,6 +790,9 @@ def _print_validation(item: dict) -> None:
         where = f"{problem['field']}: " if problem["field"] else ""
         print(f"bad {item['file']}: {where}{problem['message']}", file=sys.stderr)
 
+
+# The release commands live in their own module and register themselves on `app`.
+from opencorpus_dagster import cli_releases  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()

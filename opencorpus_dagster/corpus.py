@@ -32,10 +32,12 @@ from opencorpus_dagster.dedup.near import NearDuplicateIndex
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.policy import permissiveness_rank
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
+from opencorpus_dagster.releases import Published, commit_release, release_dir
 from opencorpus_dagster.shards import (
     DEFAULT_MAX_SHARD_BYTES,
     ShardGroup,
     ShardingReport,
+    read_manifest,
     write_shards,
 )
 from opencorpus_dagster.storage import duckdb_connect, parquet_files
@@ -230,10 +232,9 @@ def _duplicate_detail(duplicate: DuplicateDecision) -> str:
     return f"similarity {duplicate.similarity:.3f} to {keeper}"
 
 
-def publish_corpus(
-    home: DataHome, store: LineageStore, run_id: str, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
-) -> ShardingReport:
-    """Write the shards of every partition that has documents, minus duplicates and removals."""
+def stage_shards(home: DataHome, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> ShardingReport:
+    """Write the shards of every partition that has documents, minus duplicates and removals, and
+    stage their manifest in the next release; nothing is published (see `publish_release`)."""
     groups = [
         ShardGroup(path.parent.name, path.stem, path)
         for path in sorted((home.root / "documents").glob("*/*.parquet"))
@@ -241,8 +242,26 @@ def publish_corpus(
     ]
     excluded = home.dedup_dir / "excluded.parquet"
     _write_excluded(home, excluded)
-    report = write_shards(home, groups, excluded, max_shard_bytes)
-    store.sync_shards(report.manifest, home.corpus_dir, report.written, run_id)
+    return write_shards(home, groups, excluded, max_shard_bytes)
+
+
+def publish_release(home: DataHome, store: LineageStore, run_id: str) -> tuple[Published, list[str]]:
+    """Publish the staged release (with its card when the card step wrote one) and bring the
+    lineage store's shard tables to it; returns it with the shard paths that entered or left."""
+    before = {s["path"] for s in (read_manifest(home) or {"shards": []})["shards"]}
+    published = commit_release(home, run_id)
+    listed = {s["path"] for s in published.manifest["shards"]}
+    store.sync_shards(published.manifest, release_dir(home, published.release), sorted(listed - before), run_id)
+    return published, sorted(listed ^ before)
+
+
+def publish_corpus(
+    home: DataHome, store: LineageStore, run_id: str, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
+) -> ShardingReport:
+    """Stage the shards and publish them at once as a release without a card (the plain path;
+    the Dagster assets put the card step between the two)."""
+    report = stage_shards(home, max_shard_bytes)
+    publish_release(home, store, run_id)
     return report
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.shards import read_manifest
+from opencorpus_dagster.releases import current_release
+from opencorpus_dagster.shards import read_manifest, release_shards
 
 RECORD_FILE = "corpus-inputs.json"
 # Settings read from the environment by the corpus assets (orchestration/resources.py, publish/release.py).
@@ -36,11 +37,11 @@ def corpus_inputs_digest(sources, store: LineageStore, home) -> str | None:
     manifest = read_manifest(home)
     if manifest is None:
         return None
-    for shard in manifest["shards"]:
-        path = home.corpus_dir / shard["path"]
+    for shard, path in zip(manifest["shards"], release_shards(home), strict=True):
         if not path.is_file() or path.stat().st_size != shard["bytes"]:
             return None
     digest = hashlib.sha256()
+    digest.update(f"release {current_release(home)}\n".encode())
     for source in sorted(sources, key=lambda s: s.name):
         digest.update(f"source {source.name} {source.fingerprint}\n".encode())
     for (source, partition), fingerprint in sorted(store.partition_fingerprints("documents").items()):

@@ -4,8 +4,8 @@
     <home>/raw/<source>/<partition>.parquet   raw records of one partition
     <home>/documents/<source>/<partition>.parquet
     <home>/dedup/                             duplicate decisions, MinHash index
-    <home>/corpus/shards/<source>/<partition>/part-NNNNN.parquet
-    <home>/corpus/manifest.json
+    <home>/corpus/releases/<id>/                manifest.json, shards/, card, release.json (releases.py)
+    <home>/corpus/current.json                  which release is published
     <home>/lineage/                           the lineage store: immutable Parquet files per run
     <home>/dagster/                           DAGSTER_HOME, unless set elsewhere
 
@@ -114,14 +114,6 @@ class DataHome:
     @property
     def corpus_dir(self) -> Path:
         return self.root / "corpus"
-
-    @property
-    def shards_dir(self) -> Path:
-        return self.corpus_dir / "shards"
-
-    @property
-    def manifest(self) -> Path:
-        return self.corpus_dir / "manifest.json"
 
     def raw_path(self, source: str, partition: str) -> Path:
         return self.root / "raw" / source / f"{check_partition_key(partition)}.parquet"

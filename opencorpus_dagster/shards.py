@@ -3,17 +3,27 @@
 Shards are grouped by (source, partition) and ordered by doc_id inside a group, so a new
 upstream unit adds shards without moving rows of the others, and a removed record rewrites
 only the shards of its own group. A group whose membership fingerprint is unchanged keeps its
-files byte for byte. Every file is written under a temporary name and renamed; the manifest is
-renamed into place last, so it only ever names complete shards. The same inputs and settings
-give byte-identical shards and manifest (no timestamps in either).
+files byte for byte. Each release folder holds its own shards (releases.py), so a release is a
+self-contained dataset: new shards are written into the release being staged, named after their
+content (`part-NNNNN-<sha256[:16]>.parquet`, under a temporary name, then renamed), and the
+files of unchanged groups are hard links to the previous release's (a server-side copy in
+object storage). A shard file is never rewritten: an earlier release stays as it was published.
+The manifest is written after every shard it names. The same inputs
+and settings give byte-identical shards and manifest (no timestamps in either). Each shard
+entry carries the Merkle root of its (doc_id, content_sha256) rows and the manifest the root
+over the shards (merkle.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +31,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from opencorpus_dagster.atomic import published, write_text_atomically
+from opencorpus_dagster import merkle, releases
+from opencorpus_dagster.atomic import temporary_sibling, write_text_atomically
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.storage import duckdb_connect
 
-MANIFEST_FORMAT = "opencorpus-manifest/1"
+MANIFEST_FORMAT = "opencorpus-manifest/2"
 SHARD_COLUMNS = (
     "doc_id",
     "source",
@@ -44,7 +55,7 @@ SHARD_COLUMNS = (
 SHARD_SCHEMA = pa.schema([(name, pa.large_string() if name == "text" else pa.string()) for name in SHARD_COLUMNS])
 DEFAULT_MAX_SHARD_BYTES = 128 * 1024 * 1024
 ROW_GROUP_ROWS = 4096
-WRITER_VERSION = f"pyarrow-{pa.__version__}/zstd/rg{ROW_GROUP_ROWS}"
+WRITER_VERSION = f"pyarrow-{pa.__version__}/zstd/rg{ROW_GROUP_ROWS}/named-by-content"
 
 
 @dataclass(frozen=True)
@@ -58,8 +69,9 @@ class ShardGroup:
 class ShardingReport:
     manifest: dict
     written: list[str]  # shard paths (relative) written in this run
-    kept: list[str]  # shard paths whose bytes were left as they were
-    deleted: list[str]
+    kept: list[str]  # shard paths of the previous release listed again
+    deleted: list[str]  # shard paths of the previous release no longer listed (files stay until gc)
+    release: str = ""  # the release being staged
 
 
 def sha256_file(path: Path) -> str:
@@ -70,10 +82,24 @@ def sha256_file(path: Path) -> str:
     return hasher.hexdigest()
 
 
-def read_manifest(home: DataHome) -> dict | None:
-    if not home.manifest.is_file():
-        return None
-    return json.loads(home.manifest.read_text())
+def read_manifest(home: DataHome, release: str | None = None) -> dict | None:
+    """The manifest of the current release (or of `release`); None before the first release."""
+    return releases.read_manifest(home, release)
+
+
+def release_shards(home: DataHome, release: str | None = None) -> list[Path]:
+    """The shard files of `release` (default: the current one), in manifest order; none before
+    the first release."""
+    release = release or releases.current_release(home)
+    if release is None:
+        return []
+    folder = releases.release_dir(home, release)
+    return [folder / shard["path"] for shard in releases.read_manifest(home, release)["shards"]]
+
+
+def shard_paths(home: DataHome, release: str | None = None) -> list[str]:
+    """`release_shards` as strings (local paths or fsspec URLs), for DuckDB's `read_parquet(?)`."""
+    return [str(path) for path in release_shards(home, release)]
 
 
 def write_shards(
@@ -82,18 +108,23 @@ def write_shards(
     excluded_parquet: Path | None,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
 ) -> ShardingReport:
-    """Publish shards for every group and a new manifest; returns what changed.
+    """Write shards for every group and stage their manifest in the next release; returns what changed.
 
     `excluded_parquet` holds (source, partition, doc_id) rows that must not be in any shard
-    (duplicates, removed records). Only one group's rows are in memory at a time.
+    (duplicates, removed records). Only one group's rows are in memory at a time. Nothing is
+    published until `releases.commit_release` switches the current release.
     """
+    current = releases.current_release(home)
     previous = read_manifest(home) or {"shards": []}
+    previous_folder = releases.release_dir(home, current) if current else None
     previous_by_group: dict[tuple[str, str], list[dict]] = {}
     for shard in previous["shards"]:
         previous_by_group.setdefault((shard["source"], shard["partition"]), []).append(shard)
 
-    home.shards_dir.mkdir(parents=True, exist_ok=True)
-    _remove_temporaries(home.shards_dir)
+    release = releases.stage_release(home)
+    folder = releases.release_dir(home, release)
+    (folder / "shards").mkdir(parents=True, exist_ok=True)
+    _remove_temporaries(folder / "shards")
     entries: list[dict] = []
     written: list[str] = []
     kept: list[str] = []
@@ -111,22 +142,26 @@ def write_shards(
             # is decided without reading its text column, the bulk of a refresh's bytes.
             fingerprint = _fingerprint(_group_rows(connection, group, FINGERPRINT_COLUMNS), max_shard_bytes)
             old = previous_by_group.get((group.source, group.partition), [])
-            if old and all(s.get("fingerprint") == fingerprint for s in old) and _files_intact(home, old):
+            if old and all(s.get("fingerprint") == fingerprint for s in old) and _files_intact(previous_folder, old):
+                for shard in old:
+                    _link(previous_folder / shard["path"], folder / shard["path"], shard["bytes"])
                 entries.extend(old)
                 kept.extend(s["path"] for s in old)
                 continue
             table = _group_rows(connection, group, SHARD_COLUMNS)
             for index, chunk in enumerate(_split(table, max_shard_bytes)):
-                entry = _write_shard(home, group, index, chunk, fingerprint)
+                entry = _write_shard(folder, group, index, chunk, fingerprint)
                 entries.append(entry)
                 written.append(entry["path"])
     finally:
         connection.close()
 
     manifest = _manifest(entries)
-    write_text_atomically(home.manifest, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    deleted = _delete_unlisted(home, {e["path"] for e in entries})
-    return ShardingReport(manifest, written, kept, deleted)
+    _remove_unlisted(folder, {e["path"] for e in entries})  # left by an earlier attempt at this release
+    write_text_atomically(folder / releases.MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    listed = {e["path"] for e in entries}
+    deleted = sorted(s["path"] for s in previous["shards"] if s["path"] not in listed)
+    return ShardingReport(manifest, written, kept, deleted, release)
 
 
 def _group_rows(connection: duckdb.DuckDBPyConnection, group: ShardGroup, names: tuple[str, ...]) -> pa.Table:
@@ -174,9 +209,10 @@ def _split(table: pa.Table, max_shard_bytes: int) -> Iterable[pa.Table]:
     yield table.slice(start)
 
 
-def _write_shard(home: DataHome, group: ShardGroup, index: int, table: pa.Table, fingerprint: str) -> dict:
-    relative = Path(group.source) / group.partition / f"part-{index:05d}.parquet"
-    with published(home.shards_dir / relative) as temporary:
+def _write_shard(release_folder: Path, group: ShardGroup, index: int, table: pa.Table, fingerprint: str) -> dict:
+    folder = Path(group.source) / group.partition
+    shards = release_folder / "shards"
+    with _scratch(shards / folder / f"part-{index:05d}.parquet") as temporary:
         pq.write_table(
             table,
             temporary,
@@ -188,8 +224,12 @@ def _write_shard(home: DataHome, group: ShardGroup, index: int, table: pa.Table,
             store_schema=True,
         )
         digest, size = sha256_file(temporary), temporary.stat().st_size
+        relative = folder / f"part-{index:05d}-{digest[:16]}.parquet"
+        _publish_named(shards / relative, temporary, size)
     licenses = Counter(table.column("license").to_pylist())
+    rows = zip(table.column("doc_id").to_pylist(), table.column("content_sha256").to_pylist(), strict=True)
     return {
+        "merkle_root": merkle.rows_root(rows),
         "path": f"shards/{relative.as_posix()}",
         "source": group.source,
         "partition": group.partition,
@@ -201,9 +241,63 @@ def _write_shard(home: DataHome, group: ShardGroup, index: int, table: pa.Table,
     }
 
 
-def _files_intact(home: DataHome, shards: list[dict]) -> bool:
+@contextmanager
+def _scratch(near: Path) -> Iterator[Path]:
+    """A temporary file to write a shard into: a hidden sibling of `near` on local disk (so the
+    rename stays on one filesystem), local scratch for object storage. Removed on the way out."""
+    if hasattr(near, "fs"):
+        with tempfile.TemporaryDirectory(prefix="opencorpus-shard-") as folder:
+            yield Path(folder) / near.name
+        return
+    near.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_sibling(near)
+    try:
+        yield temporary
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _publish_named(target: Path, temporary: Path, size: int) -> None:
+    """Move a written shard to its content-named place; a file already there has this content."""
+    if target.is_file() and target.stat().st_size == size:
+        return  # same name = same sha256 prefix and size: an earlier release's identical shard
+    if hasattr(target, "fs"):  # object storage: one PUT, visible whole or not at all
+        target.fs.put_file(str(temporary), target.path)
+        return
+    with open(temporary, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)
+
+
+def _link(source: Path, target: Path, size: int) -> None:
+    """`target` becomes the same file as `source` (an unchanged shard of the previous release):
+    a hard link on local disk, a server-side copy in object storage."""
+    if target.is_file() and target.stat().st_size == size:
+        return  # linked by an earlier attempt at this release
+    if hasattr(target, "fs"):
+        target.fs.copy(source.path, target.path)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_sibling(target)
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:  # a filesystem without hard links
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
+
+
+def _remove_unlisted(folder: Path, listed: set[str]) -> None:
+    for path in sorted((folder / "shards").rglob("*.parquet")):
+        if path.relative_to(folder).as_posix() not in listed:
+            path.unlink()
+
+
+def _files_intact(folder: Path | None, shards: list[dict]) -> bool:
+    if folder is None:
+        return False
     for shard in shards:
-        path = home.corpus_dir / shard["path"]
+        path = folder / shard["path"]
         if not path.is_file() or path.stat().st_size != shard["bytes"]:
             return False
     return True
@@ -218,6 +312,7 @@ def _manifest(entries: list[dict]) -> dict:
         sources[entry["source"]] += entry["rows"]
     return {
         "format": MANIFEST_FORMAT,
+        "merkle_root": merkle.release_root([e["merkle_root"] for e in entries]),
         "shards": entries,
         "totals": {
             "shards": len(entries),
@@ -232,13 +327,3 @@ def _manifest(entries: list[dict]) -> dict:
 def _remove_temporaries(root: Path) -> None:
     for leftover in root.rglob(".*.tmp-*"):
         leftover.unlink(missing_ok=True)
-
-
-def _delete_unlisted(home: DataHome, listed: set[str]) -> list[str]:
-    deleted = []
-    for path in sorted(home.shards_dir.rglob("*.parquet")):
-        relative = path.relative_to(home.corpus_dir).as_posix()
-        if relative not in listed:
-            path.unlink()
-            deleted.append(relative)
-    return deleted

@@ -44,6 +44,7 @@ import pyarrow as pa
 from opencorpus_dagster.atomic import published, write_parquet_atomically
 from opencorpus_dagster.home import DataHome, data_home
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
+from opencorpus_dagster.shards import shard_paths
 from opencorpus_dagster.storage import duckdb_connect, parquet_files, read_parquet
 
 KINDS = ("url", "domain", "doc_id", "sha256")
@@ -433,16 +434,19 @@ def match_takedowns(home: DataHome | Path | str, requests: list[TakedownRequest]
     return _match_files(parquet_files(_root(home).root / "documents", "*/*.parquet"), requests)
 
 
-def shard_rows_taken_down(home: DataHome | Path | str, requests: list[TakedownRequest] | None = None) -> pa.Table:
-    """Published shard rows that a takedown request hits (MATCH_SCHEMA); must be empty.
+def shard_rows_taken_down(
+    home: DataHome | Path | str, requests: list[TakedownRequest] | None = None, release: str | None = None
+) -> pa.Table:
+    """Rows of a release's shards that a takedown request hits (MATCH_SCHEMA); must be empty.
 
     The invariant behind "a later refresh never re-admits a removed record", as an asset
-    check on `corpus/shards`. `requests` defaults to the home's takedown list.
+    check on `corpus/shards`. `requests` defaults to the home's takedown list, `manifest` to the
+    current one (the check passes the staged one).
     """
     root = _root(home)
     if requests is None:
         requests = load_takedowns(root)
-    return _match_files(parquet_files(root.shards_dir, "**/*.parquet"), requests)
+    return _match_files(shard_paths(root, release), requests)
 
 
 # -- applying ----------------------------------------------------------------------------

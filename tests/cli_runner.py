@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +50,25 @@ def build(
     return run_opencorpus("build", "--catalog", str(catalog), "--mirror", str(mirror), "--json", *extra, home=home, check=check, env=env)
 
 
+_CONTENT_DIGEST = re.compile(r"-[0-9a-f]{16}(?=\.parquet$)")
+
+
+def shard_name(path: str) -> str:
+    """A shard's manifest path without its content digest: `shards/s/p/part-00000.parquet`."""
+    return _CONTENT_DIGEST.sub("", path)
+
+
 def shard_bytes(home: Path) -> dict[str, bytes]:
+    """What the current release publishes, file by file: every file of its folder but
+    `release.json` (which records when and by which run it was published), shards keyed by
+    `shard_name` (so a rewritten shard shows as changed bytes under the same key)."""
     corpus = home / "corpus"
-    return {str(p.relative_to(corpus)): p.read_bytes() for p in sorted(corpus.rglob("*")) if p.is_file()}
+    pointer = corpus / "current.json"
+    if not pointer.is_file():
+        return {}
+    folder = corpus / "releases" / json.loads(pointer.read_text())["release"]
+    return {
+        shard_name(path.relative_to(folder).as_posix()): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != "release.json"
+    }

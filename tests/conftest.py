@@ -102,3 +102,100 @@ def built_corpus(tmp_path_factory, fixture_mirror):
 
     home = tmp_path_factory.mktemp("built-corpus")
     return home, json.loads(build(home, fixture_mirror).stdout)
+
+
+# -- releases: where a test finds what the last build published --------------------------
+
+
+def _data_home(home):
+    from opencorpus_dagster.home import DataHome
+
+    return home if isinstance(home, DataHome) else DataHome(Path(home))
+
+
+def release_folder(home) -> Path:
+    """The folder of the current release of `home` (a path or a DataHome)."""
+    from opencorpus_dagster import releases
+
+    data = _data_home(home)
+    current = releases.current_release(data)
+    assert current, f"{data.root}: nothing published (no corpus/current.json)"
+    return releases.release_dir(data, current)
+
+
+def current_manifest(home) -> dict:
+    """manifest.json of the current release of `home`."""
+    import json
+
+    return json.loads((release_folder(home) / "manifest.json").read_text())
+
+
+def shard_file(home, source: str, partition: str, index: int = 0) -> Path:
+    """The file of a group's `index`-th shard in the current release."""
+    return release_folder(home) / shard_path(home, source, partition, index)
+
+
+def shard_files(home) -> list[Path]:
+    """Every shard file of the current release, in manifest order."""
+    return [release_folder(home) / s["path"] for s in current_manifest(home)["shards"]]
+
+
+def shard_path(home, source: str, partition: str, index: int = 0) -> str:
+    """The manifest path (`shards/<source>/<partition>/part-NNNNN-<sha>.parquet`) of a group's
+    `index`-th shard in the current release: file names carry their content's digest."""
+    prefix = f"shards/{source}/{partition}/part-{index:05d}-"
+    (path,) = [s["path"] for s in current_manifest(home)["shards"] if s["path"].startswith(prefix)]
+    return path
+
+
+RIGHTS_SETTINGS = """\
+summary:
+  provider: Example Lab (contact rights@example.org)
+  provider_contact: rights@example.org
+  models: [example-lm-1.0]
+  placed_on_market: 2026-09-01
+"""
+
+
+@pytest.fixture(scope="session")
+def rights_catalog(tmp_path_factory) -> Path:
+    """The fixture catalog with every kind of source the training-content summary splits: the
+    default `assets/` (wiki, books) and `tests/catalogs/web` (web captures, forum), plus a
+    `_corpus.yaml` naming the provider and model."""
+    import shutil
+
+    catalog = tmp_path_factory.mktemp("rights-catalog")
+    for path in [*(REPO_ROOT / "assets").glob("*.yaml"), *(REPO_ROOT / "tests" / "catalogs" / "web").glob("*.yaml")]:
+        shutil.copy(path, catalog / path.name)
+    (catalog / "_corpus.yaml").write_text(RIGHTS_SETTINGS)
+    return catalog
+
+
+@pytest.fixture(scope="session")
+def built_rights_corpus(tmp_path_factory, fixture_mirror, rights_catalog):
+    """`rights_catalog` built once by the real `opencorpus build` (read-only for the tests);
+    returns the data home. Shared by tests/test_training_summary.py and tests/test_lookup.py."""
+    from cli_runner import build
+
+    home = tmp_path_factory.mktemp("rights-corpus")
+    build(home, fixture_mirror, rights_catalog)
+    return home
+
+
+TAKEN_DOWN_URL = "https://soldaini.net/"
+
+
+@pytest.fixture(scope="session")
+def taken_down_rights_corpus(tmp_path_factory, fixture_mirror, rights_catalog, built_rights_corpus):
+    """A copy of `built_rights_corpus` rebuilt after a takedown of TAKEN_DOWN_URL."""
+    import shutil
+
+    from cli_runner import build
+
+    from opencorpus_dagster.takedown import add_takedown
+
+    home = tmp_path_factory.mktemp("rights-takedown") / "home"
+    shutil.copytree(built_rights_corpus, home, symlinks=True, ignore=shutil.ignore_patterns("dagster"))
+    add_takedown(home, "url", TAKEN_DOWN_URL, "publisher request #7", "rights@soldaini.net")
+    build(home, fixture_mirror, rights_catalog)
+    return home

@@ -17,6 +17,7 @@ import time
 import httpx
 import pytest
 import yaml
+from conftest import current_manifest
 from graphql_queries import (
     ASSETS_QUERY,
     BACKFILL_STATUS_QUERY,
@@ -114,7 +115,7 @@ def test_every_shard_check_was_evaluated_and_passed_in_the_automated_run(automat
         assert execution["runId"] == corpus_run["runId"], name
         assert (execution["status"], execution["evaluation"]["success"]) == ("SUCCEEDED", True), name
     # ... and everything after the shards was republished in the same run.
-    for key in ("corpus/takedown", "corpus/dedup", "corpus/card"):
+    for key in ("corpus/takedown", "corpus/dedup", "corpus/card", "corpus/release"):
         assert nodes[key]["assetMaterializations"][0]["runId"] == corpus_run["runId"], key
 
 
@@ -130,7 +131,7 @@ def test_the_run_queue_admits_one_run_per_core(automated):
 
 def test_the_shards_table_lists_every_shard_of_the_manifest_with_its_trace_command(automated):
     home, _, _, _, shown = automated
-    manifest = yaml.safe_load((home / "corpus" / "manifest.json").read_text())
+    manifest = current_manifest(home)
     table = shown["shard_files"]
     assert [row["path"] for row in table] == [shard["path"] for shard in manifest["shards"]]
     for row, shard in zip(table, manifest["shards"], strict=True):

@@ -17,7 +17,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cli_runner import OPENCORPUS, REPO, build, run_opencorpus, shard_bytes
+from cli_runner import OPENCORPUS, REPO, build, run_opencorpus, shard_bytes, shard_name
+from conftest import current_manifest, release_folder, shard_path
 from dagster import DagsterInstance, RunsFilter
 
 from opencorpus_dagster.audit import (
@@ -58,13 +59,13 @@ def test_summary_equals_lineage_store(built):
 def test_every_shard_row_traces_to_a_licensed_upstream_record(built):
     home, _ = built
     store = LineageStore.at(home / "lineage", read_only=True)
-    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    manifest = current_manifest(home)
     assert manifest["totals"]["rows"] > 0
     for shard in manifest["shards"]:
         with duckdb.connect() as conn:
             rows = conn.execute(
                 "SELECT doc_id, license, upstream_uri FROM read_parquet(?, file_row_number = true) ORDER BY file_row_number",
-                [str(home / "corpus" / shard["path"])],
+                [str(release_folder(home) / shard["path"])],
             ).fetchall()
         assert len(rows) == shard["rows"]
         for row_number, (doc_id, license, upstream_uri) in enumerate(rows):
@@ -80,7 +81,7 @@ def test_every_shard_row_traces_to_a_licensed_upstream_record(built):
 
 def test_licences_in_the_fixture_corpus(built):
     home, _ = built
-    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    manifest = current_manifest(home)
     licenses = manifest["totals"]["licenses"]
     # Moby Dick is the only fixture book with an RDF record; the others have no licence evidence.
     assert licenses.get("LicenseRef-PublicDomain") == 1
@@ -95,14 +96,14 @@ def test_licences_in_the_fixture_corpus(built):
 
 def test_trace_cli_prints_upstream_licence_and_decisions(built):
     home, _ = built
-    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    manifest = current_manifest(home)
     shard = next(s for s in manifest["shards"] if s["source"] == "enwiki")
     result = run_opencorpus("trace", "--shard", shard["path"], "--row", "0", home=home)
     assert "upstream uri: https://dumps.wikimedia.org/enwiki/latest/" in result.stdout
     assert "#page=" in result.stdout and "licence: CC-BY-SA-" in result.stdout
     assert "dedup: kept" in result.stdout
     listing = run_opencorpus("trace", "--source", "gutenberg", home=home)
-    assert "shards/gutenberg/02000-02999/part-00000.parquet" in listing.stdout
+    assert shard_path(home, "gutenberg", "02000-02999") in listing.stdout
 
 
 def test_corpus_invariants_hold(built):
@@ -117,8 +118,8 @@ def test_shards_are_readable_by_pandas_and_duckdb(built):
     import pandas
 
     home, _ = built
-    frame = pandas.read_parquet(home / "corpus" / "shards")
-    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    manifest = current_manifest(home)
+    frame = pandas.read_parquet([str(release_folder(home) / s["path"]) for s in manifest["shards"]])
     assert len(frame) == manifest["totals"]["rows"]
     assert frame["doc_id"].is_unique
     assert frame["text"].str.len().min() > 0
@@ -153,7 +154,7 @@ def test_a_new_upstream_unit_is_the_only_partition_processed(tmp_path, fixture_m
     assert any(path.startswith(f"shards/enwiki/{new_partition}/") for path in after)
     # The second dump repeats one page (id 316) at a newer revision: that record supersedes the
     # old one, so the old partition's shard is rewritten without it and with nothing else changed.
-    old_shard = home / "corpus" / f"shards/enwiki/{ENWIKI_PARTITION}/part-00000.parquet"
+    old_shard = release_folder(home) / shard_path(home, "enwiki", ENWIKI_PARTITION)
     with duckdb.connect() as conn:
         superseded = conn.execute("SELECT doc_id, reason FROM read_parquet(?)", [str(home / "dedup/duplicates.parquet")]).fetchall()
         ids_after = {r[0] for r in conn.execute("SELECT doc_id FROM read_parquet(?)", [str(old_shard)]).fetchall()}
@@ -187,7 +188,7 @@ def test_truncated_dump_fails_its_partition_only(tmp_path, fixture_mirror):
     assert "articles2.xml-p000030304p000088444.bz2" in failure  # names the file
     assert summary["processed"] == [f"enwiki/{ENWIKI_PARTITION}"]
     assert not (home / "raw" / "enwiki" / "enwiki-latest-pages-articles2.xml-p000030304p000088444.parquet").exists()
-    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    manifest = current_manifest(home)
     assert [s["partition"] for s in manifest["shards"]] == [ENWIKI_PARTITION]
     assert summary["outcomes"]["kept"] == manifest["totals"]["rows"] > 0
 
@@ -213,7 +214,7 @@ def test_catalog_with_a_typo_is_reported_and_the_rest_builds(tmp_path, fixture_m
     catalog_error, corpus = summary["failed"]
     assert catalog_error.startswith("catalog: ") and "gutenberg.yaml: optoins: unknown field" in catalog_error
     assert corpus == "corpus: not published while catalog files are invalid; the published corpus is unchanged"
-    assert not (home / "corpus" / "manifest.json").exists()
+    assert not (home / "corpus" / "current.json").exists()
 
 
 def test_rerun_after_a_kill_mid_shard_gives_the_same_shards(built, tmp_path, fixture_mirror):
@@ -222,11 +223,13 @@ def test_rerun_after_a_kill_mid_shard_gives_the_same_shards(built, tmp_path, fix
     work = tmp_path / "home"
     shutil.copytree(home, work)
     # What a SIGKILL during shard writing leaves: a temporary file, a half-written shard, and a
-    # manifest that does not describe the files.
-    shard = next((work / "corpus" / "shards" / "enwiki").rglob("part-00000.parquet"))
-    (shard.parent / f".{shard.name}.tmp-4242").write_bytes(shard.read_bytes()[:1000])
+    # staged release whose manifest does not describe the files; and a file damaged on disk.
+    shard = release_folder(work) / shard_path(work, "enwiki", ENWIKI_PARTITION)
+    (shard.parent / ".part-00000.parquet.tmp-4242").write_bytes(shard.read_bytes()[:1000])
+    staged = work / "corpus" / "releases" / "r000002"
+    staged.mkdir()
+    (staged / "manifest.json").write_text('{"shards": [')
     shard.write_bytes(shard.read_bytes()[: len(shard.read_bytes()) // 2])
-    (work / "corpus" / "manifest.json").unlink()
     build(work, fixture_mirror)
     assert shard_bytes(work) == reference
 
@@ -247,10 +250,13 @@ def test_takedown_of_one_url_rewrites_only_its_shard_and_stays_down(built, tmp_p
     assert summary["outcomes"]["removed"] == 1
     after = shard_bytes(work)
     changed = sorted(path for path in before if before[path] != after.get(path))
-    enwiki_shard = f"shards/enwiki/{ENWIKI_PARTITION}/part-00000.parquet"
+    enwiki_shard = shard_path(work, "enwiki", ENWIKI_PARTITION)
     # The affected shard and the files that describe the corpus change; the other shard keeps its bytes.
-    assert [p for p in changed if p.startswith("shards/")] == [enwiki_shard]
+    assert [p for p in changed if p.startswith("shards/")] == [shard_name(enwiki_shard)]
     assert after["shards/gutenberg/02000-02999/part-00000.parquet"] == before["shards/gutenberg/02000-02999/part-00000.parquet"]
+    # The unchanged shard is the same file in both releases (a hard link), the changed one is new.
+    book = shard_path(work, "gutenberg", "02000-02999")
+    assert (work / "corpus/releases/r000001" / book).samefile(work / "corpus/releases/r000002" / book)
     trace = run_opencorpus("trace", "--url", url, home=work).stdout
     assert "outcome: removed" in trace and "takedown: removed [takedown:url]" in trace and "rights holder request #1" in trace
     audit = json.loads(run_opencorpus("takedown", "audit", "--json", home=work).stdout)
@@ -259,7 +265,7 @@ def test_takedown_of_one_url_rewrites_only_its_shard_and_stays_down(built, tmp_p
     again = json.loads(build(work, fixture_mirror, REPO / "assets", "--force").stdout)
     assert again["outcomes"]["removed"] == 1
     with duckdb.connect() as conn:
-        shards = [str(p) for p in (work / "corpus/shards").rglob("*.parquet")]
+        shards = [str(release_folder(work) / s["path"]) for s in current_manifest(work)["shards"]]
         assert conn.execute("SELECT count(*) FROM read_parquet(?) WHERE url = ?", [shards, url]).fetchone()[0] == 0
 
 
@@ -319,8 +325,8 @@ def test_a_failed_expectation_stops_the_shards(built, tmp_path, fixture_mirror):
     log_text = Path(log.split(";")[0]).read_text()
     assert "check corpus/dedup:documents_expectations failed (ERROR)" in log_text
     assert "CC-BY-NC-4.0" in log_text
-    assert not (work / "corpus" / "manifest.json").exists()
-    assert not list(work.glob("corpus/shards/**/*.parquet"))
+    assert not (work / "corpus" / "current.json").exists()
+    assert not list(work.glob("corpus/releases/*/release.json"))
 
 
 def test_a_build_with_nothing_changed_skips_the_corpus_run_until_a_takedown(built, tmp_path, fixture_mirror):
@@ -338,14 +344,14 @@ def test_a_build_with_nothing_changed_skips_the_corpus_run_until_a_takedown(buil
     assert (noop["processed"], noop["failed"], noop["corpus_unchanged"]) == ([], [], True)
     assert corpus_runs() == runs  # no corpus run at all
     assert shard_bytes(work) == before
-    assert noop["shards_total"] == json.loads((work / "corpus" / "manifest.json").read_text())["totals"]["shards"]
+    assert noop["shards_total"] == current_manifest(work)["totals"]["shards"]
 
     run_opencorpus("takedown", "add", "--domain", "en.wikipedia.org", "--reason", "test", home=work)
     applied = json.loads(build(work, fixture_mirror).stdout)
     assert (applied["corpus_unchanged"], corpus_runs()) == (False, runs + 1)
     assert applied["outcomes"]["removed"] > noop["outcomes"].get("removed", 0)
     # A shard that no longer matches the manifest is not "unchanged" either.
-    shard = next((work / "corpus" / "shards").rglob("*.parquet"))
+    shard = release_folder(work) / current_manifest(work)["shards"][0]["path"]
     shard.write_bytes(shard.read_bytes()[:100])
     repaired = json.loads(build(work, fixture_mirror).stdout)
     assert (repaired["corpus_unchanged"], corpus_runs()) == (False, runs + 2)

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from conftest import current_manifest, release_folder
 from lineage_edit import copy_lineage, edited_lineage
 
 from opencorpus_dagster.home import DataHome
@@ -52,7 +53,7 @@ def publish(home: DataHome, base_url: str | None = None) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def corpus(built_corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("card") / "home"
-    shutil.copytree(built_corpus[0], root)  # the card is rewritten with the test's descriptions
+    shutil.copytree(built_corpus[0], root, symlinks=True)  # the card is rewritten with the test's descriptions
     home = DataHome(root)
     return home, publish(home)
 
@@ -70,10 +71,10 @@ def card(corpus) -> tuple[dict, str]:
 def shard_rows(corpus) -> list[dict]:
     """Every shard row as Python dicts, read with pyarrow (independently of the card's DuckDB)."""
     home, _ = corpus
-    manifest = json.loads(home.manifest.read_text())
+    manifest = current_manifest(home)
     rows = []
     for shard in manifest["shards"]:
-        rows += pq.read_table(home.corpus_dir / shard["path"]).to_pylist()
+        rows += pq.read_table(release_folder(home) / shard["path"]).to_pylist()
     return rows
 
 
@@ -141,7 +142,7 @@ def test_load_dataset_on_the_corpus_folder_reads_each_config(corpus, card, shard
     )
     names = [config["config_name"] for config in metadata["configs"]]
     result = subprocess.run(
-        [sys.executable, "-c", script, str(home.corpus_dir), *names],
+        [sys.executable, "-c", script, str(release_folder(home)), *names],
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -278,7 +279,7 @@ def test_removals_duplicates_and_quarantine_are_counted_by_kind(corpus, tmp_path
     """Decisions a takedown, an opt-out, the dedup stage and a bad record would leave, in a copy of the store."""
     home, _ = corpus
     copy = DataHome(tmp_path / "home")
-    shutil.copytree(home.corpus_dir, copy.corpus_dir)
+    shutil.copytree(home.corpus_dir, copy.corpus_dir, symlinks=True)
     with edited_lineage(home, copy) as conn:
         kept = conn.execute(
             "SELECT source, partition, doc_id FROM outcomes WHERE outcome = 'kept' AND source = 'enwiki' "
@@ -363,11 +364,11 @@ def test_croissant_structure(corpus):
         "https://creativecommons.org/licenses/by-sa/3.0/",
         "https://creativecommons.org/publicdomain/mark/1.0/",
     ]
-    # No OPENCORPUS_BASE_URL: named relative to the corpus folder.
+    # No OPENCORPUS_BASE_URL: named relative to the release folder, where the file is.
     assert document["url"] == "README.md"
     manifest_object, shards = document["distribution"]
     assert manifest_object["@type"] == "cr:FileObject" and manifest_object["contentUrl"] == "manifest.json"
-    assert manifest_object["sha256"] == hashlib.sha256(home.manifest.read_bytes()).hexdigest()
+    assert manifest_object["sha256"] == hashlib.sha256((release_folder(home) / "manifest.json").read_bytes()).hexdigest()
     assert shards == {
         "@type": "cr:FileSet", "@id": "shards", "name": "shards",
         "description": "The corpus shards (sha256 of each in manifest.json).",
@@ -408,7 +409,7 @@ def test_release_section_and_croissant_say_the_same_version_date_creators_and_ci
     home, files = corpus
     _, body = card
     document = json.loads(files["croissant"].read_text())
-    manifest = json.loads(home.manifest.read_text())
+    manifest = current_manifest(home)
     digest = hashlib.sha256("".join(f"{s['path']}:{s['sha256']}\n" for s in manifest["shards"]).encode())
     version = f"0.0.0+{digest.hexdigest()[:12]}"
     date = expected_release_date(home)
@@ -445,7 +446,7 @@ def test_release_date_is_the_latest_decision_in_utc_not_the_clock(corpus, tmp_pa
     the shards only."""
     home, files = corpus
     copy = DataHome(tmp_path / "home")
-    shutil.copytree(home.corpus_dir, copy.corpus_dir)
+    shutil.copytree(home.corpus_dir, copy.corpus_dir, symlinks=True)
     with edited_lineage(home, copy) as conn:
         conn.execute(
             "INSERT INTO decisions (source, partition, doc_id, stage, outcome, reason, decided_at) "
@@ -469,21 +470,23 @@ def test_base_url_makes_croissant_urls_absolute_and_still_validates(corpus, tmp_
     mlc = pytest.importorskip("mlcroissant")
     home, _ = corpus
     copy = DataHome(tmp_path / "home")
-    shutil.copytree(home.corpus_dir, copy.corpus_dir)
+    shutil.copytree(home.corpus_dir, copy.corpus_dir, symlinks=True)
     copy_lineage(home, copy)
     files = publish(copy, base_url="https://data.example.org/corpora/open/")
     document = json.loads(files["croissant"].read_text())
-    assert document["url"] == "https://data.example.org/corpora/open/README.md"
+    # The base URL is where the corpus folder is served; the release's files are in its folder.
+    served = f"https://data.example.org/corpora/open/releases/{release_folder(copy).name}/"
+    assert document["url"] == served + "README.md"
     manifest_object, shards = document["distribution"]
-    assert manifest_object["contentUrl"] == "https://data.example.org/corpora/open/manifest.json"
+    assert manifest_object["contentUrl"] == served + "manifest.json"
     assert shards["includes"] == "shards/**/*.parquet"  # a glob: relative to this file, as Croissant reads it
-    assert "  url = {https://data.example.org/corpora/open/README.md},\n" in document["citeAs"]
+    assert f"  url = {{{served}README.md}},\n" in document["citeAs"]
     card = files["card"].read_text()
-    assert "- Published at: <https://data.example.org/corpora/open/README.md>\n" in card
+    assert f"- Published at: <{served}README.md>\n" in card
     assert document["citeAs"] in card
     dataset = mlc.Dataset(jsonld=files["croissant"])
     assert dataset.metadata.ctx.issues.warnings == set()
-    assert dataset.metadata.url == "https://data.example.org/corpora/open/README.md"
+    assert dataset.metadata.url == served + "README.md"
     assert len(list(dataset.records("documents"))) == len(shard_rows)
 
 
@@ -536,13 +539,13 @@ def test_a_source_named_default_gets_its_own_config_name():
 def test_the_built_card_names_the_catalog_owners_and_links_its_charts(built_corpus):
     """What `opencorpus build` published (the corpus/card asset): owners from assets/*.yaml."""
     home = DataHome(built_corpus[0])
-    card = (home.corpus_dir / "README.md").read_text()
+    card = (release_folder(home) / "README.md").read_text()
     assert "  - team:corpus (enwiki, gutenberg)\n" in card
     links = re.findall(r"!\[[^\]]+\]\((charts/[a-z]+\.png)\)", card)
     assert links == ["charts/sources.png", "charts/licences.png", "charts/outcomes.png"]
     for link in links:
-        assert (home.corpus_dir / link).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
-    document = json.loads((home.corpus_dir / "croissant.json").read_text())
+        assert (release_folder(home) / link).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    document = json.loads((release_folder(home) / "croissant.json").read_text())
     assert document["creator"] == [{"@type": "sc:Organization", "name": "team:corpus"}]
     assert document["url"] == "README.md"  # the build ran without OPENCORPUS_BASE_URL
 
@@ -554,32 +557,35 @@ def test_a_rebuild_with_a_base_url_changes_only_the_urls_and_a_bad_one_fails(bui
 
     before = DataHome(built_corpus[0])
     root = tmp_path / "home"
-    shutil.copytree(before.root, root)
+    shutil.copytree(before.root, root, symlinks=True)
     build(root, fixture_mirror, env={BASE_URL_ENV: "https://data.example.org/open"})
     after = DataHome(root)
+    # Only the card and Croissant changed: a new release, its shards the same files' links.
+    assert (release_folder(before).name, release_folder(after).name) == ("r000001", "r000002")
+    served = "https://data.example.org/open/releases/r000002/"
     for chart in ("licences.png", "outcomes.png", "sources.png"):
-        assert (after.corpus_dir / "charts" / chart).read_bytes() == (before.corpus_dir / "charts" / chart).read_bytes()
-    old, new = (json.loads((home.corpus_dir / "croissant.json").read_text()) for home in (before, after))
-    assert new["url"] == "https://data.example.org/open/README.md"
-    assert new["distribution"][0]["contentUrl"] == "https://data.example.org/open/manifest.json"
+        assert (release_folder(after) / "charts" / chart).read_bytes() == (release_folder(before) / "charts" / chart).read_bytes()
+    old, new = (json.loads((release_folder(home) / "croissant.json").read_text()) for home in (before, after))
+    assert new["url"] == served + "README.md"
+    assert new["distribution"][0]["contentUrl"] == served + "manifest.json"
     assert (new["version"], new["datePublished"]) == (old["version"], old["datePublished"])
-    old_card, new_card = ((home.corpus_dir / "README.md").read_text().splitlines() for home in (before, after))
+    old_card, new_card = ((release_folder(home) / "README.md").read_text().splitlines() for home in (before, after))
     changed = [line for line in new_card if line not in old_card]
     assert changed == [
-        "- Published at: <https://data.example.org/open/README.md>",
-        "  url = {https://data.example.org/open/README.md},",
+        f"- Published at: <{served}README.md>",
+        f"  url = {{{served}README.md}},",
     ]
     assert len(new_card) == len(old_card) + 2
 
     # A base URL the URL policy refuses fails the build, naming the variable; the card stays as it was.
-    published = {name: (after.corpus_dir / name).read_bytes() for name in ("README.md", "croissant.json")}
+    published = {name: (release_folder(after) / name).read_bytes() for name in ("README.md", "croissant.json")}
     failed = build(root, fixture_mirror, check=False, env={BASE_URL_ENV: "ftp://data.example.org/open"})
     assert failed.returncode == 1
     assert [f.split(" (log: ")[0] for f in json.loads(failed.stdout)["failed"]] == [
         "corpus: ValueError: OPENCORPUS_BASE_URL: 'ftp://data.example.org/open' refused (url.scheme): "
         "scheme 'ftp'; only http and https URLs are read"
     ]
-    assert {name: (after.corpus_dir / name).read_bytes() for name in published} == published
+    assert {name: (release_folder(after) / name).read_bytes() for name in published} == published
 
 
 # --- determinism and atomicity ----------------------------------------------------------------
@@ -590,10 +596,11 @@ def test_rewriting_gives_byte_identical_files_and_leaves_no_temporaries(corpus):
     before = {name: path.read_bytes() for name, path in files.items()}
     again = publish(home)
     assert {name: path.read_bytes() for name, path in again.items()} == before
-    assert sorted(p.name for p in home.corpus_dir.iterdir()) == [
-        "ATTRIBUTION", "README.md", "charts", "croissant.json", "manifest.json", "shards",
+    assert sorted(p.name for p in release_folder(home).iterdir()) == [
+        "ATTRIBUTION", "README.md", "charts", "croissant.json", "manifest.json", "release.json", "shards",
+        "training-content-summary.json", "training-content-summary.md",
     ]  # fmt: skip
-    charts = sorted(p.name for p in (home.corpus_dir / "charts").iterdir())
+    charts = sorted(p.name for p in (release_folder(home) / "charts").iterdir())
     assert charts == ["licences.png", "outcomes.png", "sources.png"]
 
 
@@ -601,7 +608,7 @@ def test_no_manifest_is_an_error_naming_it_and_writes_nothing(tmp_path):
     home = DataHome(tmp_path)
     store = LineageStore.at(tmp_path / "lineage")
     for write in (write_card, write_attribution, write_croissant):
-        with pytest.raises(FileNotFoundError, match=re.escape(str(home.manifest))):
+        with pytest.raises(FileNotFoundError, match=re.escape(str(home.corpus_dir / "current.json"))):
             write(home, store)
     assert not home.corpus_dir.exists() or list(home.corpus_dir.iterdir()) == []
 

@@ -8,7 +8,6 @@ the same on every write, whatever the user's matplotlibrc, with no metadata chun
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import struct
@@ -19,6 +18,7 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import current_manifest, release_folder
 from lineage_edit import copy_lineage
 from upath import UPath
 
@@ -42,7 +42,7 @@ CHARTS = ("licences.png", "outcomes.png", "sources.png")
 @pytest.fixture(scope="module")
 def home(built_corpus, tmp_path_factory) -> DataHome:
     root = tmp_path_factory.mktemp("charts") / "home"
-    shutil.copytree(built_corpus[0], root)
+    shutil.copytree(built_corpus[0], root, symlinks=True)
     return DataHome(root)
 
 
@@ -53,8 +53,8 @@ def data(home) -> ChartData:
 
 @pytest.fixture(scope="module")
 def shard_rows(home) -> list[dict]:
-    manifest = json.loads(home.manifest.read_text())
-    return [row for shard in manifest["shards"] for row in pq.read_table(home.corpus_dir / shard["path"]).to_pylist()]
+    manifest = current_manifest(home)
+    return [row for shard in manifest["shards"] for row in pq.read_table(release_folder(home) / shard["path"]).to_pylist()]
 
 
 def lineage(home: DataHome, query: str) -> list[tuple]:
@@ -195,7 +195,7 @@ def test_many_licences_end_in_one_bar_for_the_rest_and_long_names_are_clipped():
 
 
 def test_an_empty_corpus_still_gets_its_charts(tmp_path):
-    written = write_charts(DataHome(tmp_path), chart_data(CorpusStatistics()))
+    written = write_charts(tmp_path, chart_data(CorpusStatistics()))
     assert [path.name for path in written] == list(CHARTS)
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in written)
 
@@ -217,15 +217,15 @@ def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def test_charts_are_byte_identical_on_rewrite_without_metadata_or_temporaries(home, data):
-    first = {path.name: path.read_bytes() for path in write_charts(home, data)}
-    second = {path.name: path.read_bytes() for path in write_charts(home, data)}
+    first = {path.name: path.read_bytes() for path in write_charts(release_folder(home), data)}
+    second = {path.name: path.read_bytes() for path in write_charts(release_folder(home), data)}
     assert list(first) == list(CHARTS) and first == second
     for name, content in first.items():
         kinds = [kind for kind, _ in png_chunks(content)]
         assert b"tEXt" not in kinds and b"iTXt" not in kinds and b"tIME" not in kinds, name
         width, height = struct.unpack(">II", png_chunks(content)[0][1][:8])
         assert width == 1000 and 150 < height < 2000, (name, width, height)
-    assert sorted(p.name for p in (home.corpus_dir / "charts").iterdir()) == list(CHARTS)
+    assert sorted(p.name for p in (release_folder(home) / "charts").iterdir()) == list(CHARTS)
 
 
 def test_a_users_matplotlibrc_does_not_change_the_bytes(home, data, tmp_path):
@@ -236,10 +236,10 @@ def test_a_users_matplotlibrc_does_not_change_the_bytes(home, data, tmp_path):
         "backend: svg\nfont.size: 23\nfont.family: serif\naxes.facecolor: red\nsavefig.dpi: 300\n"
         "figure.figsize: 3, 3\naxes.spines.top: True\n"
     )
-    expected = {path.name: path.read_bytes() for path in write_charts(home, data)}
+    expected = {path.name: path.read_bytes() for path in write_charts(release_folder(home), data)}
     other = DataHome(tmp_path / "other")
-    shutil.copytree(home.corpus_dir, other.corpus_dir)
-    shutil.rmtree(other.corpus_dir / "charts")
+    shutil.copytree(home.corpus_dir, other.corpus_dir, symlinks=True)
+    shutil.rmtree(release_folder(other) / "charts")
     copy_lineage(home, other)
     script = (
         "import sys\n"
@@ -250,18 +250,19 @@ def test_a_users_matplotlibrc_does_not_change_the_bytes(home, data, tmp_path):
         "from opencorpus_dagster.publish.charts import chart_data, write_charts\n"
         "import matplotlib; assert matplotlib.rcParams['font.size'] == 23\n"
         "home = DataHome(Path(sys.argv[1]))\n"
-        "write_charts(home, chart_data(corpus_statistics(home, LineageStore.at(home.lineage_db, read_only=True))))\n"
+        "stats = corpus_statistics(home, LineageStore.at(home.lineage_db, read_only=True))\n"
+        "write_charts(Path(sys.argv[2]), chart_data(stats))\n"
     )
     env = {**os.environ, "MPLCONFIGDIR": str(config)}
-    command = [sys.executable, "-c", script, str(other.root)]
+    command = [sys.executable, "-c", script, str(other.root), str(release_folder(other))]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert {name: (other.corpus_dir / "charts" / name).read_bytes() for name in CHARTS} == expected
+    assert {name: (release_folder(other) / "charts" / name).read_bytes() for name in CHARTS} == expected
 
 
 def test_charts_are_published_to_an_fsspec_home(data):
-    root = UPath("memory://card-charts/home")
-    written = write_charts(DataHome(root), data)
-    assert [str(path) for path in written] == [str(root / "corpus" / "charts" / name) for name in CHARTS]
+    folder = UPath("memory://card-charts/home/corpus/releases/r000001")
+    written = write_charts(folder, data)
+    assert [str(path) for path in written] == [str(folder / "charts" / name) for name in CHARTS]
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in written)
-    assert sorted(path.name for path in (root / "corpus" / "charts").iterdir()) == list(CHARTS)
+    assert sorted(path.name for path in (folder / "charts").iterdir()) == list(CHARTS)

@@ -35,6 +35,7 @@ from celery_cluster import (
     redis_server,
     require_cluster_tools,
 )
+from conftest import current_manifest
 
 from opencorpus_dagster.audit import conservation_problems, manifest_mismatches
 from opencorpus_dagster.home import DataHome
@@ -134,7 +135,7 @@ def assert_outputs_consistent(home: Path, expected_partitions: set[tuple[str, st
         partitions = set(conn.execute("SELECT source, partition FROM partitions WHERE stage = 'raw'").fetchall())
         kept = conn.execute("SELECT count(*) FROM outcomes WHERE outcome = 'kept'").fetchone()[0]
         shard_rows = conn.execute("SELECT count(*) FROM shard_rows").fetchone()[0]
-    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    manifest = current_manifest(home)
     assert partitions == expected_partitions
     assert manifest["totals"]["rows"] == kept == shard_rows > 0
     assert conservation_problems(store) == []

@@ -7,12 +7,12 @@ in graphql_queries.py (shared with benchmarks/ui_screenshots.py).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import current_manifest, release_folder
 from graphql_queries import (
     ASSETS_QUERY,
     CHECK_EVALUATIONS_QUERY,
@@ -40,7 +40,7 @@ SHARD_CHECKS = {"conservation", "doc_ids_unique", "licences_allowed_and_traceabl
 GROUPS = {
     "gutenberg_raw": "gutenberg", "gutenberg_documents": "gutenberg",
     "enwiki_raw": "enwiki", "enwiki_documents": "enwiki",
-    "corpus/catalog": "corpus", "corpus/dedup": "corpus", "corpus/shards": "corpus",
+    "corpus/catalog": "corpus", "corpus/dedup": "corpus", "corpus/shards": "corpus", "corpus/release": "corpus",
 }  # fmt: skip
 
 
@@ -78,6 +78,7 @@ def test_asset_keys_groups_and_lineage(assets):
     deps = {key: {"/".join(d["path"]) for d in node["dependencyKeys"]} for key, node in assets.items()}
     assert deps["gutenberg_raw"] == deps["enwiki_raw"] == {"corpus/catalog"}  # each reads its catalog entry
     assert deps["corpus/card"] == {"corpus/shards", "corpus/catalog"}  # owners and descriptions
+    assert deps["corpus/release"] == {"corpus/shards", "corpus/card"}  # publishes what they staged
     assert deps["gutenberg_documents"] == {"gutenberg_raw"}
     assert deps["enwiki_documents"] == {"enwiki_raw"}
     assert {"enwiki_documents", "gutenberg_documents"} <= deps["corpus/dedup"]
@@ -191,11 +192,11 @@ def test_shards_metadata_equals_the_manifest(ui, home):
     node = query(ui, LATEST_MATERIALIZATION_QUERY, path=["corpus", "shards"])["assetNodeOrError"]
     (latest,) = node["assetMaterializations"]
     shown = metadata(latest["metadataEntries"])
-    totals = json.loads((home / "corpus" / "manifest.json").read_text())["totals"]
+    totals = current_manifest(home)["totals"]
     assert shown["rows"] == totals["rows"] > 0
     assert shown["shards"] == totals["shards"]
     assert shown["bytes"] == totals["bytes"]
-    assert shown["manifest"] == str(home / "corpus" / "manifest.json")
+    assert shown["manifest"] == str(release_folder(home) / "manifest.json")
     # The licence table in the UI names every licence with its row count.
     for licence, count in totals["licenses"].items():
         assert f"| {licence} | {count} (" in shown["licenses"]

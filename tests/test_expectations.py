@@ -76,7 +76,7 @@ def test_suite_files_are_gx_suites(suite, expectations, parameters):
         ("raw_records", "raw/*/*.parquet", 121, 10, ("doc_id", "payload", "payload_type", "source_record_id", "upstream_uri")),
         # 94 enwiki articles and one Gutenberg book pass the documents stage; no duplicates.
         ("documents", "documents/*/*.parquet", 95, 10, ("content_sha256", "doc_id", "language", "license", "text", "upstream_uri")),
-        ("shards", "corpus/shards/*/*/*.parquet", 95, 2, ("content_sha256", "doc_id", "language", "license", "text", "upstream_uri")),
+        ("shards", "corpus/releases/r000001/shards/*/*/*.parquet", 95, 2, ("content_sha256", "doc_id", "language", "license", "text", "upstream_uri")),
     ],
 )  # fmt: skip
 def test_suites_pass_on_the_built_corpus(home, suite, pattern, rows, files, columns):
@@ -228,7 +228,7 @@ def test_nothing_is_written_to_the_cwd_or_the_repository(home, tmp_path, monkeyp
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    for suite, pattern in [("raw_records", "raw/*/*.parquet"), ("shards", "corpus/shards/*/*/*.parquet")]:
+    for suite, pattern in [("raw_records", "raw/*/*.parquet"), ("shards", "corpus/releases/r000001/shards/*/*/*.parquet")]:
         assert run_suite(EXPECTATIONS_DIR / f"{suite}.json", sorted(home.glob(pattern)), PARAMETERS).success
     assert list(cwd.iterdir()) == []
     for folder in (REPO, REPO / "expectations", REPO / "tests"):

@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from cli_runner import build, run_opencorpus
+from cli_runner import build, run_opencorpus, shard_name
+from conftest import current_manifest, release_folder, shard_path
 from lineage_edit import copy_lineage
 
 from opencorpus_dagster.audit import conservation_problems, manifest_mismatches, repeated_doc_ids, rows_without_upstream
@@ -82,7 +83,7 @@ def built(tmp_path_factory, fixture_mirror, catalog) -> tuple[Path, dict]:
 
 
 def shard_doc_ids(home: Path, shard: str) -> list[str]:
-    return pq.read_table(home / "corpus" / shard, columns=["doc_id"]).column("doc_id").to_pylist()
+    return pq.read_table(release_folder(home) / shard, columns=["doc_id"]).column("doc_id").to_pylist()
 
 
 def trace(home: Path, *args: str, check: bool = True):
@@ -94,14 +95,14 @@ def test_build_in_a_hostile_home_publishes_every_kept_record(built):
     assert summary["failed"] == []
     assert summary["records_in"] == 268
     assert summary["outcomes"] == {"kept": 220, "filtered": 8, "skipped": 40}
-    assert summary["manifest"] == str(home / "corpus" / "manifest.json")
+    assert summary["manifest"] == str(release_folder(home) / "manifest.json")
 
-    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
-    assert [(s["path"], s["rows"]) for s in manifest["shards"]] == [
+    manifest = current_manifest(home)
+    assert [(shard_name(s["path"]), s["rows"]) for s in manifest["shards"]] == [
         (BOOKS_SHARD, 3), ("shards/coffee/coffee.stackexchange.com-2015-03/part-00000.parquet", 217),
     ]  # fmt: skip
     for shard in manifest["shards"]:
-        path = home / "corpus" / shard["path"]
+        path = release_folder(home) / shard["path"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == shard["sha256"]
         assert pq.read_metadata(path).num_rows == shard["rows"]
     assert manifest["totals"]["rows"] == 220
@@ -116,11 +117,12 @@ def test_build_in_a_hostile_home_publishes_every_kept_record(built):
 
 def test_trace_a_shard_row_in_a_hostile_home(built):
     home, _ = built
-    first = pq.read_table(home / "corpus" / BOOKS_SHARD).slice(0, 1).to_pylist()[0]
-    (found,) = json.loads(trace(home, "--shard", BOOKS_SHARD, "--row", "0").stdout)
+    books = shard_path(home, "books", "clean")
+    first = pq.read_table(release_folder(home) / books).slice(0, 1).to_pylist()[0]
+    (found,) = json.loads(trace(home, "--shard", books, "--row", "0").stdout)
     assert (found["doc_id"], found["outcome"]) == (first["doc_id"], "kept")
     assert found["upstream_uri"] == first["upstream_uri"]
-    assert found["shard_rows"][0]["shard"] == BOOKS_SHARD and found["shard_rows"][0]["row"] == 0
+    assert found["shard_rows"][0]["shard"] == books and found["shard_rows"][0]["row"] == 0
     assert found["upstream_uri"] == BOOK_URL.format("1013")
 
 
@@ -155,7 +157,7 @@ def test_takedown_in_a_hostile_home_removes_the_record_on_rebuild(built, fixture
     source_home, _ = built
     home = tmp_path / "take'down \"copy\" [2] 50% Ø"
     shutil.copytree(source_home, home)
-    before = shard_doc_ids(home, BOOKS_SHARD)
+    before = shard_doc_ids(home, shard_path(home, "books", "clean"))
     (target,) = json.loads(trace(home, "--url", BOOK_URL.format("2701")).stdout)
     assert target["doc_id"] in before
 
@@ -167,10 +169,10 @@ def test_takedown_in_a_hostile_home_removes_the_record_on_rebuild(built, fixture
     assert summary["failed"] == []
     assert summary["outcomes"] == {"kept": 219, "filtered": 8, "skipped": 40, "removed": 1}
 
-    after = shard_doc_ids(home, BOOKS_SHARD)
+    after = shard_doc_ids(home, shard_path(home, "books", "clean"))
     assert len(after) == len(before) - 1 == 2
     assert after == [d for d in before if d != target["doc_id"]]
-    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    manifest = current_manifest(home)
     assert manifest["totals"]["rows"] == 219
     (removed,) = json.loads(trace(home, "--url", BOOK_URL.format("2701")).stdout)
     assert removed["outcome"] == "removed"
@@ -179,7 +181,7 @@ def test_takedown_in_a_hostile_home_removes_the_record_on_rebuild(built, fixture
 
 def test_card_prints_the_hostile_description_as_text(built):
     home, _ = built
-    text = (home / "corpus" / "README.md").read_text(encoding="utf-8")
+    text = (release_folder(home) / "README.md").read_text(encoding="utf-8")
     header, body = text.removeprefix("---\n").split("\n---\n", 1)
     assert yaml.safe_load(header)["pretty_name"] == "opencorpus"
     lines = body.splitlines()

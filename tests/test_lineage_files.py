@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from cli_runner import REPO, build, run_opencorpus, shard_bytes, start_opencorpus
+from conftest import current_manifest
 
 from opencorpus_dagster.audit import conservation_problems
 from opencorpus_dagster.lineage.store import LineageStore
@@ -240,8 +241,8 @@ def test_trace_in_a_loop_during_a_build_never_fails_it(built_corpus, fixture_mir
     record, and the build succeeds with the same outcomes."""
     source_home, summary = built_corpus
     home = tmp_path / "home"
-    shutil.copytree(source_home, home, ignore=shutil.ignore_patterns("dagster", "build.lock"))
-    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    shutil.copytree(source_home, home, symlinks=True, ignore=shutil.ignore_patterns("dagster", "build.lock"))
+    manifest = current_manifest(home)
     shard = next(s for s in manifest["shards"] if s["source"] == "enwiki")
     (expected,) = json.loads(run_opencorpus("trace", "--shard", shard["path"], "--row", "3", "--json", home=home).stdout)
 

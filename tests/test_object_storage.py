@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from cli_runner import build, run_opencorpus, shard_bytes
+from cli_runner import build, run_opencorpus, shard_bytes, shard_name
 
 s3fs = pytest.importorskip("s3fs", reason="s3fs is a test dependency: pip install -e '.[test]'")
 pytest.importorskip("moto.server", reason="moto[server] is a test dependency: pip install -e '.[test]'")
@@ -78,9 +78,20 @@ def s3_build(s3_endpoint, fixture_mirror, tmp_path_factory):
     return summary, state, run_env, filesystem
 
 
+def _bucket_release(filesystem) -> str:
+    """`<bucket>/corpus/corpus/releases/<id>/`: the current release's folder, from current.json."""
+    release = json.loads(filesystem.cat_file(f"{BUCKET}/corpus/corpus/current.json"))["release"]
+    return f"{BUCKET}/corpus/corpus/releases/{release}/"
+
+
 def _bucket_corpus(filesystem) -> dict[str, bytes]:
-    prefix = f"{BUCKET}/corpus/corpus/"
-    return {key[len(prefix) :]: filesystem.cat_file(key) for key in sorted(filesystem.find(prefix))}
+    """The current release in the bucket, keyed as `shard_bytes` keys a local one."""
+    prefix = _bucket_release(filesystem)
+    return {
+        shard_name(key[len(prefix) :]): filesystem.cat_file(key)
+        for key in sorted(filesystem.find(prefix))
+        if not key.endswith("/release.json")
+    }
 
 
 def test_the_corpus_in_the_bucket_is_the_local_corpus_byte_for_byte(s3_build, built_corpus):
@@ -110,23 +121,23 @@ def test_stage_files_live_in_the_bucket_and_only_local_state_on_disk(s3_build):
 
 def test_shards_read_from_the_bucket_with_pyarrow_and_duckdb(s3_build):
     _, _, _, filesystem = s3_build
-    manifest = json.loads(filesystem.cat_file(f"{BUCKET}/corpus/corpus/manifest.json"))
+    folder = _bucket_release(filesystem)
+    manifest = json.loads(filesystem.cat_file(f"{folder}manifest.json"))
     first = manifest["shards"][0]
-    table = pq.read_table(f"{BUCKET}/corpus/corpus/{first['path']}", filesystem=filesystem)
+    table = pq.read_table(f"{folder}{first['path']}", filesystem=filesystem)
     assert table.num_rows == first["rows"]
     connection = duckdb.connect()
     connection.register_filesystem(filesystem)
-    (rows,) = connection.execute(
-        f"SELECT count(*) FROM read_parquet('s3://{BUCKET}/corpus/corpus/shards/**/*.parquet')"
-    ).fetchone()
+    (rows,) = connection.execute(f"SELECT count(*) FROM read_parquet('s3://{folder}shards/**/*.parquet')").fetchone()
     assert rows == manifest["totals"]["rows"] == sum(s["rows"] for s in manifest["shards"])
 
 
 def test_trace_answers_from_the_lineage_in_the_bucket_on_another_machine(s3_build, tmp_path):
     _, _, run_env, filesystem = s3_build
-    manifest = json.loads(filesystem.cat_file(f"{BUCKET}/corpus/corpus/manifest.json"))
+    folder = _bucket_release(filesystem)
+    manifest = json.loads(filesystem.cat_file(f"{folder}manifest.json"))
     shard = next(s for s in manifest["shards"] if s["source"] == "gutenberg")
-    row = pq.read_table(f"{BUCKET}/corpus/corpus/{shard['path']}", filesystem=filesystem).slice(0, 1).to_pylist()[0]
+    row = pq.read_table(f"{folder}{shard['path']}", filesystem=filesystem).slice(0, 1).to_pylist()[0]
     elsewhere = tmp_path / "fresh-state"  # nothing local: the lineage is read from the bucket
     env = {**run_env, "OPENCORPUS_STATE": str(elsewhere), "DAGSTER_HOME": str(elsewhere / "dagster")}
     traced = json.loads(
@@ -145,5 +156,5 @@ def test_a_local_path_and_a_file_url_name_the_same_home(tmp_path):
     assert not data_home(str(tmp_path)).is_remote
     remote = data_home(HOME)
     assert remote.is_remote and str(remote.root) == HOME
-    assert str(remote.manifest) == f"{HOME}/corpus/manifest.json"
+    assert str(remote.corpus_dir) == f"{HOME}/corpus"
     assert str(remote.lineage_dir) == f"{HOME}/lineage" and not remote.state.as_posix().startswith("s3:")

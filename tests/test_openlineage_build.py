@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections import Counter
 
 from cli_runner import REPO, build
+from conftest import current_manifest
 from test_openlineage import Receiver, validate
 
 
@@ -36,7 +36,7 @@ def test_a_build_emits_a_connected_valid_graph(tmp_path, fixture_mirror):
     ((namespace, name),) = inputs["enwiki.raw"]
     assert (namespace, name) == ("https://dumps.wikimedia.org", "/enwiki/latest/enwiki-latest-pages-articles1.xml-p000000010p000030302.bz2")
 
-    manifest = json.loads((tmp_path / "home" / "corpus" / "manifest.json").read_text())
+    manifest = current_manifest(tmp_path / "home")
     (shards,) = complete["corpus.shards"]["outputs"]
     assert shards["outputFacets"]["outputStatistics"]["rowCount"] == manifest["totals"]["rows"]
     assert shards["facets"]["opencorpus"]["licenses"] == manifest["totals"]["licenses"]

@@ -17,6 +17,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_runner import shard_name
+from conftest import shard_files
 from test_build import ENWIKI_PARTITION, REPO, build
 
 from opencorpus_dagster import corpus
@@ -85,7 +87,7 @@ def outcome_of(store: LineageStore, source: str, doc_id: str) -> dict:
 
 def shard_doc_ids(home: DataHome) -> list[tuple[str, str]]:
     with duckdb.connect() as conn:
-        shards = [str(p) for p in home.shards_dir.rglob("*.parquet")]
+        shards = [str(p) for p in shard_files(home)]
         return conn.execute("SELECT source, doc_id FROM read_parquet(?) ORDER BY ALL", [shards]).fetchall()
 
 
@@ -131,9 +133,10 @@ def test_url_takedown_of_one_enwiki_page_is_applied_audited_and_stays_applied(ho
 
     # Republishing drops the page from its shard; the audit learns which shard changed.
     publish = corpus.publish_corpus(home, store, "run-1")
-    assert publish.written == [ENWIKI_SHARD]
+    assert [shard_name(p) for p in publish.written] == [ENWIKI_SHARD]
     record_shard_changes(store, "run-1", publish.written + publish.deleted)
-    assert takedown_audit(store, "run-1")[0]["shards_changed"] == [ENWIKI_SHARD]
+    # The file that left and the one that replaced it (shard files are named by content).
+    assert [shard_name(p) for p in takedown_audit(store, "run-1")[0]["shards_changed"]] == [ENWIKI_SHARD, ENWIKI_SHARD]
     ids = shard_doc_ids(home)
     assert ("enwiki", AARDVARK) not in ids and len(ids) == 94
     assert shard_rows_taken_down(home).num_rows == 0
@@ -188,9 +191,11 @@ def test_removed_keeper_promotes_the_next_cluster_member(home):
     assert conservation_problems(store) == []
     (audit,) = takedown_audit(store, "run-1")
     assert audit["partitions"] == [f"gutenberg/{BOOKS}"]
-    assert audit["shards_changed"] == [f"shards/gutenberg/{BOOKS}/part-00000.parquet"]
-    # The removed book's partition has no rows left: its shard is deleted, the copy's written.
-    assert (publish.deleted, publish.written) == ([f"shards/gutenberg/{BOOKS}/part-00000.parquet"], [f"shards/gutenberg_copy/{BOOKS}/part-00000.parquet"])
+    assert [shard_name(p) for p in audit["shards_changed"]] == [f"shards/gutenberg/{BOOKS}/part-00000.parquet"]
+    # The removed book's partition has no rows left: its shard is gone, the copy's written.
+    assert ([shard_name(p) for p in publish.deleted], [shard_name(p) for p in publish.written]) == (
+        [f"shards/gutenberg/{BOOKS}/part-00000.parquet"], [f"shards/gutenberg_copy/{BOOKS}/part-00000.parquet"]
+    )
 
 
 def test_sha256_takedown_removes_the_text_in_every_source(home):

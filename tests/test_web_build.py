@@ -12,7 +12,7 @@ import json
 
 import pytest
 from cli_runner import REPO, build, run_opencorpus
-from conftest import require_fixture
+from conftest import current_manifest, require_fixture
 from warcio.archiveiterator import ArchiveIterator
 
 from opencorpus_dagster.connectors.warc import record_location
@@ -110,5 +110,5 @@ def test_stack_exchange_questions_are_kept_under_cc_by_sa(web):
     assert set(licences) == {"CC-BY-SA-3.0"}
     questions = rows(store, "SELECT count(*) FROM raw_records WHERE source = 'stackexchange'")[0][0]
     assert questions == 225 + 663
-    manifest = json.loads((home / "corpus" / "manifest.json").read_text())
+    manifest = current_manifest(home)
     assert manifest["totals"]["sources"]["stackexchange"] == summary["outcomes"]["kept"] - manifest["totals"]["sources"]["webarchive"]

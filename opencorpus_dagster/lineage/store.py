@@ -294,7 +294,7 @@ class LineageStore:
     def corpus_table(self, name: str) -> pa.Table:
         """The current rows of a corpus-level table written whole (`takedown_audit`)."""
         with self.connection() as conn:
-            return _conform(name, conn.execute(f"SELECT * FROM {name}").to_arrow_table())
+            return _conform(name, conn.sql(f"SELECT * FROM {name}").to_arrow_table())
 
     def replace_corpus_table(self, name: str, rows: pa.Table) -> None:
         """Make a corpus-level table (`takedown_audit`) equal `rows`: one new file, the latest wins."""
@@ -314,7 +314,7 @@ class LineageStore:
             with duckdb.connect() as conn:
                 register_locations(conn, self.root)
                 _create_views(conn, snapshot, corpus=False)
-                tables = {name: conn.execute(f"SELECT * FROM {name}").to_arrow_table() for name in PARTITION_TABLES}
+                tables = {name: conn.sql(f"SELECT * FROM {name}").to_arrow_table() for name in PARTITION_TABLES}
             target = self._write_compaction(tables, snapshot.current())
         self.collect_garbage()
         return target

@@ -8,9 +8,13 @@ every decision taken about it, and the shard row that holds it (if it was kept).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from opencorpus_dagster import releases
+from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import STAGE_RANK, LineageStore
+from opencorpus_dagster.storage import parquet_file
 
 
 class NotTraced(LookupError):
@@ -86,13 +90,72 @@ def trace_doc(store: LineageStore, doc_id: str) -> list[dict[str, Any]]:
         return traces
 
 
-def trace_shard_row(store: LineageStore, shard: str, row: int) -> list[dict[str, Any]]:
+def trace_shard_row(store: LineageStore, shard: str, row: int, home: DataHome | None = None) -> list[dict[str, Any]]:
+    """The trace of the record at `row` of `shard` (as the manifest names it, or under `shards/`).
+
+    With `home`, the doc_id is read from the shard file itself: shard files are immutable and
+    named by content, so row N of a file is the same record in every release that lists it,
+    whatever the lineage store's shard tables say meanwhile (a build publishing a release, an
+    earlier release still being read). Without it, from the store's `shard_rows`.
+    """
+    if home is not None:
+        name, path = _shard_file(home, shard)
+        doc_id = _doc_id_at(path, row)
+        if doc_id is None:
+            raise NotTraced(f"shard {name!r} has no row {row}")
+        source, partition = name.split("/")[1:3]
+        traces = [t for t in trace_doc(store, doc_id) if (t["source"], t["partition"]) == (source, partition)]
+        for item in traces:
+            item["shard_row"] = {"shard": name, "row": row}
+        return traces
     shard = _shard_name(store, shard)
     with store.connection() as conn:
         found = conn.execute("SELECT doc_id FROM shard_rows WHERE shard = ? AND row = ?", [shard, row]).fetchone()
     if found is None:
         raise NotTraced(f"shard {shard!r} has no row {row}")
     return [t for t in trace_doc(store, found[0]) if any(r["shard"] == shard for r in t["shard_rows"])]
+
+
+def _shard_file(home: DataHome, shard: str) -> tuple[str, Path]:
+    """(`shards/<source>/<partition>/<file>`, its path) for a shard named as a manifest names it
+    (in the current release), as `releases/<id>/shards/...` (any release), or by a path to the
+    file; never a file outside a release folder."""
+    candidate = Path(shard)
+    if not home.is_remote and candidate.is_absolute():
+        try:
+            shard = candidate.resolve().relative_to(Path(home.corpus_dir).resolve()).as_posix()
+        except ValueError:
+            raise NotTraced(f"{shard} is not under {home.corpus_dir}") from None
+    parts = shard.strip("/").split("/")
+    release = None
+    if len(parts) > 2 and parts[0] == "releases":
+        release, parts = parts[1], parts[2:]
+    if parts and parts[0] != "shards":
+        parts = ["shards", *parts]
+    name = "/".join(parts)
+    if len(parts) != 4 or any(part in ("", ".", "..") for part in parts) or not name.endswith(".parquet"):
+        raise NotTraced(f"no shard named {shard!r} (expected shards/<source>/<partition>/<file>.parquet)")
+    try:
+        release = release or releases.current_release(home)
+        path = releases.release_dir(home, release) / name if release else None
+    except releases.ReleaseNotFound as error:
+        raise NotTraced(str(error)) from None
+    if path is None or not path.is_file():
+        raise NotTraced(f"no shard named {shard!r} in release {release or '(none published)'}")
+    return name, path
+
+
+def _doc_id_at(path: Path, row: int) -> str | None:
+    """The doc_id of one row, reading only the row group that holds it."""
+    if row < 0:
+        return None
+    file = parquet_file(path)
+    for group in range(file.num_row_groups):
+        rows = file.metadata.row_group(group).num_rows
+        if row < rows:
+            return file.read_row_group(group, columns=["doc_id"]).column("doc_id")[row].as_py()
+        row -= rows
+    return None
 
 
 def trace_url(store: LineageStore, url: str) -> list[dict[str, Any]]:

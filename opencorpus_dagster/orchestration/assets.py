@@ -1,6 +1,7 @@
 """Asset factories: a catalog source becomes `<source>_raw` and `<source>_documents`
 (partitioned by upstream unit); the corpus gets `corpus/takedown`, `corpus/dedup`,
-`corpus/shards` and `corpus/card`.
+`corpus/shards` (stages a release), `corpus/card` (writes its card) and `corpus/release`
+(publishes it: releases.py).
 
 A source's asset names carry the source's name: the UI labels a node with the last part of its
 key, and in the corpus group (where every source's documents are upstream stubs) a bare
@@ -23,12 +24,14 @@ from dagster import (
     asset,
 )
 
+from opencorpus_dagster import releases
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.corpus import (
     DUPLICATES_SCHEMA,
     deduplicate_corpus,
     duplicates_path,
-    publish_corpus,
+    publish_release,
+    stage_shards,
 )
 from opencorpus_dagster.documents import (
     DOCUMENT_SCHEMA,
@@ -65,6 +68,7 @@ from opencorpus_dagster.publish.croissant import write_croissant
 from opencorpus_dagster.publish.markdown import markdown_text
 from opencorpus_dagster.publish.release import base_url_from_environment
 from opencorpus_dagster.quality.suites import validate_documents, validate_raw
+from opencorpus_dagster.rights.training_summary import write_release_summary
 from opencorpus_dagster.shards import SHARD_COLUMNS, SHARD_SCHEMA
 from opencorpus_dagster.takedown import apply_takedowns, record_shard_changes
 
@@ -73,6 +77,7 @@ TAKEDOWN_KEY = AssetKey([CORPUS_GROUP, "takedown"])
 DEDUP_KEY = AssetKey([CORPUS_GROUP, "dedup"])
 SHARDS_KEY = AssetKey([CORPUS_GROUP, "shards"])
 CARD_KEY = AssetKey([CORPUS_GROUP, "card"])
+RELEASE_KEY = AssetKey([CORPUS_GROUP, "release"])
 CATALOG_KEY = AssetKey([CORPUS_GROUP, "catalog"])
 
 # Declarative automation of the corpus assets: run when any upstream asset was updated since this
@@ -313,8 +318,9 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         deps=[DEDUP_KEY],
         group_name=CORPUS_GROUP,
         description=(
-            "Deterministic, size-bounded Parquet shards (zstd) and manifest.json. Its checks audit what was "
-            "published and run in the same step, whatever launched it; a failure stops the card."
+            "Deterministic, size-bounded Parquet shards (zstd, immutable files named by content) and the "
+            "manifest.json of the release it stages. Its checks audit that release in the same step, whatever "
+            "launched it; a failure stops the card and the release: readers keep the current release."
         ),
         kinds={"parquet"},
         automation_condition=CORPUS_AUTOMATION,
@@ -327,16 +333,18 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         inputs, output = [*documents, emitter.datasets.duplicates()], emitter.datasets.shards()
         with emitter.run(SHARDS_JOB, context.run.run_id, inputs, [output], parent_job=context.job_name) as run:
             store = lineage_store(lineage)
-            report = publish_corpus(home, store, context.run.run_id, corpus.max_shard_bytes)
-            record_shard_changes(store, context.run.run_id, report.written + report.deleted)
+            report = stage_shards(home, corpus.max_shard_bytes)
             totals = report.manifest["totals"]
             run.set_schema(output, SHARD_SCHEMA)
             run.set_column_lineage(output, shards_column_lineage(documents, emitter.datasets.duplicates(), SHARD_COLUMNS))
             run.set_output_stats(output, totals["rows"], totals["bytes"], files=totals["shards"])
             run.set_facet(output, "opencorpus", {"licenses": totals["licenses"], "outcomes": {"kept": totals["rows"]}})
-        context.log.info(f"shards written: {len(report.written)}, unchanged: {len(report.kept)}, deleted: {len(report.deleted)}")
+        context.log.info(
+            f"release {report.release} staged: shards written: {len(report.written)}, unchanged: {len(report.kept)}, "
+            f"no longer listed: {len(report.deleted)}"
+        )
         return MaterializeResult(
-            check_results=shard_check_results(home, store, sources),
+            check_results=shard_check_results(home, store, sources, report.release),
             metadata={
                 "shard_files": shards_table(report.manifest["shards"]),
                 "shards": totals["shards"],
@@ -346,7 +354,8 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
                 "unchanged": len(report.kept),
                 "licenses": counts_table("licence", totals["licenses"], totals["rows"]),
                 "sources": counts_table("source", totals["sources"], totals["rows"]),
-                "manifest": MetadataValue.path(str(home.manifest)),
+                "staged_release": report.release,
+                "manifest": MetadataValue.path(str(releases.release_dir(home, report.release) / releases.MANIFEST_FILE)),
             }
         )
 
@@ -354,7 +363,7 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         key=CARD_KEY,
         deps=[SHARDS_KEY, CATALOG_KEY],
         group_name=CORPUS_GROUP,
-        description="Dataset card (README.md, Hugging Face form), ATTRIBUTION and Croissant JSON-LD of the published corpus.",
+        description="Dataset card (README.md, Hugging Face form), ATTRIBUTION and Croissant JSON-LD, written into the staged release.",
         kinds={"markdown", "json"},
         automation_condition=CORPUS_AUTOMATION,
     )
@@ -362,18 +371,48 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         home, store = corpus.data_home(), lineage_store(lineage)
         descriptions = {s.name: s.spec.description for s in sources if s.spec.description}
         owners, base_url = {s.name: list(s.spec.owners) for s in sources}, base_url_from_environment()
-        readme = write_card(home, store, descriptions, owners=owners, base_url=base_url)
-        attribution = write_attribution(home, store)
-        croissant = write_croissant(home, store, owners=owners, base_url=base_url)
+        release = releases.staged_for_card(home)
+        readme = write_card(home, store, descriptions, owners=owners, base_url=base_url, release=release)
+        attribution = write_attribution(home, store, release)
+        croissant = write_croissant(home, store, owners=owners, base_url=base_url, release=release)
+        summary_md, _ = write_release_summary(home, store, sources, corpus.fetcher(), release)
         metadata = {
             "card": MetadataValue.path(str(readme)),
+            "training_content_summary": MetadataValue.path(str(summary_md)),
             "attribution": MetadataValue.path(str(attribution)),
             "croissant": MetadataValue.path(str(croissant)),
             "preview": MetadataValue.md(readme.read_text()[:4000]),
         }
         return MaterializeResult(metadata=metadata)
 
-    return [takedown, dedup, shards, card]
+    @asset(
+        key=RELEASE_KEY,
+        deps=[CARD_KEY, SHARDS_KEY],
+        group_name=CORPUS_GROUP,
+        description=(
+            "Publishes the staged release in one step: release.json (every file's sha256, the shard totals, the "
+            "Merkle root, the corpus run) written last, then current.json switched. A run that changed nothing "
+            "keeps the current release."
+        ),
+        kinds={"json"},
+        automation_condition=CORPUS_AUTOMATION,
+    )
+    def release(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
+        home, store = corpus.data_home(), lineage_store(lineage)
+        published, changed = publish_release(home, store, context.run.run_id)
+        record_shard_changes(store, context.run.run_id, changed)
+        context.log.info(f"release {published.release} {'published' if published.new else 'unchanged (nothing differs)'}")
+        return MaterializeResult(
+            metadata={
+                "release": published.release,
+                "new_release": published.new,
+                "rows": published.manifest["totals"]["rows"],
+                "merkle_root": published.manifest.get("merkle_root", ""),
+                "folder": MetadataValue.path(str(releases.release_dir(home, published.release))),
+            }
+        )
+
+    return [takedown, dedup, shards, card, release]
 
 
 def _raw_reasons(store, source_name: str, partition: str) -> dict[str, int]:

@@ -1,14 +1,15 @@
 """Asset checks: the Great Expectations suites and the audits of the published corpus.
 
 The corpus audits (each wraps one audit from `audit.py`) are declared as check specs of
-`corpus/shards` itself and evaluated in the same step that writes the shards. A check defined
+`corpus/shards` itself and evaluated in the same step that writes the shards and stages the
+release (releases.py), on that staged release. A check defined
 beside an asset (`@asset_check`) runs only when whatever launches the run selects it, and runs
 launched by declarative automation did not: shards were published with no check evaluated. A
 check spec of the asset's own op cannot be left out of any run that materialises the asset
 (Dagster refuses such a subset), so the CLI, the automation sensor, a schedule, a UI
 materialisation and a backfill all evaluate the same checks. They are blocking: a failure
-stops `corpus/card` (the card, ATTRIBUTION and Croissant are not republished) and makes
-`opencorpus build` exit non-zero.
+stops `corpus/card` and `corpus/release`, so the staged release is never published (readers keep
+the current one), and makes `opencorpus build` exit non-zero.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.quality.expectations import SuiteResult
 from opencorpus_dagster.quality.suites import validate_shards
+from opencorpus_dagster.shards import release_shards
 from opencorpus_dagster.takedown import shard_rows_taken_down
 
 SHARD_CHECKS = {
     "conservation": "records in = kept + filtered + duplicate + quarantined + removed + skipped, per partition",
     "licences_allowed_and_traceable": "every shard row has a licence its source's policy allows and an upstream URI",
     "doc_ids_unique": "doc_id is unique across all shards",
-    "manifest_checksums": "every shard file matches the sha256 and size in manifest.json",
+    "manifest_checksums": "every shard file matches the sha256 and size in the staged release's manifest.json",
     "no_taken_down_rows": "no shard row is hit by a request in the takedown list",
     "shards_expectations": "Great Expectations suite expectations/shards.json on the published shards",
 }
@@ -40,18 +42,21 @@ def shard_check_specs(shards_key: AssetKey) -> list[AssetCheckSpec]:
     ]
 
 
-def shard_check_results(home: DataHome, store: LineageStore, sources: list[Source]) -> list[AssetCheckResult]:
-    """Every check of `SHARD_CHECKS` on the corpus as published in `home`, in that order."""
+def shard_check_results(
+    home: DataHome, store: LineageStore, sources: list[Source], release: str | None = None
+) -> list[AssetCheckResult]:
+    """Every check of `SHARD_CHECKS` on `release` (the staged one; default: the current release),
+    in that order. A failure stops the release from being published."""
     policies = {source.name: source.policy for source in sources}
 
     rows = store.conservation()
     unbalanced = [row for row in rows if row["records_in"] != row["total"]]
-    disallowed = audit.disallowed_licenses(home, policies)
-    untraceable = audit.rows_without_upstream(home)
-    repeated = audit.repeated_doc_ids(home)
-    mismatches = audit.manifest_mismatches(home)
-    hits = shard_rows_taken_down(home)
-    files = sorted(home.shards_dir.rglob("*.parquet"))
+    disallowed = audit.disallowed_licenses(home, policies, release)
+    untraceable = audit.rows_without_upstream(home, release)
+    repeated = audit.repeated_doc_ids(home, release=release)
+    mismatches = audit.manifest_mismatches(home, release)
+    hits = shard_rows_taken_down(home, release=release)
+    files = release_shards(home, release)
     expectations = (
         suite_check("shards_expectations", validate_shards(sources, files))
         if files

@@ -20,7 +20,6 @@ Only the provenance columns are read (DuckDB over the shard files, never the tex
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import duckdb
 from license_expression import LicenseWithExceptionSymbol
 
+from opencorpus_dagster import releases
 from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.policy import permissiveness_rank
@@ -37,6 +37,7 @@ from opencorpus_dagster.licensing.spdx import (
     spdx_licensing,
 )
 from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.shards import shard_paths
 from opencorpus_dagster.storage import duckdb_connect
 
 ATTRIBUTION_FILE = "ATTRIBUTION"
@@ -100,27 +101,28 @@ def requires_attribution(expression: str | None) -> bool:
     return not expression or permissiveness_rank(expression) != 0
 
 
-def shard_files(home: DataHome) -> list[str]:
-    """Absolute paths of the shards the manifest lists, in manifest order.
+def shard_files(home: DataHome, release: str | None = None) -> list[str]:
+    """Absolute paths of the shards `release` (default: the current release) lists, in manifest order.
 
     Raises FileNotFoundError when the corpus has no manifest (nothing was published yet).
     """
-    if not home.manifest.is_file():
-        raise FileNotFoundError(f"{home.manifest}: no manifest; build the corpus first (opencorpus build)")
-    manifest = json.loads(home.manifest.read_text())
-    return [str(home.corpus_dir / shard["path"]) for shard in manifest["shards"]]
+    if releases.read_manifest(home, release) is None:
+        raise FileNotFoundError(f"{releases.pointer_path(home)}: no release; build the corpus first (opencorpus build)")
+    return shard_paths(home, release)
 
 
-def write_attribution(home: DataHome, store: LineageStore) -> Path:
-    """Write `<home>/corpus/ATTRIBUTION` (plain text) for the published shards; returns its path.
+def write_attribution(home: DataHome, store: LineageStore, release: str | None = None) -> Path:
+    """Write `ATTRIBUTION` (plain text) into the folder of `release` (default: the one being
+    staged, else the current one) for its shards; returns its path.
 
     `store` is accepted for symmetry with the other publishers; every field printed comes
     from the shard rows themselves (title, url, attribution), which are what a user receives.
     Raises FileNotFoundError when there is no manifest.
     """
     del store  # the shard rows carry everything the file prints
-    files = shard_files(home)
-    target = home.corpus_dir / ATTRIBUTION_FILE
+    release = release or releases.card_release(home)
+    files = shard_files(home, release)
+    target = releases.release_dir(home, release) / ATTRIBUTION_FILE
     connection = duckdb_connect(*files)
     try:
         return write_text_atomically(target, _render(connection, files))

@@ -1,8 +1,9 @@
-"""The dataset card: `<home>/corpus/README.md` in Hugging Face dataset-card form.
+"""The dataset card: `README.md` of a release folder in Hugging Face dataset-card form.
 
 A YAML header with the Hub's metadata (licence ids from the Hub's list, languages, size
-category, task, and `configs` whose `data_files` globs, relative to the corpus folder, let
-`load_dataset(<folder>)` read every shard and `load_dataset(<folder>, "<source>")` one source's),
+category, task, and `configs` whose `data_files` globs, relative to the release folder, let
+`load_dataset(<release folder>)` read every shard and `load_dataset(<folder>, "<source>")` one
+source's; `<home>/corpus/releases/current` is the current release's folder),
 then Markdown sections: summary, sources, languages, licences, processing (every filter rule's
 removals), deduplication, opt-outs and takedowns, quarantined and skipped records, known
 limitations, and release and citation (version, release date, creators, BibTeX; see
@@ -18,7 +19,6 @@ word, counted exactly as Python's `str.split()` counts them (`TOKENS_SQL`), not 
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from opencorpus_dagster import releases
 from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
@@ -51,7 +52,7 @@ from opencorpus_dagster.publish.release import Release, release_of
 from opencorpus_dagster.storage import duckdb_connect
 
 CARD_FILE = "README.md"
-SHARD_GLOB = "shards/**/*.parquet"  # relative to the corpus folder, where README.md lives
+SHARD_GLOB = "shards/**/*.parquet"  # relative to the release folder, where README.md lives
 DEFAULT_CONFIG = "default"  # the Hub's name for the configuration load_dataset picks without one
 DEFAULT_PRETTY_NAME = "opencorpus"
 
@@ -116,6 +117,7 @@ def write_card(
     owners: dict[str, list[str]] | None = None,
     base_url: str | None = None,
     pretty_name: str = DEFAULT_PRETTY_NAME,
+    release: str | None = None,
 ) -> Path:
     """Write `<home>/corpus/README.md` and its charts (`charts/*.png`) for the corpus as
     published; returns the card's path.
@@ -126,18 +128,22 @@ def write_card(
     the citation. Byte-identical output, charts included, for the same corpus and lineage store.
     The charts are published before the card that links them.
     Raises FileNotFoundError when the corpus has no manifest; ValueError for a bad `base_url`.
+    `release` is the release folder written into (default: the one being staged, else the current one).
     """
-    stats = corpus_statistics(home, store)
-    release = release_of(json.loads(home.manifest.read_text()), store, owners, base_url, pretty_name)
-    write_charts(home, chart_data(stats))
-    text = _header(stats, pretty_name) + _body(stats, release, catalog_descriptions or {}, owners or {})
-    return write_text_atomically(home.corpus_dir / CARD_FILE, [text])
+    release_id = release or releases.card_release(home)
+    folder = releases.release_dir(home, release_id)
+    manifest = releases.read_manifest(home, release_id)
+    stats = corpus_statistics(home, store, release_id)
+    about = release_of(manifest, store, owners, base_url, pretty_name, folder=f"releases/{release_id}/")
+    write_charts(folder, chart_data(stats))
+    text = _header(stats, pretty_name) + _body(stats, about, catalog_descriptions or {}, owners or {})
+    return write_text_atomically(folder / CARD_FILE, [text])
 
 
-def corpus_statistics(home: DataHome, store: LineageStore) -> CorpusStatistics:
-    """Query the shard files and the lineage store for the card's figures."""
-    files = shard_files(home)
-    manifest = json.loads(home.manifest.read_text())
+def corpus_statistics(home: DataHome, store: LineageStore, release: str | None = None) -> CorpusStatistics:
+    """Query the shard files of `release` (default: the current one) and the lineage store for the card's figures."""
+    files = shard_files(home, release)
+    manifest = releases.read_manifest(home, release)
     stats = CorpusStatistics(shards=len(files), parquet_bytes=sum(s["bytes"] for s in manifest["shards"]))
     if files:
         _shard_statistics(stats, files)

@@ -27,7 +27,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, StrMethodFormatter
 
 from opencorpus_dagster.atomic import published
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.records import Outcome
 
 if TYPE_CHECKING:
@@ -108,12 +107,12 @@ def chart_data(stats: CorpusStatistics) -> ChartData:
     )
 
 
-def write_charts(home: DataHome, data: ChartData) -> list[Path]:
-    """Draw and publish the three charts under `<home>/corpus/charts/`; returns their paths."""
+def write_charts(folder: Path, data: ChartData) -> list[Path]:
+    """Draw and publish the three charts under `<folder>/charts/` (a release folder); returns their paths."""
     written = []
     charts = ((LICENCES_CHART, draw_licences), (OUTCOMES_CHART, draw_outcomes), (SOURCES_CHART, draw_sources))
     for relative, draw in charts:
-        target = home.corpus_dir / relative
+        target = folder / relative
         with matplotlib.style.context("default"), matplotlib.rc_context(_RC):
             figure = draw(data)
             FigureCanvasAgg(figure)

@@ -1,7 +1,7 @@
-"""Croissant 1.0 metadata (`<home>/corpus/croissant.json`): the corpus's files and columns in JSON-LD.
+"""Croissant 1.0 metadata (`croissant.json` of a release folder): the release's files and columns in JSON-LD.
 
 Describes a `cr:FileObject` for `manifest.json` with its sha256, a `cr:FileSet` for the shards
-(`shards/**/*.parquet`, relative to the corpus folder, where the file lives), and one
+(`shards/**/*.parquet`, relative to the release folder, where the file lives), and one
 `cr:RecordSet` whose fields are the shard columns, each with the Croissant data type of its
 Parquet type (read from the shards' footers). The licence is a list of licence URLs. Version,
 release date (`datePublished`), creators (`creator`: the catalog owners) and citation (`citeAs`,
@@ -23,6 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from opencorpus_dagster import releases
 from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
@@ -101,17 +102,20 @@ def write_croissant(
     name: str = "opencorpus",
     owners: dict[str, list[str]] | None = None,
     base_url: str | None = None,
+    release: str | None = None,
 ) -> Path:
-    """Write `<home>/corpus/croissant.json` for the corpus as published; returns its path.
+    """Write `croissant.json` into the folder of `release` (default: the one being staged, else the current one); returns its path.
 
     Files and columns come from the manifest and the shard footers; the release date from the
     lineage store; `owners` (source name -> catalog owners) and `base_url` as for the card.
     Byte-identical for the same corpus and store.
     Raises FileNotFoundError when the corpus has no manifest; ValueError for a bad `base_url`.
     """
-    files = shard_files(home)
-    manifest = json.loads(home.manifest.read_text())
-    release = release_of(manifest, store, owners, base_url, name)
+    release_id = release or releases.card_release(home)
+    folder = releases.release_dir(home, release_id)
+    files = shard_files(home, release_id)
+    manifest = releases.read_manifest(home, release_id)
+    release = release_of(manifest, store, owners, base_url, name, folder=f"releases/{release_id}/")
     totals = manifest["totals"]
     licences = sorted({key for license in totals["licenses"] for key in license_keys(license)})
     urls = sorted({link for license in totals["licenses"] for link in license_urls(license)})
@@ -142,7 +146,7 @@ def write_croissant(
                 "description": "The shard list: path, rows, bytes, sha256 and licence counts of every shard.",
                 "contentUrl": release.url_of("manifest.json"),
                 "encodingFormat": "application/json",
-                "sha256": _sha256(home.manifest),
+                "sha256": _sha256(folder / releases.MANIFEST_FILE),
             },
             {
                 "@type": "cr:FileSet",
@@ -165,7 +169,7 @@ def write_croissant(
         ],
     }
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    return write_text_atomically(home.corpus_dir / CROISSANT_FILE, [text])
+    return write_text_atomically(folder / CROISSANT_FILE, [text])
 
 
 def croissant_data_type(arrow_type: pa.DataType) -> str:

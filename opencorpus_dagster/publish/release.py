@@ -11,9 +11,10 @@ The dataset card and the Croissant file print the same facts, made here once:
   new keeps it. None when the store holds no decision;
 - creators: the catalog `owners:` of the sources present in the shards, in the order of the
   sorted source names (each owner once), verbatim (`team:corpus`, an e-mail address);
-- base URL: where the corpus folder (the one holding README.md) is served, from
-  `OPENCORPUS_BASE_URL`. Set, Croissant's `url` and `contentUrl`s are absolute under it and the
-  citation carries it; unset, they stay relative to the corpus folder.
+- base URL: where the corpus folder (`<home>/corpus`, holding `releases/`) is served, from
+  `OPENCORPUS_BASE_URL`. Set, Croissant's `url` and `contentUrl`s are absolute under it (in the
+  release's folder, `releases/<id>/`) and the citation carries it; unset, they stay relative to
+  the release folder, where the card is.
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ class Release:
     version: str
     date: str | None  # YYYY-MM-DD (UTC)
     creators: tuple[str, ...]
-    base_url: str | None  # absolute, ends with "/"; None: files are named relative to the corpus folder
+    base_url: str | None  # absolute, ends with "/"; None: files are named relative to the release folder
+    folder: str = ""  # the release folder relative to the corpus folder: `releases/r000001/`
 
     def url_of(self, relative: str) -> str:
-        """The URL of a file of the corpus folder: absolute under the base URL, else `relative`."""
-        return urljoin(self.base_url, relative) if self.base_url else relative
+        """The URL of a file of the release folder: absolute under the base URL, else `relative`."""
+        return urljoin(self.base_url, self.folder + relative) if self.base_url else relative
 
     @property
     def year(self) -> str | None:
@@ -75,6 +77,7 @@ def release_of(
     owners: dict[str, list[str]] | None,
     base_url: str | None,
     name: str,
+    folder: str = "",
 ) -> Release:
     """The release facts of the corpus `manifest` describes (see the module doc).
 
@@ -93,6 +96,7 @@ def release_of(
         date=release_date(store),
         creators=tuple(creators),
         base_url=check_base_url(base_url) if base_url else None,
+        folder=folder,
     )
 
 
