@@ -397,7 +397,7 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         kinds={"json"},
         automation_condition=CORPUS_AUTOMATION,
     )
-    def release(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
+    def release(context: AssetExecutionContext, corpus: CorpusSettings, lineage: LineageFiles) -> MaterializeResult:
         home, store = corpus.data_home(), lineage_store(lineage)
         published, changed = publish_release(home, store, context.run.run_id)
         record_shard_changes(store, context.run.run_id, changed)
