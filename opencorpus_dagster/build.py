@@ -2,7 +2,7 @@
 
 Each pending partition runs as its source's job (so the runs, their logs and metadata show in
 the Dagster UI), then one run of the corpus job. Partition runs go `jobs` at a time (default: the
-number of cores), each in a worker process of its own with its own run id on the same instance;
+number of cores), in worker processes forked from the build, each run with its own run id on the same instance;
 `jobs=1` runs them one after another in this process. They share nothing that locks: each writes
 its own stage and lineage files. A partition is pending when its documents
 stage has never been recorded or was recorded with another fingerprint (its unit or the source's shared settings changed); unchanged
@@ -13,11 +13,11 @@ check passed (`corpus_inputs.py`): a no-op build does no work in proportion to t
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -200,11 +200,12 @@ def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1
         failed=[f"catalog: {error}" for error in catalog.errors] + listing_failures,
     )
 
-    with Progress(
+    pool = _partition_pool(jobs, len(pending), defs)
+    with pool or contextlib.nullcontext(), Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
         task = progress.add_task("partitions", total=len(pending) + 1)
-        outcomes = _run_partitions([(s.name, k) for s, k in pending], jobs, log_config, progress, task, defs, instance)
+        outcomes = _run_partitions([(s.name, k) for s, k in pending], pool, log_config, progress, task, defs, instance)
         for (source, key), outcome in zip(pending, outcomes, strict=True):
             label = f"{source.name}/{key}"
             if outcome.success:
@@ -274,10 +275,32 @@ def _outcome(result, home) -> PartitionOutcome:
     return PartitionOutcome(result.run_id, True, _failed_error_checks(result), _failed_warn_checks(result))
 
 
-def _run_partitions(pending, jobs, log_config, progress, task, defs, instance) -> list[PartitionOutcome]:
-    """Run each (source name, partition key) as a run of its source's job, `jobs` at a time;
-    the outcomes in the order of `pending`. A failed run does not stop the others."""
-    if jobs <= 1 or len(pending) <= 1:
+# The definitions a forked worker inherits from the build (set just before the fork).
+_INHERITED_DEFINITIONS = None
+
+
+def _partition_pool(jobs: int, pending: int, defs) -> ProcessPoolExecutor | None:
+    """Worker processes for the partition runs, started now, before the progress display's
+    thread exists; None when they run one at a time in this process."""
+    workers = min(jobs, pending)
+    if workers <= 1:
+        return None
+    global _INHERITED_DEFINITIONS
+    _INHERITED_DEFINITIONS = defs
+    # `fork` where there is one: a worker starts with the code location already loaded (a
+    # spawned one spends seconds importing Dagster and building the definitions again).
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    for ready in [pool.submit(os.getpid) for _ in range(workers)]:  # starts every worker now
+        ready.result()
+    return pool
+
+
+def _run_partitions(pending, pool, log_config, progress, task, defs, instance) -> list[PartitionOutcome]:
+    """Run each (source name, partition key) as a run of its source's job, on the workers of
+    `pool` (or one after another here when None); the outcomes in the order of `pending`. A
+    failed run does not stop the others."""
+    if pool is None:
         outcomes = []
         for source, key in pending:
             progress.update(task, description=f"{source}/{key}")
@@ -285,36 +308,27 @@ def _run_partitions(pending, jobs, log_config, progress, task, defs, instance) -
             progress.advance(task)
         return outcomes
     results: dict[int, PartitionOutcome] = {}
-    # `spawn`: a fresh interpreter per worker (forking a process with Dagster's and rich's
-    # threads is unsafe); each worker loads the code location once and runs several partitions.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=context) as pool:
-        running = {pool.submit(_run_partition, source, key, log_config): i for i, (source, key) in enumerate(pending)}
-        progress.update(task, description=f"{len(pending)} partitions, {min(jobs, len(pending))} at a time")
-        while running:
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                index = running.pop(future)
-                source, key = pending[index]
-                try:
-                    results[index] = future.result()
-                except Exception as error:  # the worker itself died (killed, out of memory)
-                    message = " ".join(f"{type(error).__name__}: {error}".split())
-                    results[index] = PartitionOutcome("", False, [], [], f"worker process failed: {message}")
-                progress.update(task, description=f"{source}/{key}")
-                progress.advance(task)
+    running = {pool.submit(_run_partition, source, key, log_config): i for i, (source, key) in enumerate(pending)}
+    progress.update(task, description=f"{len(pending)} partitions, {pool._max_workers} at a time")
+    while running:
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            index = running.pop(future)
+            source, key = pending[index]
+            try:
+                results[index] = future.result()
+            except Exception as error:  # the worker itself died (killed, out of memory)
+                message = " ".join(f"{type(error).__name__}: {error}".split())
+                results[index] = PartitionOutcome("", False, [], [], f"worker process failed: {message}")
+            progress.update(task, description=f"{source}/{key}")
+            progress.advance(task)
     return [results[i] for i in range(len(pending))]
-
-
-@cache
-def _worker_definitions():
-    return build_definitions()
 
 
 def _run_partition(source: str, key: str, log_config: dict, defs=None, instance=None) -> PartitionOutcome:
     """One partition run of `source`'s job, on this process's instance (a worker's own
     DagsterInstance when called in a pool: the environment names the same DAGSTER_HOME)."""
-    defs = defs or _worker_definitions()
+    defs = defs or _INHERITED_DEFINITIONS or build_definitions()
     instance = instance or DagsterInstance.get()
     job = defs.resolve_job_def(source_job_name(source))
     result = job.execute_in_process(partition_key=key, instance=instance, run_config=log_config, raise_on_error=False)
