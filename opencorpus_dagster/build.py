@@ -1,7 +1,10 @@
 """`opencorpus build`: materialise the catalog through Dagster, on the local instance.
 
 Each pending partition runs as its source's job (so the runs, their logs and metadata show in
-the Dagster UI), then one run of the corpus job. A partition is pending when its documents
+the Dagster UI), then one run of the corpus job. Partition runs go `jobs` at a time (default: the
+number of cores), in worker processes forked from the build, each run with its own run id on the same instance;
+`jobs=1` runs them one after another in this process. They share nothing that locks: each writes
+its own stage and lineage files. A partition is pending when its documents
 stage has never been recorded or was recorded with another fingerprint (its unit or the source's shared settings changed); unchanged
 partitions are not re-read. A failed partition is reported and does not stop the others. The
 corpus run is skipped when nothing it reads changed since the last one that published with every
@@ -10,7 +13,10 @@ check passed (`corpus_inputs.py`): a no-op build does no work in proportion to t
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,6 +124,7 @@ def run_build(
     partitions: list[str] | None = None,
     debug: bool = False,
     wait: bool = False,
+    jobs: int | None = None,
 ) -> BuildSummary:
     """Materialise pending partitions of `sources` (all by default), then the corpus assets.
 
@@ -130,6 +137,9 @@ def run_build(
 
     The whole build holds the home's build lock (`home_lock.hold_home`): while another build
     holds it, `HomeLocked` is raised naming that build, or with `wait` the build waits for it.
+
+    `jobs` bounds how many partition runs go at once (None: the number of cores; 1: serially
+    in this process).
     """
     console = console or Console(stderr=True)
     home = data_home()
@@ -138,10 +148,19 @@ def run_build(
         console.print(notice, highlight=False, markup=False, soft_wrap=True)
 
     with hold_home(home, wait=wait, on_wait=say_waiting):
-        return _build_holding_lock(home, sources, force, console, partitions, debug)
+        return _build_holding_lock(home, sources, force, console, partitions, debug, default_jobs(jobs))
 
 
-def _build_holding_lock(home, sources, force, console, partitions, debug) -> BuildSummary:
+def default_jobs(jobs: int | None = None) -> int:
+    """`jobs`, or the number of cores this process may use; at least 1."""
+    if jobs is not None:
+        if jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, not {jobs}")
+        return jobs
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1) -> BuildSummary:
     """`run_build`'s work, once the home's build lock is held."""
     log_config = QUIET_LOGS if debug else SILENT_LOGS
     skip = (home.downloads, home.dagster_home)  # `published` never writes there; the cache can be huge
@@ -158,7 +177,7 @@ def _build_holding_lock(home, sources, force, console, partitions, debug) -> Bui
     defs = build_definitions()
     ensure_instance_config(Path(os.environ.get("DAGSTER_HOME") or home.dagster_home))
     instance = DagsterInstance.get()
-    store = LineageStore.at(home.lineage_db)
+    store = LineageStore.at(home.lineage_dir)
     if partitions and not any(s.connector.discovers() for s in selected):
         known = {unit.key for source in selected for unit in source.connector.units()}
         missing = sorted(set(partitions) - known)
@@ -181,22 +200,20 @@ def _build_holding_lock(home, sources, force, console, partitions, debug) -> Bui
         failed=[f"catalog: {error}" for error in catalog.errors] + listing_failures,
     )
 
-    with Progress(
+    pool = _partition_pool(jobs, len(pending), defs)
+    with pool or contextlib.nullcontext(), Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
         task = progress.add_task("partitions", total=len(pending) + 1)
-        for source, key in pending:
-            progress.update(task, description=f"{source.name}/{key}")
-            job = defs.resolve_job_def(source_job_name(source.name))
-            result = job.execute_in_process(partition_key=key, instance=instance, run_config=log_config, raise_on_error=False)
+        outcomes = _run_partitions([(s.name, k) for s, k in pending], pool, log_config, progress, task, defs, instance)
+        for (source, key), outcome in zip(pending, outcomes, strict=True):
             label = f"{source.name}/{key}"
-            if result.success:
+            if outcome.success:
                 summary.processed.append(label)
-                summary.failed.extend(f"{label}: {check}" for check in _failed_error_checks(result))
-                summary.warnings.extend(f"{label}: {warning}" for warning in _failed_warn_checks(result))
+                summary.failed.extend(f"{label}: {check}" for check in outcome.error_checks)
+                summary.warnings.extend(f"{label}: {warning}" for warning in outcome.warn_checks)
             else:
-                summary.failed.append(f"{label}: {_failure_message(result)}{_log_note(result, home)}")
-            progress.advance(task)
+                summary.failed.append(f"{label}: {outcome.failure}")
         unchanged_corpus = not force and not summary.processed and not catalog.errors and (
             (digest := corpus_inputs_digest(catalog.sources, store, home)) is not None
             and digest == recorded_digest(home.state)
@@ -239,6 +256,83 @@ def _build_holding_lock(home, sources, force, console, partitions, debug) -> Bui
         # a new process; the failures above are the news, not this.
         summary.failed.append(f"totals: not read from {home.lineage_db} after the failures above ({' '.join(str(error).split())})")
     return summary
+
+
+@dataclass
+class PartitionOutcome:
+    """What the build needs from one partition run (picklable: it comes back from a worker)."""
+
+    run_id: str
+    success: bool
+    error_checks: list[str]
+    warn_checks: list[str]
+    failure: str = ""  # the one-line message with the log note, when not `success`
+
+
+def _outcome(result, home) -> PartitionOutcome:
+    if not result.success:
+        return PartitionOutcome(result.run_id, False, [], [], f"{_failure_message(result)}{_log_note(result, home)}")
+    return PartitionOutcome(result.run_id, True, _failed_error_checks(result), _failed_warn_checks(result))
+
+
+# The definitions a forked worker inherits from the build (set just before the fork).
+_INHERITED_DEFINITIONS = None
+
+
+def _partition_pool(jobs: int, pending: int, defs) -> ProcessPoolExecutor | None:
+    """Worker processes for the partition runs, started now, before the progress display's
+    thread exists; None when they run one at a time in this process."""
+    workers = min(jobs, pending)
+    if workers <= 1:
+        return None
+    global _INHERITED_DEFINITIONS
+    _INHERITED_DEFINITIONS = defs
+    # `fork` where there is one: a worker starts with the code location already loaded (a
+    # spawned one spends seconds importing Dagster and building the definitions again).
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    for ready in [pool.submit(os.getpid) for _ in range(workers)]:  # starts every worker now
+        ready.result()
+    return pool
+
+
+def _run_partitions(pending, pool, log_config, progress, task, defs, instance) -> list[PartitionOutcome]:
+    """Run each (source name, partition key) as a run of its source's job, on the workers of
+    `pool` (or one after another here when None); the outcomes in the order of `pending`. A
+    failed run does not stop the others."""
+    if pool is None:
+        outcomes = []
+        for source, key in pending:
+            progress.update(task, description=f"{source}/{key}")
+            outcomes.append(_run_partition(source, key, log_config, defs, instance))
+            progress.advance(task)
+        return outcomes
+    results: dict[int, PartitionOutcome] = {}
+    running = {pool.submit(_run_partition, source, key, log_config): i for i, (source, key) in enumerate(pending)}
+    progress.update(task, description=f"{len(pending)} partitions, {pool._max_workers} at a time")
+    while running:
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            index = running.pop(future)
+            source, key = pending[index]
+            try:
+                results[index] = future.result()
+            except Exception as error:  # the worker itself died (killed, out of memory)
+                message = " ".join(f"{type(error).__name__}: {error}".split())
+                results[index] = PartitionOutcome("", False, [], [], f"worker process failed: {message}")
+            progress.update(task, description=f"{source}/{key}")
+            progress.advance(task)
+    return [results[i] for i in range(len(pending))]
+
+
+def _run_partition(source: str, key: str, log_config: dict, defs=None, instance=None) -> PartitionOutcome:
+    """One partition run of `source`'s job, on this process's instance (a worker's own
+    DagsterInstance when called in a pool: the environment names the same DAGSTER_HOME)."""
+    defs = defs or _INHERITED_DEFINITIONS or build_definitions()
+    instance = instance or DagsterInstance.get()
+    job = defs.resolve_job_def(source_job_name(source))
+    result = job.execute_in_process(partition_key=key, instance=instance, run_config=log_config, raise_on_error=False)
+    return _outcome(result, data_home())
 
 
 def _add_totals(summary: BuildSummary, store: LineageStore, home) -> None:

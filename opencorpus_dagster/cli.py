@@ -39,7 +39,7 @@ EXIT_FAILED = 1  # the command ran and found failures: a partition failed, a cat
 EXIT_USAGE = 2  # bad options or arguments (click's own code)
 EXIT_NOT_BUILT = 3  # the data home has no lineage store yet, or does not exist
 EXIT_ENVIRONMENT = 4  # the machine refused: disk full, read-only, permission denied, missing path
-EXIT_LOCKED = 5  # another process holds the lineage store; retry when it has finished
+EXIT_LOCKED = 5  # another build holds the data home; retry when it has finished
 EXIT_NO_MATCH = 6  # the command ran and nothing matched: an empty listing, a trace that found no record
 EXIT_CODES_HELP = f"""Exit codes:
   0  success
@@ -47,7 +47,7 @@ EXIT_CODES_HELP = f"""Exit codes:
   {EXIT_USAGE}  bad options or arguments
   {EXIT_NOT_BUILT}  the data home was never built or does not exist
   {EXIT_ENVIRONMENT}  the machine refused (disk full, read-only, permission denied, missing path)
-  {EXIT_LOCKED}  another process holds the lineage store (wait, then retry)
+  {EXIT_LOCKED}  another build holds the data home (wait, then retry)
   {EXIT_NO_MATCH}  nothing matched: an empty listing or trace (said on stderr)"""
 DEBUG_ENV = "OPENCORPUS_DEBUG"
 
@@ -165,6 +165,10 @@ HomeOption = Annotated[
 ]
 WaitOption = Annotated[
     bool, typer.Option("--wait", help="when another build holds the home, wait for it (default: exit 5)")
+]
+JobsOption = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", min=1, help="partition runs at once (default: the number of cores; 1: one after another)"),
 ]
 CatalogOption = Annotated[Path | None, typer.Option("--catalog", help=f"catalog directory (default ${CATALOG_ENV} or the packaged assets/)")]
 MirrorOption = Annotated[
@@ -291,14 +295,11 @@ def _configure_environment(home: str | None, catalog: Path | None, mirror: list[
 
 
 def _lineage(home: str | None) -> LineageStore:
-    """The lineage store of a home, read-only. For a home in object storage whose local state
-    folder has no store (another machine built it), the published copy is downloaded first."""
+    """The lineage store of a home, read-only: the files under `<home>/lineage/`, local or in
+    object storage, read while any build writes new ones."""
     resolved = data_home(home)
-    if resolved.is_remote and not resolved.lineage_db.is_file() and resolved.lineage_snapshot.is_file():
-        resolved.lineage_db.parent.mkdir(parents=True, exist_ok=True)
-        resolved.lineage_snapshot.fs.get_file(resolved.lineage_snapshot.path, str(resolved.lineage_db))
     try:
-        return LineageStore.at(resolved.lineage_db, read_only=True)
+        return LineageStore.at(resolved.lineage_dir, read_only=True)
     except LineageStoreMissing as error:
         error.home = resolved.root  # what to pass to `opencorpus build --home` (not the state folder)
         raise
@@ -313,12 +314,13 @@ def build(
     force: Annotated[bool, typer.Option("--force", help="re-process partitions even if unchanged")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     wait: WaitOption = False,
+    jobs: JobsOption = None,
 ) -> None:
     """Materialise the whole catalog: new or changed partitions of every source, then the corpus."""
     _configure_environment(home, catalog, mirror)
     from opencorpus_dagster.build import run_build
 
-    summary = run_build(sources=source, force=force, console=console, debug=_debug_enabled(), wait=wait)
+    summary = run_build(sources=source, force=force, console=console, debug=_debug_enabled(), wait=wait, jobs=jobs)
     _report_build(summary, as_json, "opencorpus build")
 
 
@@ -346,6 +348,7 @@ def backfill(
     mirror: MirrorOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     wait: WaitOption = False,
+    jobs: JobsOption = None,
 ) -> None:
     """Re-materialise one source's partitions (all, or --partitions), then the corpus assets.
 
@@ -356,7 +359,8 @@ def backfill(
     from opencorpus_dagster.build import run_build
 
     summary = run_build(
-        sources=[source], force=True, console=console, partitions=partitions, debug=_debug_enabled(), wait=wait
+        sources=[source], force=True, console=console, partitions=partitions, debug=_debug_enabled(), wait=wait,
+        jobs=jobs,
     )
     _report_build(summary, as_json, "opencorpus backfill")
 

@@ -6,16 +6,15 @@
     <home>/dedup/                             duplicate decisions, MinHash index
     <home>/corpus/releases/<id>/                manifest.json, shards/, card, release.json (releases.py)
     <home>/corpus/current.json                  which release is published
-    <home>/lineage.duckdb                     the lineage store
+    <home>/lineage/                           the lineage store: immutable Parquet files per run
     <home>/dagster/                           DAGSTER_HOME, unless set elsewhere
 
 Set with `--home` or `OPENCORPUS_HOME`; the default is `./opencorpus-data`.
 
 The home may be an fsspec URL (`s3://bucket/corpus`, `gs://...`): then stage files, shards,
-manifest and card are written there, and what must be a local file (the DuckDB lineage store,
-written in place; Dagster's instance folder; the download cache) lives in a local state folder,
-`OPENCORPUS_STATE` (default `./opencorpus-state`), laid out as above. A copy of the lineage store
-is published to `<home>/lineage.duckdb` with every corpus (see `publish_lineage_snapshot`).
+manifest, card and lineage files are written there, and what must be a local file (Dagster's
+instance folder, the download cache, the build lock) lives in a local state folder,
+`OPENCORPUS_STATE` (default `./opencorpus-state`), laid out as above.
 """
 
 from __future__ import annotations
@@ -73,7 +72,7 @@ class DataHome:
 
     @property
     def state(self) -> Path:
-        """The local folder for the lineage store, Dagster's instance and the download cache."""
+        """The local folder for Dagster's instance, the download cache and the build lock."""
         return self.local_state or self.root
 
     @property
@@ -85,13 +84,15 @@ class DataHome:
         return self.state / "downloads"
 
     @property
-    def lineage_db(self) -> Path:
-        return self.state / "lineage.duckdb"
+    def lineage_dir(self) -> Path:
+        """The lineage store's folder (`LineageStore.at`): immutable Parquet files, in the home
+        itself (local or object storage), so every writer and reader sees the same files."""
+        return self.root / "lineage"
 
     @property
-    def lineage_snapshot(self) -> Path:
-        """Where the published copy of the lineage store goes when the home is remote."""
-        return self.root / "lineage.duckdb"
+    def lineage_db(self) -> Path:
+        """The lineage store (the name of the days it was one DuckDB file): `lineage_dir`."""
+        return self.lineage_dir
 
     @property
     def dagster_home(self) -> Path:

@@ -582,20 +582,10 @@ def _previous_removals(path: Path) -> dict[str, set[tuple[str, str, str]]]:
 
 
 def _append_audit(store: LineageStore, rows: list[dict[str, Any]]) -> None:
-    with store.connection() as conn:
-        conn.execute(AUDIT_SCHEMA)
-        if not rows:
-            return
-        conn.register("incoming_audit", pa.Table.from_pylist(rows, schema=_AUDIT_ARROW))
-        try:
-            conn.execute(
-                "INSERT INTO takedown_audit (run_id, applied_at, request_id, kind, value, reason, requested_at, "
-                "requested_by, records, new_records, partitions, shards_changed) "
-                "SELECT run_id, applied_at, request_id, kind, value, reason, requested_at, requested_by, "
-                "records, new_records, partitions, shards_changed FROM incoming_audit"
-            )
-        finally:
-            conn.unregister("incoming_audit")
+    if not rows:
+        return
+    previous = store.corpus_table("takedown_audit")
+    store.replace_corpus_table("takedown_audit", pa.concat_tables([previous, pa.Table.from_pylist(rows, schema=_AUDIT_ARROW)]))
 
 
 def record_shard_changes(store: LineageStore, run_id: str, changed_shards: list[str]) -> None:
@@ -606,33 +596,22 @@ def record_shard_changes(store: LineageStore, run_id: str, changed_shards: list[
     live in (a shard of such a partition may also have changed for another reason, e.g. new
     upstream data in the same run).
     """
-    with store.connection() as conn:
-        conn.execute(AUDIT_SCHEMA)
-        rows = conn.execute(
-            "SELECT rowid, partitions FROM takedown_audit WHERE run_id = ? ORDER BY rowid", [run_id]
-        ).fetchall()
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            for rowid, partitions in rows:
-                wanted = set(json.loads(partitions or "[]"))
-                shards = sorted(s for s in changed_shards if "/".join(s.split("/")[-3:-1]) in wanted)
-                conn.execute("UPDATE takedown_audit SET shards_changed = ? WHERE rowid = ?", [json.dumps(shards), rowid])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    rows = store.corpus_table("takedown_audit").to_pylist()
+    if not any(row["run_id"] == run_id for row in rows):
+        return
+    for row in rows:
+        if row["run_id"] == run_id:
+            wanted = set(json.loads(row["partitions"] or "[]"))
+            row["shards_changed"] = json.dumps(sorted(s for s in changed_shards if "/".join(s.split("/")[-3:-1]) in wanted))
+    store.replace_corpus_table("takedown_audit", pa.Table.from_pylist(rows, schema=_AUDIT_ARROW))
 
 
 def takedown_audit(store: LineageStore, run_id: str | None = None) -> list[dict[str, Any]]:
     """Audit rows (all runs, or one run), oldest first, JSON columns decoded."""
-    with store.connection() as conn:
-        query = "SELECT * FROM takedown_audit" + (" WHERE run_id = ?" if run_id else "") + " ORDER BY applied_at, rowid"
-        try:
-            cursor = conn.execute(query, [run_id] if run_id else [])
-        except duckdb.CatalogException:
-            return []  # read-only store of a home where takedowns were never applied
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    # The file holds the rows in the order they were applied; a stable sort keeps it per time.
+    rows = sorted(store.corpus_table("takedown_audit").to_pylist(), key=lambda row: row["applied_at"] or "")
+    if run_id:
+        rows = [row for row in rows if row["run_id"] == run_id]
     for row in rows:
         for name in ("partitions", "shards_changed"):
             row[name] = json.loads(row[name]) if row[name] is not None else None

@@ -41,7 +41,7 @@ def built(built_corpus):
 
 def test_summary_equals_lineage_store(built):
     home, summary = built
-    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    store = LineageStore.at(home / "lineage", read_only=True)
     with store.connection() as conn:
         records_in = conn.execute("SELECT sum(records_in) FROM partitions WHERE stage = 'raw'").fetchone()[0]
         outcomes = dict(conn.execute("SELECT outcome, count(*) FROM outcomes GROUP BY 1").fetchall())
@@ -58,7 +58,7 @@ def test_summary_equals_lineage_store(built):
 
 def test_every_shard_row_traces_to_a_licensed_upstream_record(built):
     home, _ = built
-    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    store = LineageStore.at(home / "lineage", read_only=True)
     manifest = current_manifest(home)
     assert manifest["totals"]["rows"] > 0
     for shard in manifest["shards"]:
@@ -86,7 +86,7 @@ def test_licences_in_the_fixture_corpus(built):
     # Moby Dick is the only fixture book with an RDF record; the others have no licence evidence.
     assert licenses.get("LicenseRef-PublicDomain") == 1
     assert set(licenses) <= {"LicenseRef-PublicDomain", "CC-BY-SA-3.0", "CC-BY-SA-4.0"}
-    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    store = LineageStore.at(home / "lineage", read_only=True)
     with store.connection() as conn:
         unknown = conn.execute(
             "SELECT count(*) FROM outcomes WHERE source = 'gutenberg' AND reason = 'license.unknown'"
@@ -108,7 +108,7 @@ def test_trace_cli_prints_upstream_licence_and_decisions(built):
 
 def test_corpus_invariants_hold(built):
     home, _ = built
-    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    store = LineageStore.at(home / "lineage", read_only=True)
     assert conservation_problems(store) == []
     assert manifest_mismatches(DataHome(home)) == []
     assert repeated_doc_ids(DataHome(home)) == []
@@ -162,7 +162,7 @@ def test_a_new_upstream_unit_is_the_only_partition_processed(tmp_path, fixture_m
     assert reason == "dedup.superseded"
     old_rows = pq.read_table(io.BytesIO(shards_before[f"shards/enwiki/{ENWIKI_PARTITION}/part-00000.parquet"]))
     assert ids_after == set(old_rows["doc_id"].to_pylist()) - {superseded_id}
-    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    store = LineageStore.at(home / "lineage", read_only=True)
     with store.connection() as conn:
         fetched = conn.execute("SELECT partition, count(*) FROM fetches GROUP BY 1 ORDER BY 1").fetchall()
     assert fetched == [(ENWIKI_PARTITION, 1), (new_partition, 1)]
@@ -239,7 +239,7 @@ def test_takedown_of_one_url_rewrites_only_its_shard_and_stays_down(built, tmp_p
     work = tmp_path / "home"
     shutil.copytree(home, work)
     before = shard_bytes(work)
-    store = LineageStore.at(work / "lineage.duckdb", read_only=True)
+    store = LineageStore.at(work / "lineage", read_only=True)
     with store.connection() as conn:
         (url,) = conn.execute(
             "SELECT r.url FROM raw_records r JOIN outcomes o USING (source, partition, doc_id) "
@@ -277,7 +277,7 @@ def source_outputs(home: Path, source: str) -> dict:
         *sorted((home / "corpus" / "shards" / source).rglob("*.parquet")),
         *sorted((home / "dedup" / "minhash").glob(f"*/{source}/*.parquet")),
     ]
-    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    store = LineageStore.at(home / "lineage", read_only=True)
     with store.connection() as conn:
         tables = {
             table: conn.execute(f"SELECT * FROM {table} WHERE source = ? ORDER BY ALL", [source]).fetchall()

@@ -18,12 +18,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import current_manifest, release_folder
+from lineage_edit import copy_lineage, edited_lineage
 
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
@@ -79,7 +79,7 @@ def shard_rows(corpus) -> list[dict]:
 
 
 def lineage(home: DataHome, query: str) -> list[tuple]:
-    with duckdb.connect(str(home.lineage_db), read_only=True) as conn:
+    with LineageStore.at(home.lineage_dir, read_only=True).connection() as conn:
         return conn.execute(query).fetchall()
 
 
@@ -280,8 +280,7 @@ def test_removals_duplicates_and_quarantine_are_counted_by_kind(corpus, tmp_path
     home, _ = corpus
     copy = DataHome(tmp_path / "home")
     shutil.copytree(home.corpus_dir, copy.corpus_dir, symlinks=True)
-    shutil.copy(home.lineage_db, copy.lineage_db)
-    with duckdb.connect(str(copy.lineage_db)) as conn:
+    with edited_lineage(home, copy) as conn:
         kept = conn.execute(
             "SELECT source, partition, doc_id FROM outcomes WHERE outcome = 'kept' AND source = 'enwiki' "
             "ORDER BY doc_id LIMIT 6"
@@ -448,8 +447,7 @@ def test_release_date_is_the_latest_decision_in_utc_not_the_clock(corpus, tmp_pa
     home, files = corpus
     copy = DataHome(tmp_path / "home")
     shutil.copytree(home.corpus_dir, copy.corpus_dir, symlinks=True)
-    shutil.copy(home.lineage_db, copy.lineage_db)
-    with duckdb.connect(str(copy.lineage_db)) as conn:
+    with edited_lineage(home, copy) as conn:
         conn.execute(
             "INSERT INTO decisions (source, partition, doc_id, stage, outcome, reason, decided_at) "
             "VALUES ('enwiki', 'p', 'x', 'takedown', 'removed', 'takedown:url', '2031-01-01T01:30:00+02:00'), "
@@ -473,7 +471,7 @@ def test_base_url_makes_croissant_urls_absolute_and_still_validates(corpus, tmp_
     home, _ = corpus
     copy = DataHome(tmp_path / "home")
     shutil.copytree(home.corpus_dir, copy.corpus_dir, symlinks=True)
-    shutil.copy(home.lineage_db, copy.lineage_db)
+    copy_lineage(home, copy)
     files = publish(copy, base_url="https://data.example.org/corpora/open/")
     document = json.loads(files["croissant"].read_text())
     # The base URL is where the corpus folder is served; the release's files are in its folder.
@@ -608,7 +606,7 @@ def test_rewriting_gives_byte_identical_files_and_leaves_no_temporaries(corpus):
 
 def test_no_manifest_is_an_error_naming_it_and_writes_nothing(tmp_path):
     home = DataHome(tmp_path)
-    store = LineageStore.at(tmp_path / "lineage.duckdb")
+    store = LineageStore.at(tmp_path / "lineage")
     for write in (write_card, write_attribution, write_croissant):
         with pytest.raises(FileNotFoundError, match=re.escape(str(home.corpus_dir / "current.json"))):
             write(home, store)

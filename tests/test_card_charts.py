@@ -16,10 +16,10 @@ import sys
 import zlib
 from collections import Counter
 
-import duckdb
 import pyarrow.parquet as pq
 import pytest
 from conftest import current_manifest, release_folder
+from lineage_edit import copy_lineage
 from upath import UPath
 
 from opencorpus_dagster.home import DataHome
@@ -58,7 +58,7 @@ def shard_rows(home) -> list[dict]:
 
 
 def lineage(home: DataHome, query: str) -> list[tuple]:
-    with duckdb.connect(str(home.lineage_db), read_only=True) as conn:
+    with LineageStore.at(home.lineage_dir, read_only=True).connection() as conn:
         return conn.execute(query).fetchall()
 
 
@@ -240,7 +240,7 @@ def test_a_users_matplotlibrc_does_not_change_the_bytes(home, data, tmp_path):
     other = DataHome(tmp_path / "other")
     shutil.copytree(home.corpus_dir, other.corpus_dir, symlinks=True)
     shutil.rmtree(release_folder(other) / "charts")
-    shutil.copy(home.lineage_db, other.lineage_db)
+    copy_lineage(home, other)
     script = (
         "import sys\n"
         "from pathlib import Path\n"

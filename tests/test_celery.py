@@ -95,6 +95,8 @@ class StepExecution:
     step: str
     pid: int          # the process that emitted STEP_START
     worker: str | None = None   # Celery node name reported by the executor's engine event
+    started: float = 0.0        # STEP_START's timestamp
+    ended: float = 0.0          # STEP_SUCCESS's (or STEP_FAILURE's) timestamp
 
 
 def step_executions(instance) -> tuple[dict[str, str], list[StepExecution]]:
@@ -105,24 +107,30 @@ def step_executions(instance) -> tuple[dict[str, str], list[StepExecution]]:
     for run in instance.get_runs():
         label = run.tags.get("opencorpus/test", run.run_id)
         statuses[label] = run.status.value
-        workers, starts = {}, {}
+        workers, starts, times, ends = {}, {}, {}, {}
         for entry in instance.all_logs(run.run_id):
             event = entry.dagster_event
             if event is None:
                 continue
             if event.event_type == DagsterEventType.STEP_START:
                 starts[event.step_key] = event.pid
+                times[event.step_key] = entry.timestamp
+            elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+                ends[event.step_key] = entry.timestamp
             elif event.event_type == DagsterEventType.ENGINE_EVENT and event.engine_event_data:
                 worker = event.engine_event_data.metadata.get("Celery worker")
                 if worker is not None:
                     workers[event.step_key] = worker.value
-        executions += [StepExecution(label, step, pid, workers.get(step)) for step, pid in sorted(starts.items())]
+        executions += [
+            StepExecution(label, step, pid, workers.get(step), times[step], ends.get(step, times[step]))
+            for step, pid in sorted(starts.items())
+        ]
     return statuses, executions
 
 
 def assert_outputs_consistent(home: Path, expected_partitions: set[tuple[str, str]]) -> dict:
     """Manifest rows = kept outcomes = shard rows, conservation holds; returns the manifest."""
-    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    store = LineageStore.at(home / "lineage", read_only=True)
     with store.connection() as conn:
         partitions = set(conn.execute("SELECT source, partition FROM partitions WHERE stage = 'raw'").fetchall())
         kept = conn.execute("SELECT count(*) FROM outcomes WHERE outcome = 'kept'").fetchone()[0]
@@ -272,6 +280,18 @@ def test_jobs_run_on_two_celery_workers_with_a_postgres_instance(cluster):
     for worker in cluster.workers:  # each worker's own log agrees: one finished task per step
         finished = re.findall(rb"Task execute_plan\[[0-9a-f-]+\] succeeded", worker.log.read_bytes())
         assert len(finished) == per_worker[worker.name]
+    # Partition runs at once on both workers: steps of two partitions, on two workers, overlapping in time.
+    partition_steps = sorted((e for e in executions if e.run != "corpus_job"), key=lambda e: e.started)
+    overlaps = [
+        (a, b) for i, a in enumerate(partition_steps) for b in partition_steps[i + 1:]
+        if b.started < a.ended and a.run != b.run and a.worker.split("@")[0] != b.worker.split("@")[0]
+    ]
+    assert overlaps, "no two partition steps ran at the same time on two workers: " + ", ".join(
+        f"{e.run}:{e.step}@{e.worker.split('@')[0]} {e.started:.1f}-{e.ended:.1f}" for e in partition_steps
+    )
+    a, b = overlaps[0]
+    print(f"overlap: {a.run}:{a.step} on {a.worker} {a.started:.1f}-{a.ended:.1f}, "
+          f"{b.run}:{b.step} on {b.worker} {b.started:.1f}-{b.ended:.1f}")
     steps = {e.step for e in executions if e.run == "corpus_job"}
     assert {"corpus__takedown", "corpus__dedup", "corpus__shards", "corpus__card"} <= steps
     assert len(executions) == 2 * len(PARTITION_RUNS) + len(steps)
@@ -311,7 +331,7 @@ def test_multiprocess_executor_runs_each_step_in_its_own_process(tmp_path, fixtu
     assert set(pids) == {"gutenberg_raw", "gutenberg_documents"}
     assert len(set(pids.values())) == 2 and orchestrator not in pids.values()
 
-    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    store = LineageStore.at(home / "lineage", read_only=True)
     with store.connection() as conn:
         passed = conn.execute(
             "SELECT count(*) FROM documents WHERE source = 'gutenberg' AND partition = '02000-02999' AND passed"

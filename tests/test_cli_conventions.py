@@ -72,7 +72,7 @@ def test_help_documents_every_exit_code():
         EXIT_USAGE: "bad options or arguments",
         EXIT_NOT_BUILT: "the data home was never built or does not exist",
         EXIT_ENVIRONMENT: "the machine refused (disk full, read-only, permission denied, missing path)",
-        EXIT_LOCKED: "another process holds the lineage store (wait, then retry)",
+        EXIT_LOCKED: "another build holds the data home (wait, then retry)",
         EXIT_NO_MATCH: "nothing matched: an empty listing or trace (said on stderr)",
     }
     assert sorted(codes) == list(range(7))

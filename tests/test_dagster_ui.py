@@ -115,7 +115,7 @@ def test_partition_metadata_matches_the_lineage_store(ui, home):
         m["partition"]: metadata(m["metadataEntries"])
         for m in nodes["assetNodeOrError"]["latestMaterializationByPartition"]
     }
-    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    store = LineageStore.at(home / "lineage", read_only=True)
     with store.connection() as conn:
         records_in = dict(
             conn.execute("SELECT partition, records_in FROM partitions WHERE source = 'gutenberg' AND stage = 'raw'").fetchall()
@@ -164,7 +164,7 @@ def test_kept_documents_warns_on_exactly_the_partitions_that_kept_nothing(ui, ho
     runs = {r["runId"]: {t["key"]: t["value"] for t in r["tags"]}.get("dagster/partition") for r in query(ui, RUNS_QUERY)["runsOrError"]["results"]}
     executions = query(ui, CHECK_EVALUATIONS_QUERY, path=["gutenberg_documents"], check="kept_documents")["assetCheckExecutions"]
     shown = {runs[e["runId"]]: e["evaluation"] for e in executions}
-    with LineageStore.at(home / "lineage.duckdb", read_only=True).connection() as conn:
+    with LineageStore.at(home / "lineage", read_only=True).connection() as conn:
         kept = dict(conn.execute(
             "SELECT partition, (counts::JSON->>'passed')::INT FROM partitions WHERE source = 'gutenberg' AND stage = 'documents'"
         ).fetchall())  # fmt: skip

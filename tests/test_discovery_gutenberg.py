@@ -493,7 +493,7 @@ def test_a_discovered_batch_materialises_from_the_recorded_listing(sensor_setup,
     french = job.execute_in_process(partition_key="14000-14999", instance=instance)
     raw = french.asset_materializations_for_node("books_raw")[0].metadata
     assert (raw["records_in"].value, raw["raw_records"].value) == (1, 0)
-    with LineageStore.at(tmp_path / "home" / "lineage.duckdb", read_only=True).connection() as conn:
+    with LineageStore.at(tmp_path / "home" / "lineage", read_only=True).connection() as conn:
         decisions = conn.execute(
             "SELECT source_record_id, outcome, reason FROM decisions WHERE partition = '14000-14999'"
         ).fetchall()

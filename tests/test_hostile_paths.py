@@ -22,6 +22,7 @@ import pytest
 import yaml
 from cli_runner import build, run_opencorpus, shard_name
 from conftest import current_manifest, release_folder, shard_path
+from lineage_edit import copy_lineage
 
 from opencorpus_dagster.audit import conservation_problems, manifest_mismatches, repeated_doc_ids, rows_without_upstream
 from opencorpus_dagster.cli import EXIT_NO_MATCH
@@ -193,7 +194,7 @@ def test_card_title_and_front_matter_survive_a_hostile_pretty_name(built, tmp_pa
     source_home, _ = built
     home = DataHome(tmp_path / HOSTILE_NAME)
     shutil.copytree(source_home / "corpus", home.corpus_dir)
-    shutil.copy(source_home / "lineage.duckdb", home.lineage_db)
+    copy_lineage(DataHome(source_home), home)
     store = LineageStore.at(home.lineage_db, read_only=True)
     plain = write_card(home, store, {"books": HOSTILE_DESCRIPTION}).read_text(encoding="utf-8")
     name = "---\nevil: true\n---\n# Hi *there* <b>x</b> | [a](b) `c`"

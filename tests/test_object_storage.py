@@ -112,11 +112,11 @@ def test_the_corpus_in_the_bucket_is_the_local_corpus_byte_for_byte(s3_build, bu
 def test_stage_files_live_in_the_bucket_and_only_local_state_on_disk(s3_build):
     _, state, _, filesystem = s3_build
     stages = {key.split("/")[2] for key in filesystem.find(f"{BUCKET}/corpus/")}
-    assert {"raw", "documents", "dedup", "corpus", "lineage.duckdb", "catalog.json"} <= stages
+    assert {"raw", "documents", "dedup", "corpus", "lineage", "catalog.json"} <= stages
     assert not any(name.startswith(".") and ".tmp-" in name for name in filesystem.find(f"{BUCKET}/"))
     local = {path.name for path in state.iterdir()}
-    assert "lineage.duckdb" in local and "dagster" in local
-    assert not {"raw", "documents", "dedup", "corpus"} & local
+    assert "dagster" in local
+    assert not {"raw", "documents", "dedup", "corpus", "lineage", "lineage.duckdb"} & local
 
 
 def test_shards_read_from_the_bucket_with_pyarrow_and_duckdb(s3_build):
@@ -132,13 +132,13 @@ def test_shards_read_from_the_bucket_with_pyarrow_and_duckdb(s3_build):
     assert rows == manifest["totals"]["rows"] == sum(s["rows"] for s in manifest["shards"])
 
 
-def test_trace_answers_from_the_published_lineage_copy_on_another_machine(s3_build, tmp_path):
+def test_trace_answers_from_the_lineage_in_the_bucket_on_another_machine(s3_build, tmp_path):
     _, _, run_env, filesystem = s3_build
     folder = _bucket_release(filesystem)
     manifest = json.loads(filesystem.cat_file(f"{folder}manifest.json"))
     shard = next(s for s in manifest["shards"] if s["source"] == "gutenberg")
     row = pq.read_table(f"{folder}{shard['path']}", filesystem=filesystem).slice(0, 1).to_pylist()[0]
-    elsewhere = tmp_path / "fresh-state"  # no lineage store here: it must come from the bucket
+    elsewhere = tmp_path / "fresh-state"  # nothing local: the lineage is read from the bucket
     env = {**run_env, "OPENCORPUS_STATE": str(elsewhere), "DAGSTER_HOME": str(elsewhere / "dagster")}
     traced = json.loads(
         run_opencorpus("trace", "--shard", shard["path"], "--row", "0", "--json", home=HOME, env=env).stdout
@@ -146,7 +146,7 @@ def test_trace_answers_from_the_published_lineage_copy_on_another_machine(s3_bui
     assert traced[0]["doc_id"] == row["doc_id"]
     assert traced[0]["upstream_uri"] == row["upstream_uri"]
     assert traced[0]["license"] == row["license"] == "LicenseRef-PublicDomain"
-    assert (elsewhere / "lineage.duckdb").is_file()
+    assert not (elsewhere / "lineage").exists() and not (elsewhere / "lineage.duckdb").exists()
 
 
 def test_a_local_path_and_a_file_url_name_the_same_home(tmp_path):
@@ -157,4 +157,4 @@ def test_a_local_path_and_a_file_url_name_the_same_home(tmp_path):
     remote = data_home(HOME)
     assert remote.is_remote and str(remote.root) == HOME
     assert str(remote.corpus_dir) == f"{HOME}/corpus"
-    assert remote.lineage_db == remote.state / "lineage.duckdb" and not remote.state.as_posix().startswith("s3:")
+    assert str(remote.lineage_dir) == f"{HOME}/lineage" and not remote.state.as_posix().startswith("s3:")

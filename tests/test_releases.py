@@ -195,7 +195,7 @@ def test_a_build_killed_at_any_point_leaves_a_complete_release(tmp_path, fixture
     build(home, fixture_mirror, catalog)
     first_rows = current_manifest(home)["totals"]["rows"]
     # A change for every later build to publish: one page taken down.
-    store = LineageStore.at(home / "lineage.duckdb", read_only=True)
+    store = LineageStore.at(home / "lineage", read_only=True)
     with store.connection() as conn:
         (url,) = conn.execute("SELECT url FROM raw_records r JOIN outcomes o USING (source, partition, doc_id) "
                               "WHERE o.outcome = 'kept' ORDER BY url LIMIT 1").fetchone()  # fmt: skip

@@ -27,7 +27,7 @@ EXPECTED_BY_CC_PATH = {"licenses/by-sa/4.0": "CC-BY-SA-4.0", "licenses/by/4.0": 
 def web(tmp_path_factory, http_mirror):
     home = tmp_path_factory.mktemp("web")
     summary = json.loads(build(home, http_mirror, CATALOG).stdout)
-    return home, summary, LineageStore.at(home / "lineage.duckdb", read_only=True)
+    return home, summary, LineageStore.at(home / "lineage", read_only=True)
 
 
 def rows(store, sql, *params):

@@ -23,7 +23,6 @@ from dagster import (
     StaticPartitionsDefinition,
     asset,
 )
-from dagster_duckdb import DuckDBResource
 
 from opencorpus_dagster import releases
 from opencorpus_dagster.catalog import Source
@@ -62,7 +61,7 @@ from opencorpus_dagster.orchestration.checks import (
     suite_check,
 )
 from opencorpus_dagster.orchestration.metadata import counts_table, rules_table, shards_table
-from opencorpus_dagster.orchestration.resources import CorpusSettings, lineage_store
+from opencorpus_dagster.orchestration.resources import CorpusSettings, LineageFiles, lineage_store
 from opencorpus_dagster.publish.attribution import write_attribution
 from opencorpus_dagster.publish.card import write_card
 from opencorpus_dagster.publish.croissant import write_croissant
@@ -136,7 +135,7 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
         metadata={"catalog_file": MetadataValue.path(str(source.path))},
         **common,
     )
-    def raw(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
+    def raw(context: AssetExecutionContext, corpus: CorpusSettings, lineage: LineageFiles) -> MaterializeResult:
         unit = find_unit(source, context.partition_key, corpus.fetcher(), corpus.data_home())
         emitter = corpus.lineage_emitter()
         output = emitter.datasets.raw(source.name)
@@ -192,7 +191,7 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
         ],
         **common,
     )
-    def documents(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
+    def documents(context: AssetExecutionContext, corpus: CorpusSettings, lineage: LineageFiles) -> MaterializeResult:
         store = lineage_store(lineage)
         emitter = corpus.lineage_emitter()
         raw_ref, output = emitter.datasets.raw(source.name), emitter.datasets.documents(source.name)
@@ -258,7 +257,7 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         kinds={"duckdb"},
         automation_condition=CORPUS_AUTOMATION,
     )
-    def takedown(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
+    def takedown(context: AssetExecutionContext, corpus: CorpusSettings, lineage: LineageFiles) -> MaterializeResult:
         report = apply_takedowns(corpus.data_home(), lineage_store(lineage), context.run.run_id)
         return MaterializeResult(
             metadata={
@@ -290,7 +289,7 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
             )
         ],
     )
-    def dedup(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
+    def dedup(context: AssetExecutionContext, corpus: CorpusSettings, lineage: LineageFiles) -> MaterializeResult:
         emitter = corpus.lineage_emitter()
         inputs = [emitter.datasets.documents(s.name) for s in sources]
         output = emitter.datasets.duplicates()
@@ -327,7 +326,7 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         automation_condition=CORPUS_AUTOMATION,
         check_specs=shard_check_specs(SHARDS_KEY),
     )
-    def shards(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
+    def shards(context: AssetExecutionContext, corpus: CorpusSettings, lineage: LineageFiles) -> MaterializeResult:
         home = corpus.data_home()
         emitter = corpus.lineage_emitter()
         documents = [emitter.datasets.documents(s.name) for s in sources]
@@ -368,7 +367,7 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         kinds={"markdown", "json"},
         automation_condition=CORPUS_AUTOMATION,
     )
-    def card(corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
+    def card(corpus: CorpusSettings, lineage: LineageFiles) -> MaterializeResult:
         home, store = corpus.data_home(), lineage_store(lineage)
         descriptions = {s.name: s.spec.description for s in sources if s.spec.description}
         owners, base_url = {s.name: list(s.spec.owners) for s in sources}, base_url_from_environment()
@@ -384,8 +383,6 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
             "croissant": MetadataValue.path(str(croissant)),
             "preview": MetadataValue.md(readme.read_text()[:4000]),
         }
-        if home.is_remote:  # the store itself is local; the corpus in object storage gets a copy
-            metadata["lineage_snapshot"] = MetadataValue.path(str(store.publish_copy(home.lineage_snapshot)))
         return MaterializeResult(metadata=metadata)
 
     @asset(
@@ -400,7 +397,7 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         kinds={"json"},
         automation_condition=CORPUS_AUTOMATION,
     )
-    def release(context: AssetExecutionContext, corpus: CorpusSettings, lineage: DuckDBResource) -> MaterializeResult:
+    def release(context: AssetExecutionContext, corpus: CorpusSettings, lineage: LineageFiles) -> MaterializeResult:
         home, store = corpus.data_home(), lineage_store(lineage)
         published, changed = publish_release(home, store, context.run.run_id)
         record_shard_changes(store, context.run.run_id, changed)

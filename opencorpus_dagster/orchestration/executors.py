@@ -9,7 +9,8 @@
                                        broker, else Celery's `rpc://`
 
 The choice applies to runs Dagster launches itself (daemon, UI, `dagster job execute`,
-`execute_job`); `opencorpus build` always executes in process.
+`execute_job`); `opencorpus build` executes each run in process (its partition runs in worker
+processes forked from it, `--jobs` at a time).
 
 Celery workers (`dagster-celery worker start -A dagster_celery.app -y <file>`) load the same code
 location, so they need the same OPENCORPUS_* environment, the same DAGSTER_HOME (a shared instance:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 from dagster import ConfigurableResource
-from dagster_duckdb import DuckDBResource
 
 from opencorpus_dagster.fetch import MIRROR_ENV, Fetcher, mirrors_from
 from opencorpus_dagster.home import DataHome, data_home
@@ -32,10 +31,21 @@ class CorpusSettings(ConfigurableResource):
         return LineageEmitter.from_environment(self.data_home().root, self.data_home().state)
 
 
-def lineage_store(duckdb: DuckDBResource) -> LineageStore:
-    store = LineageStore(duckdb.get_connection)
-    store.ensure_schema()
-    return store
+class LineageFiles(ConfigurableResource):
+    """The lineage store of a data home: immutable Parquet files under `<home>/lineage/`.
+
+    Every run writes files of its own and reads through an in-memory DuckDB connection, so runs
+    in several processes (parallel partitions, Celery workers) never lock one another out.
+    """
+
+    home: str
+
+    def store(self) -> LineageStore:
+        return LineageStore.at(data_home(self.home).lineage_dir)
+
+
+def lineage_store(lineage: LineageFiles) -> LineageStore:
+    return lineage.store()
 
 
 def default_resources() -> dict:
@@ -47,5 +57,5 @@ def default_resources() -> dict:
             mirror=os.environ.get(MIRROR_ENV, ""),
             max_shard_bytes=int(os.environ.get("OPENCORPUS_MAX_SHARD_BYTES", DEFAULT_MAX_SHARD_BYTES)),
         ),
-        "lineage": DuckDBResource(database=str(home.lineage_db)),
+        "lineage": LineageFiles(home=str(home.root)),
     }
