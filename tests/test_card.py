@@ -593,7 +593,7 @@ def test_rewriting_gives_byte_identical_files_and_leaves_no_temporaries(corpus):
     again = publish(home)
     assert {name: path.read_bytes() for name, path in again.items()} == before
     assert sorted(p.name for p in home.corpus_dir.iterdir()) == [
-        "ATTRIBUTION", "README.md", "charts", "croissant.json", "manifest.json", "shards",
+        "ATTRIBUTION", "README.md", "charts", "croissant.json", "manifest.json", "shards", "stats",
     ]  # fmt: skip
     charts = sorted(p.name for p in (home.corpus_dir / "charts").iterdir())
     assert charts == ["licences.png", "outcomes.png", "sources.png"]

@@ -10,7 +10,8 @@ release.py). Three charts (charts.py) are written beside it, in `charts/`, and l
 the sources, licences and processing sections.
 
 Every number is queried when the card is written: document, token and licence counts from the
-shard files (DuckDB over the Parquet, one aggregate pass, the text never reaches Python), and
+shard files (DuckDB over the Parquet, the text never reaches Python; each shard is counted once,
+when it is first published, and its counts kept under its sha256: shard_stats.py), and
 everything about what left the corpus from the lineage store (`outcomes`, the terminal decision
 of each upstream record, and `decisions` of the dedup stage). A token is a whitespace-separated
 word, counted exactly as Python's `str.split()` counts them (`TOKENS_SQL`), not a model token.
@@ -18,7 +19,6 @@ word, counted exactly as Python's `str.split()` counts them (`TOKENS_SQL`), not 
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -35,7 +35,6 @@ from opencorpus_dagster.publish.attribution import (
     license_url,
     license_urls,
     requires_attribution,
-    shard_files,
 )
 from opencorpus_dagster.publish.charts import (
     LICENCES_CHART,
@@ -48,15 +47,14 @@ from opencorpus_dagster.publish.charts import (
 )
 from opencorpus_dagster.publish.markdown import markdown_code, markdown_link, markdown_text
 from opencorpus_dagster.publish.release import Release, release_of
-from opencorpus_dagster.storage import duckdb_connect
+from opencorpus_dagster.publish.shard_stats import TOKENS_SQL, CorpusShardStatistics, shard_statistics  # noqa: F401 (TOKENS_SQL: the card's token, named here)
+from opencorpus_dagster.shards import read_manifest
 
 CARD_FILE = "README.md"
 SHARD_GLOB = "shards/**/*.parquet"  # relative to the corpus folder, where README.md lives
 DEFAULT_CONFIG = "default"  # the Hub's name for the configuration load_dataset picks without one
 DEFAULT_PRETTY_NAME = "opencorpus"
 
-# Python's str.isspace() set: ASCII \t-\r, \x1c-\x1f, \x85 and Unicode Z* (RE2's \pZ).
-TOKENS_SQL = r"len(regexp_extract_all(text, '[^\t-\r\x{1c}-\x{1f}\x{85}\pZ]+'))"
 
 # Licence ids the Hub accepts in `license:` (huggingface/hub-docs docs/hub/repositories-licenses.md).
 HF_LICENSE_IDS = frozenset(
@@ -128,44 +126,35 @@ def write_card(
     Raises FileNotFoundError when the corpus has no manifest; ValueError for a bad `base_url`.
     """
     stats = corpus_statistics(home, store)
-    release = release_of(json.loads(home.manifest.read_text()), store, owners, base_url, pretty_name)
+    release = release_of(read_manifest(home), store, owners, base_url, pretty_name)
     write_charts(home, chart_data(stats))
     text = _header(stats, pretty_name) + _body(stats, release, catalog_descriptions or {}, owners or {})
     return write_text_atomically(home.corpus_dir / CARD_FILE, [text])
 
 
 def corpus_statistics(home: DataHome, store: LineageStore) -> CorpusStatistics:
-    """Query the shard files and the lineage store for the card's figures."""
-    files = shard_files(home)
-    manifest = json.loads(home.manifest.read_text())
-    stats = CorpusStatistics(shards=len(files), parquet_bytes=sum(s["bytes"] for s in manifest["shards"]))
-    if files:
-        _shard_statistics(stats, files)
+    """Query the shard files and the lineage store for the card's figures.
+
+    The shard figures are sums of per-shard statistics (shard_stats.py): a shard is read the
+    first time a card is written with it, later cards read its kept statistics."""
+    manifest = read_manifest(home)
+    if manifest is None:
+        raise FileNotFoundError(f"{home.manifest}: no manifest; build the corpus first (opencorpus build)")
+    stats = CorpusStatistics(shards=len(manifest["shards"]), parquet_bytes=sum(s["bytes"] for s in manifest["shards"]))
+    if manifest["shards"]:
+        _shard_statistics(stats, shard_statistics(home, manifest))
     with store.connection() as conn:
         _lineage_statistics(stats, conn)
     return stats
 
 
-def _shard_statistics(stats: CorpusStatistics, files: list[str]) -> None:
-    connection = duckdb_connect(*files)
-    try:
-        # One pass over the text: per (source, licence, language, evidence kind) counts, the
-        # rest are sums of these.
-        rows = connection.execute(
-            f"""
-            SELECT source, license, language, {_EVIDENCE_KIND_SQL} AS evidence_kind,
-                   count(*) AS documents, coalesce(sum({TOKENS_SQL}), 0) AS tokens
-            FROM read_parquet(?)
-            GROUP BY ALL
-            """,
-            [files],
-        ).fetchall()
-    finally:
-        connection.close()
+def _shard_statistics(stats: CorpusStatistics, shards: CorpusShardStatistics) -> None:
     totals: dict[str, dict] = {name: defaultdict(lambda: [0, 0]) for name in ("source", "license", "pair", "language")}
     evidence: Counter = Counter()
-    for source, license, language, kind, documents, tokens in rows:
-        for name, key in (("source", source), ("license", license), ("pair", (source, license)), ("language", language)):
+    groups = (group for shard in shards.shards for group in shard.groups)
+    for source, license, language, kind, documents, tokens in groups:
+        keys = (("source", source), ("license", license), ("pair", (source, license)), ("language", language))
+        for name, key in keys:
             totals[name][key][0] += documents
             totals[name][key][1] += tokens
         evidence[kind] += documents
@@ -178,15 +167,6 @@ def _shard_statistics(stats: CorpusStatistics, files: list[str]) -> None:
     }
     stats.by_language = {k: tuple(totals["language"][k]) for k in sorted(totals["language"], key=_none_last)}
     stats.evidence_kinds = dict(sorted(evidence.items()))
-
-
-# How each kept document's licence was decided, by the shape of its `license_evidence`
-# (see licensing/web.py PageLicense.evidence, licensing/spdx.py, connectors/mediawiki.py).
-_EVIDENCE_KIND_SQL = """CASE
-    WHEN license_evidence LIKE 'rel-license%' OR license_evidence LIKE 'other-signal%' THEN 'web-page'
-    WHEN license_evidence LIKE '%Gutenberg rights statement%' THEN 'gutenberg-rights'
-    WHEN license_evidence LIKE '%Wikimedia terms of use%' THEN 'wikimedia-terms'
-    ELSE 'other' END"""
 
 
 def _lineage_statistics(stats: CorpusStatistics, conn: duckdb.DuckDBPyConnection) -> None:
