@@ -213,13 +213,45 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
     return Catalog(directory, tuple(sources), tuple(errors))
 
 
+# Sources already loaded in this process, by (path, sha256 of the file's bytes). A build loads
+# the catalog three times (the definitions for Dagster, the build's plan, the code location);
+# validating a source that lists 100,000 files costs seconds each time. A file's Source is a
+# function of its path and bytes alone (the checks on listed files are lexical), so an unchanged
+# file is parsed once. Invalid files are not kept: their error is found again.
+_LOADED: dict[tuple[str, str], Source] = {}
+_MAX_LOADED = 512
+
+
 def load_source_file(path: Path) -> Source:
-    """Parse and validate one catalog file.
+    """Parse and validate one catalog file (once per process for the same path and bytes).
 
     Raises CatalogFileError with every problem of the file, each naming its field and what was
     expected: the top-level fields, the name, the kind, the connector's options, the policy,
     the filters and the extraction settings are each checked even when another one is wrong.
     """
+    key = _content_key(path)
+    if key is not None and key in _LOADED:
+        return _LOADED[key]
+    source = _load_source_file(path)
+    if key is not None:
+        if len(_LOADED) >= _MAX_LOADED:
+            _LOADED.clear()
+        _LOADED[key] = source
+    return source
+
+
+def _content_key(path: Path) -> tuple[str, str] | None:
+    """(absolute path, sha256 of the bytes), or None when the file is too large or unreadable
+    (`_read_catalog_yaml` then says why)."""
+    try:
+        if path.stat().st_size > MAX_CATALOG_FILE_BYTES:
+            return None
+        return str(path.absolute()), hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _load_source_file(path: Path) -> Source:
     data = _read_catalog_yaml(path)
     if not isinstance(data, dict):
         raise CatalogFileError(f"expected a mapping of fields (name, kind, options, ...), got {type(data).__name__}")

@@ -20,7 +20,7 @@ from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.quality.expectations import SuiteResult
-from opencorpus_dagster.quality.suites import validate_shards
+from opencorpus_dagster.quality.suites import suite_cache, validate_shards
 from opencorpus_dagster.takedown import shard_rows_taken_down
 
 SHARD_CHECKS = {
@@ -53,7 +53,7 @@ def shard_check_results(home: DataHome, store: LineageStore, sources: list[Sourc
     hits = shard_rows_taken_down(home)
     files = sorted(home.shards_dir.rglob("*.parquet"))
     expectations = (
-        suite_check("shards_expectations", validate_shards(sources, files))
+        suite_check("shards_expectations", validate_shards(sources, files, suite_cache(home)))
         if files
         else AssetCheckResult(check_name="shards_expectations", passed=True, metadata={"rows": 0})
     )

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,10 @@ class SuiteResult:
     files: int = 0
     columns: tuple[str, ...] = ()
     skipped: list[str] = field(default_factory=list)
+    # Every per-row expectation found no unexpected row, no error and no missing column in the
+    # files it read: each of those files passed them (what a suite cache may keep).
+    rows_clean: bool = False
+    rows_read_from: tuple[str, ...] = ()  # the files whose rows the per-row expectations read
 
     def to_metadata(self) -> dict[str, Any]:
         """A JSON-serialisable summary for Dagster asset-check metadata."""
@@ -142,11 +146,15 @@ def run_suite(
     parquet_paths: Sequence[Path],
     parameters: Mapping[str, Any] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    rows_known_good: Collection[Path] = (),
 ) -> SuiteResult:
     """Validate the Parquet files, taken as one table, against the suite at `suite_path`.
 
     Reads at most `batch_rows` rows (of the columns the suite names) at a time. Parameters the
-    suite does not use are ignored. Raises SuiteError for a suite that cannot be run (bad JSON,
+    suite does not use are ignored. Files in `rows_known_good` (their per-row expectations passed
+    before, with the same suite and parameters: suites.SuiteCache) are not read for the per-row
+    expectations; they count in `rows` and take part in the whole-table ones. Great Expectations
+    is imported only when some file's rows are validated. Raises SuiteError for a suite that cannot be run (bad JSON,
     unknown expectation type or argument, unsupported expectation), MissingSuiteParameter when a
     parameter is not given, and UnreadableInput (naming the file) for a file that is not Parquet.
     A column missing from a file is not an error: the expectations on it fail with a `detail`.
@@ -156,9 +164,10 @@ def run_suite(
     suite_path = Path(suite_path)
     name, checks, skipped = _load_checks(suite_path, dict(parameters or {}))
     row_checks = [check for check in checks if not check.whole_table]
-    validator = _GxBatchValidator(name) if row_checks else None
-    batches = _BatchCoalescer(validator, batch_rows) if validator else None
+    batches = _BatchCoalescer(lambda: _GxBatchValidator(name), batch_rows) if row_checks else None
     paths = list(parquet_paths)
+    known_good = {str(path) for path in rows_known_good}
+    read_from: list[str] = []
     rows = 0
     columns_read: set[str] = set()
     for path in paths:
@@ -172,10 +181,11 @@ def run_suite(
                     check.note_missing_columns(absent, path)
                 elif check.whole_table:
                     check.files.append(path)
-                else:
+                elif str(path) not in known_good:
                     runnable.append(check)
             if not runnable or batches is None or parquet.metadata.num_rows == 0:
                 continue
+            read_from.append(str(path))
             if any(check.reads_all_columns for check in runnable):
                 columns = list(parquet.schema_arrow.names)
             else:
@@ -201,6 +211,10 @@ def run_suite(
         files=len(paths),
         columns=tuple(sorted(columns_read)),
         skipped=skipped,
+        rows_read_from=tuple(read_from),
+        rows_clean=all(
+            check.unexpected_count == 0 and not check.problems and not check.missing_columns for check in row_checks
+        ),
     )
 
 
@@ -423,8 +437,9 @@ class _BatchCoalescer:
     by `batch_rows` rows.
     """
 
-    def __init__(self, validator: _GxBatchValidator, batch_rows: int):
-        self._validator = validator
+    def __init__(self, make_validator: Callable[[], _GxBatchValidator], batch_rows: int):
+        self._make_validator = make_validator  # called at the first batch: importing GX takes seconds
+        self._validator: _GxBatchValidator | None = None
         self._batch_rows = batch_rows
         self._frames: list[pd.DataFrame] = []
         self._rows = 0
@@ -446,6 +461,8 @@ class _BatchCoalescer:
     def flush(self) -> None:
         if self._rows:
             frame = self._frames[0] if len(self._frames) == 1 else pd.concat(self._frames, ignore_index=True)
+            if self._validator is None:
+                self._validator = self._make_validator()
             self._validator.validate(frame, self._checks)
         self._frames = []
         self._rows = 0
