@@ -41,7 +41,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from opencorpus_dagster.compression import read_decompressed_bytes
+from opencorpus_dagster.compression import read_decompressed_bytes  # noqa: E402 (after the sys.path line)
 
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 OPENCORPUS = Path(sys.executable).parent / "opencorpus"
@@ -61,12 +61,14 @@ class BenchSource:
 def bench_sources() -> list[BenchSource]:
     gutenberg = sorted((FIXTURES / "gutenberg" / "c-w-gutenberg" / "clean-texts").glob("*.txt.gz"))
     debian = FIXTURES / "debian"
-    python_rst = sorted(p for p in (debian / "python3.11-doc-subset" / "rst_sources").rglob("*.rst.txt") if p.name != "license.rst.txt")
+    rst_sources = debian / "python3.11-doc-subset" / "rst_sources"
+    python_rst = sorted(p for p in rst_sources.rglob("*.rst.txt") if p.name != "license.rst.txt")
     return [
         BenchSource(
             "pd_books",
             "LicenseRef-PublicDomain",
-            "Project Gutenberg books public domain in the USA; The Devil's Dictionary, Debian dict-devil copyright file",
+            "Project Gutenberg books public domain in the USA; "
+            "The Devil's Dictionary, Debian dict-devil copyright file",
             (*gutenberg, debian / "dict-devil" / "devil.dict.dz"),
         ),
         BenchSource(
@@ -128,13 +130,14 @@ class Corpus:
         for stale in catalog.glob("*.yaml"):
             stale.unlink()
         for source in self.sources:
-            mine = {f"part-{n:04d}": files for n, (name, files) in enumerate(self.partitions[:count]) if name == source.name}
+            listed = enumerate(self.partitions[:count])
+            mine = {f"part-{n:04d}": files for n, (name, files) in listed if name == source.name}
             if not mine:
                 continue
             spec = {
                 "name": source.name,
                 "kind": "textfiles",
-                "description": f"benchmark corpus: {source.name} paragraphs drawn into ~{DOC_BYTES // 1000} KB documents",
+                "description": f"benchmark corpus: {source.name} paragraphs drawn into ~{DOC_BYTES // 1000} KB files",
                 "options": {"root": str(self.directory / source.name), "partitions": mine},
                 "license": {"spdx": source.spdx, "evidence": source.evidence},
                 # Drawn paragraphs of reST and man-page text fail the web-text quality rules
@@ -209,7 +212,8 @@ def report(results: list[SizeResult]) -> None:
     )
     header = (
         f"{'documents':>9} | {'full cpu':>8} {'full wall':>9} | {'no-op cpu':>9} {'no-op wall':>10} | "
-        f"{'refresh cpu':>11} {'refresh/full':>12} | {'peak RSS full/no-op/refresh (MB)':>32} | {'lineage B/doc':>13} | kept"
+        f"{'refresh cpu':>11} {'refresh/full':>12} | {'peak RSS full/no-op/refresh (MB)':>32} | "
+        f"{'lineage B/doc':>13} | kept"
     )
     print(header)
     print("-" * len(header))
@@ -218,11 +222,15 @@ def report(results: list[SizeResult]) -> None:
         records = r.refresh.summary["records_in"]
         kept = r.refresh.summary["outcomes"].get("kept", 0)
         print(
-            f"{r.documents:>9,} | {r.full.cpu:>7.1f}s {r.full.wall:>8.1f}s | {r.noop.cpu:>8.2f}s {r.noop.wall:>9.2f}s | "
+            f"{r.documents:>9,} | {r.full.cpu:>7.1f}s {r.full.wall:>8.1f}s | "
+            f"{r.noop.cpu:>8.2f}s {r.noop.wall:>9.2f}s | "
             f"{r.refresh.cpu:>10.1f}s {100 * r.refresh.cpu / r.full.cpu:>11.1f}% | {rss:>32} | "
             f"{r.lineage_bytes / max(records, 1):>13.0f} | {kept:,}/{records:,}"
         )
-    print("\nrefresh/full is CPU; the ideal is 1 partition's share, 1/(N/1000+1), plus what the corpus stages cannot avoid.")
+    print(
+        "\nrefresh/full is CPU; the ideal is 1 partition's share, 1/(N/1000+1), "
+        "plus what the corpus stages cannot avoid."
+    )
 
 
 def main() -> None:
@@ -237,13 +245,15 @@ def main() -> None:
         corpus = Corpus(work / "text", sources)
         start = time.perf_counter()
         corpus.ensure(-(-max(args.sizes) // DOCS_PER_PARTITION) + 1)
-        print(f"{len(corpus.partitions)} partitions of {DOCS_PER_PARTITION} documents drawn in {time.perf_counter() - start:.0f} s")
+        drawn = time.perf_counter() - start
+        print(f"{len(corpus.partitions)} partitions of {DOCS_PER_PARTITION} documents drawn in {drawn:.0f} s")
         results = []
         for documents in sorted(args.sizes):
             results.append(measure(corpus, documents, work))
             report(results[-1:])  # as it goes: the largest size takes a while
         report(results)
-    print(f"\n{os.cpu_count()} cores; load average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())} (other work on the machine inflates wall time)")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\n{os.cpu_count()} cores; load average at the end {load} (other work on the machine inflates wall time)")
 
 
 if __name__ == "__main__":
