@@ -257,3 +257,21 @@ def test_a_failing_file_fails_on_every_run_and_is_never_kept_as_a_pass(corpus, t
 
 def _catalog_of(corpus) -> Path:
     return corpus["home"].root.parent / "catalog"
+
+
+def test_statistics_are_kept_in_an_object_storage_home(corpus):
+    """An fsspec home: the shards are read through fsspec, the statistics PUT beside them."""
+    from upath import UPath
+
+    local = corpus["home"]
+    manifest = read_manifest(local)
+    remote = DataHome(UPath("memory://incremental-stats/home"))
+    for entry in manifest["shards"]:
+        (remote.corpus_dir / entry["path"]).write_bytes((local.corpus_dir / entry["path"]).read_bytes())
+    first = shard_statistics(remote, manifest)
+    assert sorted(first.computed) == sorted(e["path"] for e in manifest["shards"])
+    assert sorted(p.name for p in (remote.corpus_dir / STATS_DIR).iterdir()) == sorted(
+        f"{e['sha256']}.json" for e in manifest["shards"]
+    )
+    again = shard_statistics(remote, manifest)
+    assert again.computed == () and again.shards == shard_statistics(local, manifest).shards

@@ -136,8 +136,11 @@ def _compute(home: DataHome, entries: list[dict]) -> list[ShardStatistics]:
         ).fetchall()
     finally:
         connection.close()
+    # DuckDB names a file as it resolved it (`memory:///x` for `memory://x`): matched without
+    # the protocol's slashes.
+    by_name = {_bare(path): path for path in files}
     for filename, source, license, language, kind, documents, tokens in rows:
-        groups[filename].append((source, license, language, kind, int(documents), int(tokens)))
+        groups[by_name[_bare(filename)]].append((source, license, language, kind, int(documents), int(tokens)))
     return [
         ShardStatistics(
             entry["path"],
@@ -148,3 +151,6 @@ def _compute(home: DataHome, entries: list[dict]) -> list[ShardStatistics]:
         for path, entry in files.items()
     ]
 
+
+def _bare(location: str) -> str:
+    return location.split("://", 1)[-1].lstrip("/")

@@ -43,6 +43,10 @@ from opencorpus_dagster.storage import duckdb_connect, parquet_file
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
 DEFAULT_BATCH_ROWS = 50_000
+# ... and at most this many bytes of Arrow data (50,000 rows of 5 KB texts would be 250 MB, and
+# twice that once GX has them as a pandas frame); files are read in pieces of READ_BATCH_ROWS.
+MAX_BATCH_BYTES = 64 << 20
+READ_BATCH_ROWS = 4096
 MAX_EXAMPLES = 10
 # A failing text column would otherwise put a whole book into the Dagster metadata.
 MAX_EXAMPLE_CHARS = 200
@@ -192,7 +196,7 @@ def run_suite(
                 columns = sorted({column for check in runnable for column in check.columns})
             columns_read.update(columns)
             try:
-                for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+                for batch in parquet.iter_batches(batch_size=min(batch_rows, READ_BATCH_ROWS), columns=columns):
                     batches.add(batch, runnable)
             except (pa.ArrowException, OSError) as error:
                 raise UnreadableInput(str(path), f"cannot read Parquet: {error}") from error
@@ -429,12 +433,13 @@ class _GxBatchValidator:
 
 
 class _BatchCoalescer:
-    """Gathers record batches, across files, into validation batches of exactly `batch_rows` rows.
+    """Gathers record batches, across files, into validation batches of `batch_rows` rows (fewer
+    when they would hold more than MAX_BATCH_BYTES).
 
     GX costs a fixed ~0.1-0.5 s per validation whatever the batch size, and most partition files
     are small, so one validation per file would make thousands of partitions slow. Batches are
     merged only while the same expectations apply (same columns present); memory stays bounded
-    by `batch_rows` rows.
+    by `batch_rows` rows and MAX_BATCH_BYTES.
     """
 
     def __init__(self, make_validator: Callable[[], _GxBatchValidator], batch_rows: int):
@@ -443,6 +448,7 @@ class _BatchCoalescer:
         self._batch_rows = batch_rows
         self._frames: list[pd.DataFrame] = []
         self._rows = 0
+        self._bytes = 0
         self._checks: list[_Check] = []
 
     def add(self, batch: pa.RecordBatch, checks: list[_Check]) -> None:
@@ -450,12 +456,15 @@ class _BatchCoalescer:
             self.flush()
             self._checks = checks
         offset = 0
+        row_bytes = max(1, batch.nbytes // max(batch.num_rows, 1))
         while offset < batch.num_rows:
-            take = min(self._batch_rows - self._rows, batch.num_rows - offset)
+            room = max(1, (MAX_BATCH_BYTES - self._bytes) // row_bytes)
+            take = min(self._batch_rows - self._rows, batch.num_rows - offset, room)
             self._frames.append(batch.slice(offset, take).to_pandas())
             self._rows += take
+            self._bytes += take * row_bytes
             offset += take
-            if self._rows >= self._batch_rows:
+            if self._rows >= self._batch_rows or self._bytes >= MAX_BATCH_BYTES:
                 self.flush()
 
     def flush(self) -> None:
@@ -466,6 +475,7 @@ class _BatchCoalescer:
             self._validator.validate(frame, self._checks)
         self._frames = []
         self._rows = 0
+        self._bytes = 0
 
 
 def _decide_duplicates(checks: Sequence[_Check]) -> None:
