@@ -45,7 +45,7 @@ EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
 DEFAULT_BATCH_ROWS = 50_000
 # ... and at most this many bytes of Arrow data (50,000 rows of 5 KB texts would be 250 MB, and
 # twice that once GX has them as a pandas frame); files are read in pieces of READ_BATCH_ROWS.
-MAX_BATCH_BYTES = 64 << 20
+MAX_BATCH_BYTES = 16 << 20
 READ_BATCH_ROWS = 4096
 MAX_EXAMPLES = 10
 # A failing text column would otherwise put a whole book into the Dagster metadata.
@@ -410,6 +410,12 @@ class _GxBatchValidator:
         result = batch.validate(
             suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
         )
+        # GX's execution engine (one per data source, kept for the process) holds every batch's
+        # DataFrame in its batch manager: validating a corpus's texts grew the process by all
+        # of them. Each batch is validated once; let it go.
+        manager = batch.data.execution_engine.batch_manager
+        manager.batch_data_cache.clear()
+        manager.reset_batch_cache()
         by_index = {check.index: check for check in checks}
         for outcome in result.results:
             check = by_index[outcome.expectation_config.meta[_INDEX_KEY]]
