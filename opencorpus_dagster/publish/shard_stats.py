@@ -26,7 +26,7 @@ from pathlib import Path
 
 from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.storage import duckdb_connect, read_parquet_schema
+from opencorpus_dagster.storage import duckdb_connect, read_parquet_schema, resolve_location
 
 STATS_DIR = "stats"  # under the corpus folder
 STATS_VERSION = 1  # bump when what is kept, or how a figure is counted, changes
@@ -70,15 +70,21 @@ def stats_path(home: DataHome, sha256: str) -> Path:
     return home.corpus_dir / STATS_DIR / f"{sha256}.json"
 
 
-def shard_statistics(home: DataHome, manifest: dict) -> CorpusShardStatistics:
+def shard_statistics(home: DataHome, manifest: dict, files: list | None = None) -> CorpusShardStatistics:
     """The statistics of every shard `manifest` lists, read from the stats folder or, for a
     shard seen for the first time, computed from its file (one DuckDB pass over all such
-    shards) and kept. Raises FileNotFoundError naming a shard file that is missing."""
+    shards) and kept. `files`: where each listed shard is, in manifest order (default: the
+    entry's path under the corpus folder). Raises FileNotFoundError naming a missing shard file."""
     entries = manifest["shards"]
+    located = files if files is not None else [home.corpus_dir / entry["path"] for entry in entries]
+    where = {
+        entry["sha256"]: resolve_location(path) if isinstance(path, str) else path
+        for entry, path in zip(entries, located, strict=True)
+    }
     kept = {entry["sha256"]: _read_kept(home, entry) for entry in entries}
     missing = [entry for entry in entries if kept[entry["sha256"]] is None]
     if missing:
-        for statistics in _compute(home, missing):
+        for statistics in _compute(home, missing, where):
             kept[statistics.sha256] = statistics
             _keep(home, statistics)
     shards = tuple(
@@ -114,10 +120,10 @@ def _keep(home: DataHome, statistics: ShardStatistics) -> None:
     write_text_atomically(stats_path(home, statistics.sha256), json.dumps(document, sort_keys=True) + "\n")
 
 
-def _compute(home: DataHome, entries: list[dict]) -> list[ShardStatistics]:
-    files = {str(home.corpus_dir / entry["path"]): entry for entry in entries}
+def _compute(home: DataHome, entries: list[dict], where: dict) -> list[ShardStatistics]:
+    files = {str(where[entry["sha256"]]): entry for entry in entries}
     for path, entry in files.items():
-        if not (home.corpus_dir / entry["path"]).is_file():
+        if not where[entry["sha256"]].is_file():
             raise FileNotFoundError(f"{path}: shard listed in the manifest is missing")
     groups: dict[str, list[Group]] = {path: [] for path in files}
     connection = duckdb_connect(*files)
@@ -146,7 +152,7 @@ def _compute(home: DataHome, entries: list[dict]) -> list[ShardStatistics]:
             entry["path"],
             entry["sha256"],
             tuple(groups[path]),
-            schema_digest(read_parquet_schema(home.corpus_dir / entry["path"])),
+            schema_digest(read_parquet_schema(where[entry["sha256"]])),
         )
         for path, entry in files.items()
     ]
