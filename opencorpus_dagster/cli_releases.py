@@ -104,12 +104,15 @@ def gc(
 ) -> None:
     """Remove older releases and the shard files no kept release lists (takes the build lock)."""
     from opencorpus_dagster.home_lock import hold_home
+    from opencorpus_dagster.publish.shard_stats import forget_statistics
 
     resolved = data_home(home)
     if keep < 1:
         raise typer.BadParameter("must be at least 1", param_hint="--keep")
     with hold_home(resolved):
         collected = releases.collect_garbage(resolved, keep, dry_run=dry_run)
+        if not dry_run:
+            forget_statistics(resolved, releases.listed_sha256(resolved))
     result = {"releases": collected.releases, "shards": collected.shards, "bytes": collected.bytes, "dry_run": dry_run}
     if as_json:
         _print_json(result)

@@ -137,19 +137,33 @@ def find_duplicates(
     for cluster in form_clusters(links):
         ordered = [members[info.doc_id] for info in choose_keeper([_keeper_info(members[k]) for k in cluster], keeper_policy)]
         ordered_clusters.append(ordered)
+    # Members joined to their keeper through another member have no verified pair with it: their
+    # similarity is measured here, the texts of all of them read in one pass (one query per
+    # documents file, not one connection per member).
+    joined = [
+        (member.key, ordered[0].key)
+        for ordered in ordered_clusters
+        for member in ordered[1:]
+        if member.content_sha256 != ordered[0].content_sha256 and _pair(member.key, ordered[0].key) not in similarity
+    ]
+    if joined:
+        texts = index.texts({key for pair in joined for key in pair})
+        for a, b in joined:
+            similarity[_pair(a, b)] = exact_jaccard(texts[a], texts[b], index.config.shingle_words)
+    for ordered in ordered_clusters:
         keeper = ordered[0]
         for member in ordered[1:]:
             if member.content_sha256 == keeper.content_sha256:
                 decisions.append(DuplicateDecision(member, keeper, "dedup.exact", 1.0))
             else:
-                pair = tuple(sorted((member.key, keeper.key)))
-                value = similarity.get(pair)
-                if value is None:  # joined the cluster through another member
-                    texts = index.texts([member.key, keeper.key])
-                    value = exact_jaccard(texts[member.key], texts[keeper.key], index.config.shingle_words)
+                value = similarity[_pair(member.key, keeper.key)]
                 decisions.append(DuplicateDecision(member, keeper, "dedup.near", value))
     decisions.sort(key=lambda d: d.member.key)
     return decisions, ordered_clusters, len(reindexed)
+
+
+def _pair(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a <= b else (b, a)
 
 
 def deduplicate_corpus(home: DataHome, store: LineageStore, run_id: str, near: bool = True) -> DedupReport:

@@ -263,6 +263,17 @@ class Collected:
     bytes: int
 
 
+def listed_sha256(home: DataHome) -> set[str]:
+    """The sha256 of every shard a release folder on disk lists (complete or staged)."""
+    return {
+        shard["sha256"]
+        for release in _folders(home)
+        for path in (release_dir(home, release) / MANIFEST_FILE,)
+        if path.is_file()
+        for shard in json.loads(path.read_text())["shards"]
+    }
+
+
 def _listed(home: DataHome, release: str) -> dict[str, int]:
     path = release_dir(home, release) / MANIFEST_FILE
     if not path.is_file():

@@ -166,6 +166,9 @@ def test_gc_keeps_the_newest_releases_and_the_shards_they_list(two_releases, tmp
         s["path"] for s in releases.read_manifest(data, "r000002")["shards"]
     }
     assert len(old_only) == 1  # the shard the takedown rewrote
+    (old_sha,) = [s["sha256"] for s in releases.read_manifest(data, "r000001")["shards"] if s["path"] in old_only]
+    kept_stats = {p.stem for p in (work / "corpus" / "stats").glob("*.json")}
+    assert old_sha in kept_stats  # the card's statistics of every shard ever published
     dry = json.loads(run_opencorpus("gc", "--keep", "1", "--dry-run", "--json", home=work).stdout)
     assert (dry["releases"], set(dry["shards"])) == (["r000001"], old_only)
     assert (work / "corpus" / "releases" / "r000001").is_dir()
@@ -173,6 +176,9 @@ def test_gc_keeps_the_newest_releases_and_the_shards_they_list(two_releases, tmp
     assert [r["release"] for r in releases.list_releases(data)] == ["r000002"]
     assert not (work / "corpus" / "releases" / "r000001").exists()
     assert verify_copy(work / "corpus").ok
+    # The statistics of the removed shard go with it; the listed shards' stay.
+    listed = {s["sha256"] for s in releases.read_manifest(data, "r000002")["shards"]}
+    assert {p.stem for p in (work / "corpus" / "stats").glob("*.json")} == kept_stats - {old_sha} == listed
 
 
 def _trace_every_row(home: Path) -> int:

@@ -21,8 +21,8 @@ from conftest import TAKEN_DOWN_URL, current_manifest, release_folder
 from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.fetch import Fetcher, Mirror
 from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.publish.release import corpus_version
 from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.publish.release import corpus_version
 from opencorpus_dagster.rights.training_summary import (
     size_band,
     source_facts,

@@ -51,6 +51,13 @@ class LocalRootOptions(ConnectorOptions):
         return os.path.normpath(path)
 
     def checked_file(self, file: str) -> str:
+        if self.root is not None and ":" not in file and os.sep == "/":
+            # A plain POSIX path (no scheme): the common case, listed 100,000 times by a large
+            # catalog, which every build loads. The same lexical check as below, without urlsplit
+            # and PurePath; anything it does not admit takes the general path (and its message).
+            candidate = os.path.normpath(os.path.join(self.root, file))
+            if candidate == self.root or candidate.startswith(self.root.rstrip("/") + "/"):
+                return file
         if not is_local(file):
             return normalise_url(file)
         if self.root is None:

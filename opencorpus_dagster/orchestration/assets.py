@@ -67,7 +67,7 @@ from opencorpus_dagster.publish.card import write_card
 from opencorpus_dagster.publish.croissant import write_croissant
 from opencorpus_dagster.publish.markdown import markdown_text
 from opencorpus_dagster.publish.release import base_url_from_environment
-from opencorpus_dagster.quality.suites import validate_documents, validate_raw
+from opencorpus_dagster.quality.suites import suite_cache, validate_documents, validate_raw
 from opencorpus_dagster.rights.training_summary import write_release_summary
 from opencorpus_dagster.shards import SHARD_COLUMNS, SHARD_SCHEMA
 from opencorpus_dagster.takedown import apply_takedowns, record_shard_changes
@@ -152,7 +152,9 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
             run.set_output_stats(output, result.raw_records, result.path.stat().st_size, files=1)
             run.set_facet(output, "opencorpus", {"outcomes": dict(result.counts), "partition": context.partition_key})
         return MaterializeResult(
-            check_results=[suite_check("raw_records_expectations", validate_raw([result.path]))],
+            check_results=[
+                suite_check("raw_records_expectations", validate_raw([result.path], suite_cache(corpus.data_home())))
+            ],
             metadata={
                 "records_in": result.records_in,
                 "raw_records": result.raw_records,
@@ -224,7 +226,9 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
                 "path": MetadataValue.path(str(result.path)),
             },
             check_results=[
-                suite_check("documents_expectations", validate_documents(source, [result.path])),
+                suite_check(
+                    "documents_expectations", validate_documents(source, [result.path], suite_cache(corpus.data_home()))
+                ),
                 AssetCheckResult(
                     check_name="partition_conservation",
                     passed=bool(balanced),
@@ -299,8 +303,11 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
             run.set_output_stats(output, report.duplicates, duplicates_path(corpus.data_home()).stat().st_size, files=1)
             run.set_facet(output, "opencorpus", {"outcomes": {"duplicate": report.duplicates, "kept": report.documents - report.duplicates}})
         home = corpus.data_home()
+        cache = suite_cache(home)
         results = [
-            validate_documents(s, sorted((home.root / "documents" / s.name).glob("*.parquet")))
+            # Files validated before (by their partition's run or the last corpus run) with the same
+            # suite and policy are not read again: suite_cache.
+            validate_documents(s, sorted((home.root / "documents" / s.name).glob("*.parquet")), cache)
             for s in sources
             if any((home.root / "documents" / s.name).glob("*.parquet"))
         ]

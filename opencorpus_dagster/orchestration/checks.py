@@ -21,7 +21,7 @@ from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.quality.expectations import SuiteResult
-from opencorpus_dagster.quality.suites import validate_shards
+from opencorpus_dagster.quality.suites import suite_cache, validate_shards
 from opencorpus_dagster.shards import release_shards
 from opencorpus_dagster.takedown import shard_rows_taken_down
 
@@ -58,7 +58,7 @@ def shard_check_results(
     hits = shard_rows_taken_down(home, release=release)
     files = release_shards(home, release)
     expectations = (
-        suite_check("shards_expectations", validate_shards(sources, files))
+        suite_check("shards_expectations", validate_shards(sources, files, suite_cache(home)))
         if files
         else AssetCheckResult(check_name="shards_expectations", passed=True, metadata={"rows": 0})
     )

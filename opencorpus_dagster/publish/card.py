@@ -11,7 +11,8 @@ release.py). Three charts (charts.py) are written beside it, in `charts/`, and l
 the sources, licences and processing sections.
 
 Every number is queried when the card is written: document, token and licence counts from the
-shard files (DuckDB over the Parquet, one aggregate pass, the text never reaches Python), and
+shard files (DuckDB over the Parquet, the text never reaches Python; each shard is counted once,
+when it is first published, and its counts kept under its sha256: shard_stats.py), and
 everything about what left the corpus from the lineage store (`outcomes`, the terminal decision
 of each upstream record, and `decisions` of the dedup stage). A token is a whitespace-separated
 word, counted exactly as Python's `str.split()` counts them (`TOKENS_SQL`), not a model token.
@@ -49,15 +50,13 @@ from opencorpus_dagster.publish.charts import (
 )
 from opencorpus_dagster.publish.markdown import markdown_code, markdown_link, markdown_text
 from opencorpus_dagster.publish.release import Release, release_of
-from opencorpus_dagster.storage import duckdb_connect
+from opencorpus_dagster.publish.shard_stats import TOKENS_SQL, CorpusShardStatistics, shard_statistics  # noqa: F401 (TOKENS_SQL: the card's token, named here)
 
 CARD_FILE = "README.md"
 SHARD_GLOB = "shards/**/*.parquet"  # relative to the release folder, where README.md lives
 DEFAULT_CONFIG = "default"  # the Hub's name for the configuration load_dataset picks without one
 DEFAULT_PRETTY_NAME = "opencorpus"
 
-# Python's str.isspace() set: ASCII \t-\r, \x1c-\x1f, \x85 and Unicode Z* (RE2's \pZ).
-TOKENS_SQL = r"len(regexp_extract_all(text, '[^\t-\r\x{1c}-\x{1f}\x{85}\pZ]+'))"
 
 # Licence ids the Hub accepts in `license:` (huggingface/hub-docs docs/hub/repositories-licenses.md).
 HF_LICENSE_IDS = frozenset(
@@ -141,37 +140,27 @@ def write_card(
 
 
 def corpus_statistics(home: DataHome, store: LineageStore, release: str | None = None) -> CorpusStatistics:
-    """Query the shard files of `release` (default: the current one) and the lineage store for the card's figures."""
+    """Query the shard files of `release` (default: the current one) and the lineage store for the card's figures.
+
+    The shard figures are sums of per-shard statistics (shard_stats.py): a shard is read the
+    first time a card is written with it, later cards read its kept statistics."""
     files = shard_files(home, release)
     manifest = releases.read_manifest(home, release)
     stats = CorpusStatistics(shards=len(files), parquet_bytes=sum(s["bytes"] for s in manifest["shards"]))
     if files:
-        _shard_statistics(stats, files)
+        _shard_statistics(stats, shard_statistics(home, manifest, files))
     with store.connection() as conn:
         _lineage_statistics(stats, conn)
     return stats
 
 
-def _shard_statistics(stats: CorpusStatistics, files: list[str]) -> None:
-    connection = duckdb_connect(*files)
-    try:
-        # One pass over the text: per (source, licence, language, evidence kind) counts, the
-        # rest are sums of these.
-        rows = connection.execute(
-            f"""
-            SELECT source, license, language, {_EVIDENCE_KIND_SQL} AS evidence_kind,
-                   count(*) AS documents, coalesce(sum({TOKENS_SQL}), 0) AS tokens
-            FROM read_parquet(?)
-            GROUP BY ALL
-            """,
-            [files],
-        ).fetchall()
-    finally:
-        connection.close()
+def _shard_statistics(stats: CorpusStatistics, shards: CorpusShardStatistics) -> None:
     totals: dict[str, dict] = {name: defaultdict(lambda: [0, 0]) for name in ("source", "license", "pair", "language")}
     evidence: Counter = Counter()
-    for source, license, language, kind, documents, tokens in rows:
-        for name, key in (("source", source), ("license", license), ("pair", (source, license)), ("language", language)):
+    groups = (group for shard in shards.shards for group in shard.groups)
+    for source, license, language, kind, documents, tokens in groups:
+        keys = (("source", source), ("license", license), ("pair", (source, license)), ("language", language))
+        for name, key in keys:
             totals[name][key][0] += documents
             totals[name][key][1] += tokens
         evidence[kind] += documents
@@ -184,15 +173,6 @@ def _shard_statistics(stats: CorpusStatistics, files: list[str]) -> None:
     }
     stats.by_language = {k: tuple(totals["language"][k]) for k in sorted(totals["language"], key=_none_last)}
     stats.evidence_kinds = dict(sorted(evidence.items()))
-
-
-# How each kept document's licence was decided, by the shape of its `license_evidence`
-# (see licensing/web.py PageLicense.evidence, licensing/spdx.py, connectors/mediawiki.py).
-_EVIDENCE_KIND_SQL = """CASE
-    WHEN license_evidence LIKE 'rel-license%' OR license_evidence LIKE 'other-signal%' THEN 'web-page'
-    WHEN license_evidence LIKE '%Gutenberg rights statement%' THEN 'gutenberg-rights'
-    WHEN license_evidence LIKE '%Wikimedia terms of use%' THEN 'wikimedia-terms'
-    ELSE 'other' END"""
 
 
 def _lineage_statistics(stats: CorpusStatistics, conn: duckdb.DuckDBPyConnection) -> None:

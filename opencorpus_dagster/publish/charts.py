@@ -20,17 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
-import matplotlib.style
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, StrMethodFormatter
-
 from opencorpus_dagster.atomic import published
 from opencorpus_dagster.records import Outcome
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from opencorpus_dagster.publish.card import CorpusStatistics
+
+# matplotlib is imported by the functions that draw (1.7 s of imports): every `opencorpus`
+# command imports this module through the card, and only a corpus run draws.
 
 CHARTS_DIR = "charts"  # relative to the corpus folder
 LICENCES_CHART = f"{CHARTS_DIR}/licences.png"
@@ -109,6 +108,10 @@ def chart_data(stats: CorpusStatistics) -> ChartData:
 
 def write_charts(folder: Path, data: ChartData) -> list[Path]:
     """Draw and publish the three charts under `<folder>/charts/` (a release folder); returns their paths."""
+    import matplotlib
+    import matplotlib.style
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     written = []
     charts = ((LICENCES_CHART, draw_licences), (OUTCOMES_CHART, draw_outcomes), (SOURCES_CHART, draw_sources))
     for relative, draw in charts:
@@ -137,6 +140,8 @@ _RC = {
 
 
 def draw_licences(data: ChartData) -> Figure:
+    from matplotlib.ticker import StrMethodFormatter
+
     rows = _top(data.licences, "other licences")
     figure, (by_documents, by_tokens) = _figure(len(rows), columns=2)
     labels = [label for label, _, _ in rows]
@@ -156,6 +161,8 @@ def draw_licences(data: ChartData) -> Figure:
 
 
 def draw_sources(data: ChartData) -> Figure:
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
     rows = _top(data.sources, "other sources")
     figure, (documents, tokens) = _figure(len(rows), columns=2)
     labels = [source for source, _, _ in rows]
@@ -174,6 +181,8 @@ def draw_sources(data: ChartData) -> Figure:
 
 
 def draw_outcomes(data: ChartData) -> Figure:
+    from matplotlib.figure import Figure
+
     funnels = sorted(data.funnels, key=lambda f: (-f.records_in, f.source))[:MAX_FUNNELS]
     funnels.sort(key=lambda f: f.source)
     columns = 1 if len(funnels) <= 1 else 2
@@ -222,6 +231,8 @@ def _top(rows: list[tuple[str, int, int]], others: str) -> list[tuple[str, int, 
 
 
 def _figure(bars: int, columns: int) -> tuple[Figure, list]:
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(_WIDTH, 1.2 + 0.42 * max(bars, 1)), dpi=_DPI, layout="constrained")
     return figure, list(figure.subplots(1, columns).flat)
 

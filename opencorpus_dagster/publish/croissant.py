@@ -34,8 +34,8 @@ from opencorpus_dagster.publish.attribution import (
 )
 from opencorpus_dagster.publish.card import CARD_FILE, SHARD_GLOB, TITLE
 from opencorpus_dagster.publish.release import release_of
+from opencorpus_dagster.publish.shard_stats import schema_digest, shard_statistics
 from opencorpus_dagster.shards import SHARD_SCHEMA
-from opencorpus_dagster.storage import duckdb_connect
 
 CROISSANT_FILE = "croissant.json"
 CROISSANT_CONFORMS_TO = "http://mlcommons.org/croissant/1.0"
@@ -116,6 +116,7 @@ def write_croissant(
     files = shard_files(home, release_id)
     manifest = releases.read_manifest(home, release_id)
     release = release_of(manifest, store, owners, base_url, name, folder=f"releases/{release_id}/")
+    statistics = shard_statistics(home, manifest, files).shards  # kept per shard: new shards only are read
     totals = manifest["totals"]
     licences = sorted({key for license in totals["licenses"] for key in license_keys(license)})
     urls = sorted({link for license in totals["licenses"] for link in license_urls(license)})
@@ -137,7 +138,7 @@ def write_croissant(
         **({"datePublished": release.date} if release.date else {}),
         **({"creator": [_creator(owner) for owner in release.creators]} if release.creators else {}),
         "citeAs": release.bibtex(TITLE),
-        "inLanguage": _languages(files),
+        "inLanguage": _languages(statistics),
         "distribution": [
             {
                 "@type": "cr:FileObject",
@@ -164,7 +165,7 @@ def write_croissant(
                 "name": RECORD_SET,
                 "description": "One record per document (one shard row).",
                 "key": {"@id": f"{RECORD_SET}/doc_id"},
-                "field": [_field(column) for column in _schema(files)],
+                "field": [_field(column) for column in _schema(files, statistics)],
             }
         ],
     }
@@ -205,26 +206,23 @@ def _field(column: pa.Field) -> dict:
     }
 
 
-def _schema(files: list[str]) -> pa.Schema:
-    """The shards' schema (from the first footer; every shard is checked to agree)."""
+def _schema(files: list[str], statistics) -> pa.Schema:
+    """The shards' schema (from the first footer; every shard is checked to agree, by the
+    schema digest kept in its statistics)."""
     if not files:
         return SHARD_SCHEMA
-    schema = pq.read_schema(files[0])
-    for path in files[1:]:
-        other = pq.read_schema(path)
-        if not other.remove_metadata().equals(schema.remove_metadata()):
+    schema = pq.read_schema(files[0]).remove_metadata()
+    digest = schema_digest(schema)
+    for path, shard in zip(files[1:], statistics[1:], strict=True):
+        if shard.schema_sha256 != digest:
+            other = pq.read_schema(path)
             raise ValueError(f"{path}: schema {other} differs from {files[0]}'s {schema}")
-    return schema.remove_metadata()
+    return schema
 
 
-def _languages(files: list[str]) -> list[str]:
-    if not files:
-        return []
-    with duckdb_connect(*files) as connection:
-        rows = connection.execute(
-            "SELECT DISTINCT language FROM read_parquet(?) WHERE language IS NOT NULL ORDER BY language", [files]
-        ).fetchall()
-    return [language for (language,) in rows]
+def _languages(statistics) -> list[str]:
+    """Every language of a kept document (the languages of the shard statistics' groups)."""
+    return sorted({language for shard in statistics for _, _, language, *_ in shard.groups if language is not None})
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,10 @@ from opencorpus_dagster.storage import duckdb_connect, parquet_file
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
 DEFAULT_BATCH_ROWS = 50_000
+# ... and at most this many bytes of Arrow data (50,000 rows of 5 KB texts would be 250 MB, and
+# twice that once GX has them as a pandas frame); files are read in pieces of READ_BATCH_ROWS.
+MAX_BATCH_BYTES = 16 << 20
+READ_BATCH_ROWS = 4096
 MAX_EXAMPLES = 10
 # A failing text column would otherwise put a whole book into the Dagster metadata.
 MAX_EXAMPLE_CHARS = 200
@@ -116,6 +120,10 @@ class SuiteResult:
     files: int = 0
     columns: tuple[str, ...] = ()
     skipped: list[str] = field(default_factory=list)
+    # Every per-row expectation found no unexpected row, no error and no missing column in the
+    # files it read: each of those files passed them (what a suite cache may keep).
+    rows_clean: bool = False
+    rows_read_from: tuple[str, ...] = ()  # the files whose rows the per-row expectations read
 
     def to_metadata(self) -> dict[str, Any]:
         """A JSON-serialisable summary for Dagster asset-check metadata."""
@@ -142,11 +150,15 @@ def run_suite(
     parquet_paths: Sequence[Path],
     parameters: Mapping[str, Any] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    rows_known_good: Collection[Path] = (),
 ) -> SuiteResult:
     """Validate the Parquet files, taken as one table, against the suite at `suite_path`.
 
     Reads at most `batch_rows` rows (of the columns the suite names) at a time. Parameters the
-    suite does not use are ignored. Raises SuiteError for a suite that cannot be run (bad JSON,
+    suite does not use are ignored. Files in `rows_known_good` (their per-row expectations passed
+    before, with the same suite and parameters: suites.SuiteCache) are not read for the per-row
+    expectations; they count in `rows` and take part in the whole-table ones. Great Expectations
+    is imported only when some file's rows are validated. Raises SuiteError for a suite that cannot be run (bad JSON,
     unknown expectation type or argument, unsupported expectation), MissingSuiteParameter when a
     parameter is not given, and UnreadableInput (naming the file) for a file that is not Parquet.
     A column missing from a file is not an error: the expectations on it fail with a `detail`.
@@ -156,9 +168,10 @@ def run_suite(
     suite_path = Path(suite_path)
     name, checks, skipped = _load_checks(suite_path, dict(parameters or {}))
     row_checks = [check for check in checks if not check.whole_table]
-    validator = _GxBatchValidator(name) if row_checks else None
-    batches = _BatchCoalescer(validator, batch_rows) if validator else None
+    batches = _BatchCoalescer(lambda: _GxBatchValidator(name), batch_rows) if row_checks else None
     paths = list(parquet_paths)
+    known_good = {str(path) for path in rows_known_good}
+    read_from: list[str] = []
     rows = 0
     columns_read: set[str] = set()
     for path in paths:
@@ -172,17 +185,18 @@ def run_suite(
                     check.note_missing_columns(absent, path)
                 elif check.whole_table:
                     check.files.append(path)
-                else:
+                elif str(path) not in known_good:
                     runnable.append(check)
             if not runnable or batches is None or parquet.metadata.num_rows == 0:
                 continue
+            read_from.append(str(path))
             if any(check.reads_all_columns for check in runnable):
                 columns = list(parquet.schema_arrow.names)
             else:
                 columns = sorted({column for check in runnable for column in check.columns})
             columns_read.update(columns)
             try:
-                for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+                for batch in parquet.iter_batches(batch_size=min(batch_rows, READ_BATCH_ROWS), columns=columns):
                     batches.add(batch, runnable)
             except (pa.ArrowException, OSError) as error:
                 raise UnreadableInput(str(path), f"cannot read Parquet: {error}") from error
@@ -201,6 +215,10 @@ def run_suite(
         files=len(paths),
         columns=tuple(sorted(columns_read)),
         skipped=skipped,
+        rows_read_from=tuple(read_from),
+        rows_clean=all(
+            check.unexpected_count == 0 and not check.problems and not check.missing_columns for check in row_checks
+        ),
     )
 
 
@@ -392,6 +410,12 @@ class _GxBatchValidator:
         result = batch.validate(
             suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
         )
+        # GX's execution engine (one per data source, kept for the process) holds every batch's
+        # DataFrame in its batch manager: validating a corpus's texts grew the process by all
+        # of them. Each batch is validated once; let it go.
+        manager = batch.data.execution_engine.batch_manager
+        manager.batch_data_cache.clear()
+        manager.reset_batch_cache()
         by_index = {check.index: check for check in checks}
         for outcome in result.results:
             check = by_index[outcome.expectation_config.meta[_INDEX_KEY]]
@@ -415,19 +439,22 @@ class _GxBatchValidator:
 
 
 class _BatchCoalescer:
-    """Gathers record batches, across files, into validation batches of exactly `batch_rows` rows.
+    """Gathers record batches, across files, into validation batches of `batch_rows` rows (fewer
+    when they would hold more than MAX_BATCH_BYTES).
 
     GX costs a fixed ~0.1-0.5 s per validation whatever the batch size, and most partition files
     are small, so one validation per file would make thousands of partitions slow. Batches are
     merged only while the same expectations apply (same columns present); memory stays bounded
-    by `batch_rows` rows.
+    by `batch_rows` rows and MAX_BATCH_BYTES.
     """
 
-    def __init__(self, validator: _GxBatchValidator, batch_rows: int):
-        self._validator = validator
+    def __init__(self, make_validator: Callable[[], _GxBatchValidator], batch_rows: int):
+        self._make_validator = make_validator  # called at the first batch: importing GX takes seconds
+        self._validator: _GxBatchValidator | None = None
         self._batch_rows = batch_rows
         self._frames: list[pd.DataFrame] = []
         self._rows = 0
+        self._bytes = 0
         self._checks: list[_Check] = []
 
     def add(self, batch: pa.RecordBatch, checks: list[_Check]) -> None:
@@ -435,20 +462,26 @@ class _BatchCoalescer:
             self.flush()
             self._checks = checks
         offset = 0
+        row_bytes = max(1, batch.nbytes // max(batch.num_rows, 1))
         while offset < batch.num_rows:
-            take = min(self._batch_rows - self._rows, batch.num_rows - offset)
+            room = max(1, (MAX_BATCH_BYTES - self._bytes) // row_bytes)
+            take = min(self._batch_rows - self._rows, batch.num_rows - offset, room)
             self._frames.append(batch.slice(offset, take).to_pandas())
             self._rows += take
+            self._bytes += take * row_bytes
             offset += take
-            if self._rows >= self._batch_rows:
+            if self._rows >= self._batch_rows or self._bytes >= MAX_BATCH_BYTES:
                 self.flush()
 
     def flush(self) -> None:
         if self._rows:
             frame = self._frames[0] if len(self._frames) == 1 else pd.concat(self._frames, ignore_index=True)
+            if self._validator is None:
+                self._validator = self._make_validator()
             self._validator.validate(frame, self._checks)
         self._frames = []
         self._rows = 0
+        self._bytes = 0
 
 
 def _decide_duplicates(checks: Sequence[_Check]) -> None:

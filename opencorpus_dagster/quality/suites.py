@@ -7,10 +7,13 @@ licence policy gives `allowed_licenses`, its language filter `allowed_languages`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 
+from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.licensing.spdx import PUBLIC_DOMAIN, known_license_ids
@@ -49,19 +52,93 @@ def _allowed_known_ids(allow: tuple[str, ...], deny: tuple[str, ...]) -> frozens
     return frozenset(i for i in known_license_ids() | {PUBLIC_DOMAIN} if policy.judge(i).allowed)
 
 
-def validate_raw(files: list[Path]) -> SuiteResult:
-    return run_suite(RAW_SUITE, files)
+class SuiteCache:
+    """Files whose per-row expectations passed, so a later run does not read their rows again.
+
+    One small file per pass in `folder`, named by the sha256 of: CACHE_VERSION, the suite file's
+    bytes (its version), the scope (what decides the parameters: the source's licence policy and
+    language filter), and the data file's identity (path, size, modification time in ns). A file
+    rewritten in place, an edited suite or a changed policy gives another name: validated again.
+    Only passes are kept (`SuiteResult.rows_clean`: no unexpected row, no error, no missing
+    column in any file of the run), so a failing file fails on every run; whole-table
+    expectations (uniqueness across files) are decided over every file on every run.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def key(self, suite: Path, scope: object, path: Path) -> str | None:
+        """The cache name of one data file's result; None when the file cannot be stat'ed."""
+        try:
+            info = path.stat()
+        except OSError:
+            return None
+        modified = getattr(info, "st_mtime_ns", None) or getattr(info, "st_mtime", None)
+        material = [CACHE_VERSION, _suite_digest(Path(suite)), scope, str(path), info.st_size, modified]
+        return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+    def passed(self, key: str | None) -> bool:
+        return key is not None and (self.folder / f"{key}.json").is_file()
+
+    def record_pass(self, key: str | None, path: Path) -> None:
+        if key is None:
+            return
+        write_text_atomically(self.folder / f"{key}.json", json.dumps({"file": str(path)}) + "\n")
 
 
-def validate_documents(source: Source, files: list[Path]) -> SuiteResult:
+CACHE_VERSION = 1  # bump when what a kept pass means changes
+CACHE_DIR = "suite-passes"  # under the home's local state folder
+
+
+def suite_cache(home) -> SuiteCache:
+    """The data home's cache of suite passes (local state: a cache, never published)."""
+    return SuiteCache(home.state / CACHE_DIR)
+
+
+def _suite_digest(suite: Path) -> str:
+    return hashlib.sha256(suite.read_bytes()).hexdigest()
+
+
+def _run_cached(
+    suite: Path,
+    files: list[Path],
+    scope: object,
+    parameters_for: Callable[[list[Path]], dict],
+    cache: SuiteCache | None,
+) -> SuiteResult:
+    """`run_suite` over `files`, not reading again the rows of files `cache` holds a pass for.
+    `parameters_for(files to read)` gives the suite parameters; the passes of this run are kept
+    when every per-row expectation held."""
+    if cache is None:
+        return run_suite(suite, files, parameters_for(files))
+    keys = {path: cache.key(suite, scope, path) for path in files}
+    good = [path for path in files if cache.passed(keys[path])]
+    fresh = [path for path in files if not cache.passed(keys[path])]
+    result = run_suite(suite, files, parameters_for(fresh), rows_known_good=good)
+    if result.rows_clean:
+        for path in fresh:
+            cache.record_pass(keys[path], path)
+    return result
+
+
+def validate_raw(files: list[Path], cache: SuiteCache | None = None) -> SuiteResult:
+    return _run_cached(RAW_SUITE, list(files), None, lambda _: {}, cache)
+
+
+def validate_documents(source: Source, files: list[Path], cache: SuiteCache | None = None) -> SuiteResult:
     languages = source.filters.language.allowed if source.filters.language.enabled else None
-    parameters = {"allowed_licenses": allowed_licenses(source.policy, files), "allowed_languages": languages}
-    return run_suite(DOCUMENTS_SUITE, files, parameters)
+    scope = {"policy": source.policy.model_dump(mode="json"), "languages": languages}
+    return _run_cached(
+        DOCUMENTS_SUITE,
+        list(files),
+        scope,
+        lambda read: {"allowed_licenses": allowed_licenses(source.policy, read), "allowed_languages": languages},
+        cache,
+    )
 
 
-def validate_shards(sources: list[Source], files: list[Path]) -> SuiteResult:
+def validate_shards(sources: list[Source], files: list[Path], cache: SuiteCache | None = None) -> SuiteResult:
     """The published shards against the union of what the sources' policies allow."""
-    licenses = sorted({lic for source in sources for lic in allowed_licenses(source.policy, files)})
     languages: list[str] | None = []
     for source in sources:
         allowed = source.filters.language.allowed if source.filters.language.enabled else None
@@ -69,4 +146,11 @@ def validate_shards(sources: list[Source], files: list[Path]) -> SuiteResult:
             languages = None
         else:
             languages = sorted(set(languages) | set(allowed))
-    return run_suite(SHARDS_SUITE, files, {"corpus_allowed_licenses": licenses, "corpus_allowed_languages": languages})
+    policies = sorted(json.dumps(source.policy.model_dump(mode="json"), sort_keys=True) for source in sources)
+    scope = {"policies": policies, "languages": languages}
+
+    def parameters(read: list[Path]) -> dict:
+        licenses = sorted({lic for source in sources for lic in allowed_licenses(source.policy, read)})
+        return {"corpus_allowed_licenses": licenses, "corpus_allowed_languages": languages}
+
+    return _run_cached(SHARDS_SUITE, list(files), scope, parameters, cache)
