@@ -26,8 +26,8 @@ from lxml import etree, html
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from opencorpus_dagster.documents import run_steps  # noqa: E402
 from opencorpus_dagster.records import Document  # noqa: E402
+from opencorpus_dagster.stages.documents import run_steps  # noqa: E402
 from opencorpus_dagster.text.filters_config import FiltersConfig, build_steps  # noqa: E402
 from opencorpus_dagster.text.language import LanguageFilter, _get_identifier  # noqa: E402
 from opencorpus_dagster.text.normalise import Normalise  # noqa: E402

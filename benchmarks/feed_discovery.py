@@ -83,9 +83,9 @@ def main() -> None:
         sys.exit(f"fixtures not found at {FIXTURE_RDF}")
 
     from opencorpus_dagster.catalog import load_source_file
-    from opencorpus_dagster.discovery import discover_and_record
-    from opencorpus_dagster.fetch import Fetcher, Mirror
-    from opencorpus_dagster.home import DataHome
+    from opencorpus_dagster.stages.discovery import discover_and_record
+    from opencorpus_dagster.state.home import DataHome
+    from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
 
     with tempfile.TemporaryDirectory(prefix="opencorpus-feed-") as folder:
         work = Path(folder)

@@ -53,15 +53,15 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from opencorpus_dagster.build import pending_partitions
 from opencorpus_dagster.catalog import load_catalog
-from opencorpus_dagster.compression import read_decompressed_bytes
-from opencorpus_dagster.corpus import deduplicate_corpus, publish_corpus
-from opencorpus_dagster.documents import process_partition
-from opencorpus_dagster.fetch import Fetcher
-from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.ingest import ingest_partition
 from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.orchestration.build import pending_partitions
+from opencorpus_dagster.stages.corpus import deduplicate_corpus, publish_corpus
+from opencorpus_dagster.stages.documents import process_partition
+from opencorpus_dagster.stages.ingest import ingest_partition
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.upstream.compression import read_decompressed_bytes
+from opencorpus_dagster.upstream.fetch import Fetcher
 
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 OPENCORPUS = Path(sys.executable).parent / "opencorpus"

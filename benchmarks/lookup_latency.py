@@ -28,10 +28,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from opencorpus_dagster.dedup.near import NearDuplicateIndex
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.records import sha256_text
 from opencorpus_dagster.rights.lookup import PassageIndex, Query, lookup
+from opencorpus_dagster.state.home import DataHome
 from opencorpus_dagster.text.normalise import normalise_text
 
 PARTITIONS = 10

@@ -38,12 +38,12 @@ from warcio.statusandheaders import StatusAndHeaders  # noqa: E402
 from warcio.warcwriter import WARCWriter  # noqa: E402
 
 from opencorpus_dagster.catalog import load_source_file  # noqa: E402
-from opencorpus_dagster.documents import documents_from_raw, run_steps, steps_for  # noqa: E402
-from opencorpus_dagster.fetch import Fetcher, Mirror  # noqa: E402
-from opencorpus_dagster.home import DataHome  # noqa: E402
-from opencorpus_dagster.ingest import ingest_partition  # noqa: E402
 from opencorpus_dagster.lineage.store import LineageStore  # noqa: E402
+from opencorpus_dagster.stages.documents import documents_from_raw, run_steps, steps_for  # noqa: E402
+from opencorpus_dagster.stages.ingest import ingest_partition  # noqa: E402
+from opencorpus_dagster.state.home import DataHome  # noqa: E402
 from opencorpus_dagster.text.quality_defaults import defaults_table  # noqa: E402
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror  # noqa: E402
 
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 READABILITY_URL = "https://readability.opencorpus.invalid/pages.warc.gz"

@@ -41,7 +41,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from opencorpus_dagster.compression import read_decompressed_bytes  # noqa: E402 (after the sys.path line)
+from opencorpus_dagster.upstream.compression import read_decompressed_bytes  # noqa: E402 (after the sys.path line)
 
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 OPENCORPUS = Path(sys.executable).parent / "opencorpus"

@@ -25,7 +25,6 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from opencorpus_dagster.atomic import published
 from opencorpus_dagster.connectors.base import (
     Connector,
     Unit,
@@ -35,10 +34,11 @@ from opencorpus_dagster.connectors.base import (
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.licensing.renewals import RenewalsConfig
 from opencorpus_dagster.licensing.spdx import spdx_expression_problems
-from opencorpus_dagster.limits import InputLimits
+from opencorpus_dagster.state.atomic import published
 from opencorpus_dagster.text.filters_config import FiltersConfig, with_kind_defaults
 from opencorpus_dagster.text.html import ExtractionOptions
 from opencorpus_dagster.text.quality_defaults import known_kinds as known_content_kinds
+from opencorpus_dagster.upstream.limits import InputLimits
 
 CATALOG_ENV = "OPENCORPUS_CATALOG"
 DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "assets"

@@ -26,13 +26,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.catalog import CATALOG_ENV, CatalogProblem, load_catalog
-from opencorpus_dagster.fetch import MIRROR_ENV
-from opencorpus_dagster.home import HOME_ENV, STATE_ENV, data_home
 from opencorpus_dagster.licensing.spdx import parse_expression, spdx_expression_problems
 from opencorpus_dagster.lineage import trace as tracing
 from opencorpus_dagster.lineage.store import LineageStore, LineageStoreMissing
+from opencorpus_dagster.state.atomic import write_text_atomically
+from opencorpus_dagster.state.home import HOME_ENV, STATE_ENV, data_home
+from opencorpus_dagster.upstream.fetch import MIRROR_ENV
 
 # Exit codes (documented in the README, "Errors and --debug", and in `opencorpus --help`):
 EXIT_FAILED = 1  # the command ran and found failures: a partition failed, a catalog file is invalid
@@ -103,8 +103,8 @@ def _debug_enabled() -> bool:
 def explain_error(error: BaseException) -> tuple[int, str] | None:
     """(exit code, one-line message) for an operational error, None for anything else (a bug)."""
     # Imported only when there is an error: keeps start-up short.
-    from opencorpus_dagster.home_lock import HomeLocked
-    from opencorpus_dagster.takedown import TakedownFileError
+    from opencorpus_dagster.stages.takedown import TakedownFileError
+    from opencorpus_dagster.state.home_lock import HomeLocked
 
     for cause in _cause_chain(error):
         if isinstance(cause, LineageStoreMissing):
@@ -318,7 +318,7 @@ def build(
 ) -> None:
     """Materialise the whole catalog: new or changed partitions of every source, then the corpus."""
     _configure_environment(home, catalog, mirror)
-    from opencorpus_dagster.build import run_build
+    from opencorpus_dagster.orchestration.build import run_build
 
     summary = run_build(sources=source, force=force, console=console, debug=_debug_enabled(), wait=wait, jobs=jobs)
     _report_build(summary, as_json, "opencorpus build")
@@ -334,7 +334,7 @@ def ui(
 ) -> None:
     """The Dagster UI and daemon (`dagster dev`) on the instance `opencorpus build` uses."""
     _configure_environment(home, catalog, mirror)
-    from opencorpus_dagster.ui import run_ui
+    from opencorpus_dagster.orchestration.ui import run_ui
 
     run_ui(host, port)
 
@@ -356,7 +356,7 @@ def backfill(
     their bytes unless the new data changes a duplicate cluster they are part of.
     """
     _configure_environment(home, catalog, mirror)
-    from opencorpus_dagster.build import run_build
+    from opencorpus_dagster.orchestration.build import run_build
 
     summary = run_build(
         sources=[source], force=True, console=console, partitions=partitions, debug=_debug_enabled(), wait=wait,
@@ -546,7 +546,7 @@ def takedown_add(
     home: HomeOption = None,
 ) -> None:
     """Add a request to the takedown list; the next `opencorpus build` applies it."""
-    from opencorpus_dagster.takedown import add_takedown
+    from opencorpus_dagster.stages.takedown import add_takedown
 
     given = [(kind, value) for kind, value in (("url", url), ("domain", domain), ("doc_id", doc_id), ("sha256", sha256)) if value]
     if len(given) != 1:
@@ -561,7 +561,7 @@ def takedown_add(
 @takedown_app.command("list")
 def takedown_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """The takedown requests in the list."""
-    from opencorpus_dagster.takedown import load_takedowns, takedowns_path
+    from opencorpus_dagster.stages.takedown import load_takedowns, takedowns_path
 
     resolved = data_home(home)
     if not resolved.is_remote and not resolved.root.is_dir():
@@ -583,7 +583,7 @@ def takedown_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
 @takedown_app.command("audit")
 def takedown_audit_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """What each application of the list removed, when, why, and which shards changed."""
-    from opencorpus_dagster.takedown import takedown_audit
+    from opencorpus_dagster.stages.takedown import takedown_audit
 
     rows = takedown_audit(_lineage(home))
     _print_listing(
@@ -616,9 +616,9 @@ def summary(
     Markdown by default. --mirror lets it read each crawled WARC's warcinfo record (the crawler's
     name) from a mirror; without one, upstream is not contacted and the crawler is "not recorded here".
     """
-    from opencorpus_dagster.fetch import Fetcher, mirrors_from
     from opencorpus_dagster.rights.training_summary import source_facts, summary_markdown, training_summary
-    from opencorpus_dagster.shards import read_manifest
+    from opencorpus_dagster.stages.shards import read_manifest
+    from opencorpus_dagster.upstream.fetch import Fetcher, mirrors_from
 
     store = _lineage(home)
     resolved = data_home(home)
@@ -647,7 +647,7 @@ def summary(
 
 def _published_releases(home) -> list[tuple[str, dict]]:
     """(release id, manifest) of every complete release up to the current one, oldest first."""
-    from opencorpus_dagster import releases
+    from opencorpus_dagster.state import releases
 
     current = releases.current_release(home)
     if current is None:

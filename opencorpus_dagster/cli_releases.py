@@ -12,7 +12,6 @@ from typing import Annotated
 
 import typer
 
-from opencorpus_dagster import releases
 from opencorpus_dagster.cli import (
     EXIT_FAILED,
     EXIT_NO_MATCH,
@@ -26,7 +25,8 @@ from opencorpus_dagster.cli import (
     app,
     out,
 )
-from opencorpus_dagster.home import data_home
+from opencorpus_dagster.state import releases
+from opencorpus_dagster.state.home import data_home
 
 ReleaseArgument = Annotated[str, typer.Argument(help="a release id, e.g. r000003 (see opencorpus releases)")]
 
@@ -74,7 +74,7 @@ def releases_command(home: HomeOption = None, as_json: JsonOption = False) -> No
 @app.command()
 def diff(older: ReleaseArgument, newer: ReleaseArgument, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """The records added and removed between two releases, and why (from the lineage)."""
-    from opencorpus_dagster.release_diff import diff_releases
+    from opencorpus_dagster.state.release_diff import diff_releases
 
     resolved = data_home(home)
     changes = diff_releases(resolved, _lineage(home), _known(resolved, older), _known(resolved, newer))
@@ -103,8 +103,8 @@ def gc(
     as_json: JsonOption = False,
 ) -> None:
     """Remove older releases and the shard files no kept release lists (takes the build lock)."""
-    from opencorpus_dagster.home_lock import hold_home
     from opencorpus_dagster.publish.shard_stats import forget_statistics
+    from opencorpus_dagster.state.home_lock import hold_home
 
     resolved = data_home(home)
     if keep < 1:
@@ -130,7 +130,7 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check a copy of a release: file checksums, shard checksums and Merkle roots. Exit 1 names what differs."""
-    from opencorpus_dagster.verification import verify_copy
+    from opencorpus_dagster.state.verification import verify_copy
 
     result = verify_copy(folder, release, subset=subset)
     if as_json:
@@ -150,8 +150,8 @@ def prove(
     release: Annotated[str | None, typer.Option("--release", help="default: the current release")] = None,
 ) -> None:
     """Print a record's inclusion proof as JSON (README: verify_proof), or which release it left and why."""
-    from opencorpus_dagster.verification import NotInRelease
-    from opencorpus_dagster.verification import prove as build_proof
+    from opencorpus_dagster.state.verification import NotInRelease
+    from opencorpus_dagster.state.verification import prove as build_proof
 
     resolved = data_home(home)
     try:

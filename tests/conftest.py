@@ -108,14 +108,14 @@ def built_corpus(tmp_path_factory, fixture_mirror):
 
 
 def _data_home(home):
-    from opencorpus_dagster.home import DataHome
+    from opencorpus_dagster.state.home import DataHome
 
     return home if isinstance(home, DataHome) else DataHome(Path(home))
 
 
 def release_folder(home) -> Path:
     """The folder of the current release of `home` (a path or a DataHome)."""
-    from opencorpus_dagster import releases
+    from opencorpus_dagster.state import releases
 
     data = _data_home(home)
     current = releases.current_release(data)
@@ -192,7 +192,7 @@ def taken_down_rights_corpus(tmp_path_factory, fixture_mirror, rights_catalog, b
 
     from cli_runner import build
 
-    from opencorpus_dagster.takedown import add_takedown
+    from opencorpus_dagster.stages.takedown import add_takedown
 
     home = tmp_path_factory.mktemp("rights-takedown") / "home"
     shutil.copytree(built_rights_corpus, home, symlinks=True, ignore=shutil.ignore_patterns("dagster"))

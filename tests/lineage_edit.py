@@ -14,8 +14,8 @@ from pathlib import Path
 
 import duckdb
 
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import TABLES, LineageStore
+from opencorpus_dagster.state.home import DataHome
 
 
 @contextlib.contextmanager

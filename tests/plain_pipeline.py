@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from opencorpus_dagster.catalog import load_catalog
-from opencorpus_dagster.corpus import deduplicate_corpus, publish_corpus
-from opencorpus_dagster.documents import process_partition
-from opencorpus_dagster.fetch import Fetcher, Mirror
-from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.ingest import ingest_partition
 from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.stages.corpus import deduplicate_corpus, publish_corpus
+from opencorpus_dagster.stages.documents import process_partition
+from opencorpus_dagster.stages.ingest import ingest_partition
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
 
 
 def run_plain(catalog_dir: Path, home: Path, mirror: Path, run_id: str = "plain-run") -> tuple[DataHome, LineageStore]:

@@ -29,9 +29,9 @@ from graphql_queries import (
     query,
 )
 
-from opencorpus_dagster.instance import usable_cores
 from opencorpus_dagster.orchestration.automation import AUTOMATION_SENSOR, INTERVAL_ENV
 from opencorpus_dagster.orchestration.checks import SHARD_CHECKS
+from opencorpus_dagster.orchestration.instance import usable_cores
 
 BACKFILLED = ["01000-01999", "02000-02999", "10000-10999"]  # more than the 2 cores CI has
 WAIT_SECONDS = 900

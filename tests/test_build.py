@@ -21,14 +21,14 @@ from cli_runner import OPENCORPUS, REPO, build, run_opencorpus, shard_bytes, sha
 from conftest import current_manifest, release_folder, shard_path
 from dagster import DagsterInstance, RunsFilter
 
-from opencorpus_dagster.audit import (
+from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.lineage.trace import trace_shard_row
+from opencorpus_dagster.stages.audit import (
     conservation_problems,
     manifest_mismatches,
     repeated_doc_ids,
 )
-from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.lineage.trace import trace_shard_row
+from opencorpus_dagster.state.home import DataHome
 
 ENWIKI_PARTITION = "enwiki-latest-pages-articles1.xml-p000000010p000030302"
 TABLES_DUMP = "https://dumps.wikimedia.org/enwiki/latest/enwiki-latest-pages-articles2.xml-p000030304p000088444.bz2"

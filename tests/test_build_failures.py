@@ -21,7 +21,7 @@ from dagster import (
     materialize,
 )
 
-from opencorpus_dagster.build import _failed_error_checks
+from opencorpus_dagster.orchestration.build import _failed_error_checks
 
 
 def test_a_failed_non_blocking_error_check_is_a_build_failure():

@@ -25,14 +25,14 @@ import yaml
 from conftest import current_manifest, release_folder
 from lineage_edit import copy_lineage, edited_lineage
 
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.publish import write_attribution, write_card, write_croissant
 from opencorpus_dagster.publish.attribution import license_url, requires_attribution
 from opencorpus_dagster.publish.card import dataset_configs, hub_license_id, size_category
 from opencorpus_dagster.publish.croissant import croissant_data_type
 from opencorpus_dagster.publish.release import BASE_URL_ENV, base_url_from_environment, check_base_url
-from opencorpus_dagster.shards import SHARD_COLUMNS
+from opencorpus_dagster.stages.shards import SHARD_COLUMNS
+from opencorpus_dagster.state.home import DataHome
 
 REPO = Path(__file__).resolve().parent.parent
 OPENCORPUS = str(Path(sys.executable).parent / "opencorpus")

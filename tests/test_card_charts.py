@@ -22,7 +22,6 @@ from conftest import current_manifest, release_folder
 from lineage_edit import copy_lineage
 from upath import UPath
 
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.publish.card import CorpusStatistics, corpus_statistics
 from opencorpus_dagster.publish.charts import (
@@ -35,6 +34,7 @@ from opencorpus_dagster.publish.charts import (
     draw_sources,
     write_charts,
 )
+from opencorpus_dagster.state.home import DataHome
 
 CHARTS = ("licences.png", "outcomes.png", "sources.png")
 
@@ -244,7 +244,7 @@ def test_a_users_matplotlibrc_does_not_change_the_bytes(home, data, tmp_path):
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from opencorpus_dagster.home import DataHome\n"
+        "from opencorpus_dagster.state.home import DataHome\n"
         "from opencorpus_dagster.lineage.store import LineageStore\n"
         "from opencorpus_dagster.publish.card import corpus_statistics\n"
         "from opencorpus_dagster.publish.charts import chart_data, write_charts\n"

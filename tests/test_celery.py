@@ -37,14 +37,14 @@ from celery_cluster import (
 )
 from conftest import current_manifest
 
-from opencorpus_dagster.audit import conservation_problems, manifest_mismatches
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.orchestration.executors import (
     celery_config,
     celery_worker_config,
     executor_from_environment,
 )
+from opencorpus_dagster.stages.audit import conservation_problems, manifest_mismatches
+from opencorpus_dagster.state.home import DataHome
 
 REPO = Path(__file__).resolve().parent.parent
 DAGSTER = str(Path(sys.executable).parent / "dagster")

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from cli_runner import REPO, build, run_opencorpus
 
-from opencorpus_dagster.atomic import remove_stale_temporaries
 from opencorpus_dagster.cli import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_NO_MATCH, EXIT_NOT_BUILT
 from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.state.atomic import remove_stale_temporaries
 
 DEAD_PID = 99999999  # above Linux's pid_max (4194304 at most): never a live process
 

@@ -25,17 +25,17 @@ from pydantic import ValidationError
 from sensor_ticks import one_source_definitions
 from sensor_ticks import tick as sensor_tick
 
-from opencorpus_dagster.build import pending_partitions
 from opencorpus_dagster.catalog import load_source_file
 from opencorpus_dagster.connectors.base import UnreadableInput
 from opencorpus_dagster.connectors.gutenberg import GutenbergConnector
-from opencorpus_dagster.discovery import discover_and_record, listing_path, load_digests
-from opencorpus_dagster.fetch import Fetcher, Mirror, NotFound
-from opencorpus_dagster.home import data_home
-from opencorpus_dagster.ingest import PartitionFailed, find_unit
 from opencorpus_dagster.licensing.spdx import PUBLIC_DOMAIN
 from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.orchestration.build import pending_partitions
 from opencorpus_dagster.orchestration.resources import CorpusSettings
+from opencorpus_dagster.stages.discovery import discover_and_record, listing_path, load_digests
+from opencorpus_dagster.stages.ingest import PartitionFailed, find_unit
+from opencorpus_dagster.state.home import data_home
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror, NotFound
 
 FEED = "www.gutenberg.org/cache/epub/feeds/rdf-files.tar.bz2"  # mirror path of the feed
 FEED_URL = f"https://{FEED}"

@@ -25,7 +25,7 @@ from sensor_ticks import tick as sensor_tick
 
 from opencorpus_dagster.connectors.base import Unit, UnreadableInput
 from opencorpus_dagster.connectors.mediawiki import MediaWikiConnector
-from opencorpus_dagster.fetch import Fetcher, Mirror, NotFound
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror, NotFound
 
 WIKI = "dumps.wikimedia.org/hywiki"
 INDEX = f"https://{WIKI}/"

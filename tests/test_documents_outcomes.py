@@ -30,11 +30,11 @@ from fixture_mirror import FIXTURE_HOST, FIXTURES, build_fixture_mirror
 from html_pages_warc import write_html_pages_warc
 
 from opencorpus_dagster.catalog import load_catalog
-from opencorpus_dagster.documents import documents_from_raw, run_steps, steps_for
-from opencorpus_dagster.fetch import Fetcher, Mirror
-from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.ingest import ingest_partition
 from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.stages.documents import documents_from_raw, run_steps, steps_for
+from opencorpus_dagster.stages.ingest import ingest_partition
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = Path(__file__).parent / "data" / "documents_outcomes.tsv"

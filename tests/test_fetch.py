@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import pytest
 
-from opencorpus_dagster.fetch import Fetcher, FetchError, Mirror, NotFound, mirrors_from
+from opencorpus_dagster.upstream.fetch import Fetcher, FetchError, Mirror, NotFound, mirrors_from
 
 BOOK = "https://www.gutenberg.org/cache/epub/2701/pg2701.txt"
 FIXTURE = "gutenberg/c-w-gutenberg/raw-texts/2701.txt.gz"
@@ -200,7 +200,7 @@ def test_a_refresh_revalidates_the_cached_copy_and_downloads_only_a_changed_file
 def test_last_modified_validates_only_when_a_second_older_than_the_response(date, usable):
     from httpx import Headers
 
-    from opencorpus_dagster.fetch import _strong_last_modified
+    from opencorpus_dagster.upstream.fetch import _strong_last_modified
 
     modified = "Wed, 25 Nov 2026 10:00:00 GMT"
     headers = Headers({"last-modified": modified, **({"date": date} if date else {})})

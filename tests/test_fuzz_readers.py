@@ -25,17 +25,17 @@ from conftest import require_fixture
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opencorpus_dagster.compression import read_decompressed_bytes
 from opencorpus_dagster.connectors.base import UnreadableInput
 from opencorpus_dagster.connectors.gutenberg import _catalog_from_rdf, _decode_text, read_catalog_feed
 from opencorpus_dagster.connectors.mediawiki import read_dump
 from opencorpus_dagster.connectors.stackexchange import StackExchangeOptions, _assemble, _load_posts, _PostStore
 from opencorpus_dagster.connectors.textfiles import TextFilesConnector
 from opencorpus_dagster.connectors.warc import read_warc_file
-from opencorpus_dagster.fetch import FetchedFile, Fetcher, Mirror
-from opencorpus_dagster.limits import MIB, InputLimits, LimitExceeded
 from opencorpus_dagster.records import Decision, RawRecord
 from opencorpus_dagster.text.gutenberg_boilerplate import NoStartMarker, locate_gutenberg_body
+from opencorpus_dagster.upstream.compression import read_decompressed_bytes
+from opencorpus_dagster.upstream.fetch import FetchedFile, Fetcher, Mirror
+from opencorpus_dagster.upstream.limits import MIB, InputLimits, LimitExceeded
 
 FUZZ = settings(
     max_examples=120,

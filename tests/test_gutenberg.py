@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from opencorpus_dagster.connectors.base import UnreadableInput, connector_class
 from opencorpus_dagster.connectors.gutenberg import GutenbergConnector
-from opencorpus_dagster.fetch import Fetcher, Mirror
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 from opencorpus_dagster.text.gutenberg_boilerplate import (
     NoEndMarker,
@@ -25,6 +24,7 @@ from opencorpus_dagster.text.gutenberg_boilerplate import (
     locate_gutenberg_body,
     strip_gutenberg_boilerplate,
 )
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
 
 PG = "https://www.gutenberg.org"
 EPUB_DIR = "www.gutenberg.org/cache/epub"  # mirror layout of PG's files
@@ -497,11 +497,11 @@ def test_connector_records_the_licence_section_cut(tmp_path, fixture_mirror, fix
 
 def test_the_licence_section_cut_is_a_decision_trace_shows(tmp_path, fixture_mirror, fixtures_dir):
     from opencorpus_dagster.catalog import load_source_file
-    from opencorpus_dagster.home import data_home
-    from opencorpus_dagster.ingest import ingest_partition
     from opencorpus_dagster.lineage.store import LineageStore
     from opencorpus_dagster.lineage.trace import trace_doc
     from opencorpus_dagster.records import make_doc_id
+    from opencorpus_dagster.stages.ingest import ingest_partition
+    from opencorpus_dagster.state.home import data_home
 
     fetcher = _fetcher_with(
         tmp_path, fixture_mirror, {f"{EPUB_DIR}/2701/pg2701.txt": _lines_without(fixtures_dir, 2701)}

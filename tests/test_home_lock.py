@@ -1,4 +1,4 @@
-"""One build at a time per data home (opencorpus_dagster/home_lock.py).
+"""One build at a time per data home (opencorpus_dagster/state/home_lock.py).
 
 Real `opencorpus build` processes on one home, against the fixture mirror. To be sure the first
 build is still running when the second starts, the first reads its upstream through a real HTTP
@@ -27,8 +27,8 @@ import pytest
 from cli_runner import REPO, build, run_opencorpus, start_opencorpus
 
 from opencorpus_dagster.cli import EXIT_LOCKED
-from opencorpus_dagster.home import DataHome, data_home
-from opencorpus_dagster.home_lock import LOCK_NAME, HomeLocked, hold_home
+from opencorpus_dagster.state.home import DataHome, data_home
+from opencorpus_dagster.state.home_lock import LOCK_NAME, HomeLocked, hold_home
 
 DEAD_PID = 99999999  # above Linux's pid_max: never a live process
 # The enwiki fixture dump: 206 pages, 100 of them redirects (skipped), 12 filtered, 94 kept.
@@ -207,8 +207,8 @@ def test_a_stale_description_is_taken_over_and_a_live_holder_is_named(tmp_path):
         assert json.loads(lock.read_text())["pid"] == os.getpid() == held.pid
         holder_code = (
             "import sys\n"
-            "from opencorpus_dagster.home import DataHome\n"
-            "from opencorpus_dagster.home_lock import HomeLocked, hold_home\n"
+            "from opencorpus_dagster.state.home import DataHome\n"
+            "from opencorpus_dagster.state.home_lock import HomeLocked, hold_home\n"
             "try:\n"
             "    with hold_home(DataHome(sys.argv[1])):\n"
             "        print('acquired')\n"

@@ -24,17 +24,22 @@ from cli_runner import build, run_opencorpus, shard_name
 from conftest import current_manifest, release_folder, shard_path
 from lineage_edit import copy_lineage
 
-from opencorpus_dagster.audit import conservation_problems, manifest_mismatches, repeated_doc_ids, rows_without_upstream
 from opencorpus_dagster.cli import EXIT_NO_MATCH
 from opencorpus_dagster.dedup.exact import find_exact_groups
 from opencorpus_dagster.dedup.lsh_index import LshIndex
 from opencorpus_dagster.dedup.minhash import MinHashConfig, compute_signatures
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.publish.card import write_card
 from opencorpus_dagster.publish.markdown import markdown_code, markdown_text
-from opencorpus_dagster.storage import parquet_files
-from opencorpus_dagster.takedown import match_takedowns, new_request
+from opencorpus_dagster.stages.audit import (
+    conservation_problems,
+    manifest_mismatches,
+    repeated_doc_ids,
+    rows_without_upstream,
+)
+from opencorpus_dagster.stages.takedown import match_takedowns, new_request
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.storage import parquet_files
 
 HOSTILE_NAME = "it's a \"home\" [1] 100% Ærø 数据"
 HOSTILE_DESCRIPTION = "</details><script>alert(1)</script>\n# Fake heading\n| a | b |\n[click](javascript:alert(1))"

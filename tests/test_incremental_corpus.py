@@ -24,19 +24,19 @@ import pytest
 import yaml
 from conftest import release_folder, require_fixture, shard_files
 
-from opencorpus_dagster.build import pending_partitions
 from opencorpus_dagster.catalog import load_catalog
-from opencorpus_dagster.corpus import deduplicate_corpus, publish_corpus
-from opencorpus_dagster.documents import process_partition
-from opencorpus_dagster.fetch import Fetcher
-from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.ingest import ingest_partition
 from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.orchestration.build import pending_partitions
 from opencorpus_dagster.publish import write_attribution, write_card, write_croissant
 from opencorpus_dagster.publish.card import corpus_statistics
 from opencorpus_dagster.publish.shard_stats import STATS_DIR, shard_statistics, stats_path
 from opencorpus_dagster.quality.suites import SuiteCache, validate_documents
-from opencorpus_dagster.shards import read_manifest
+from opencorpus_dagster.stages.corpus import deduplicate_corpus, publish_corpus
+from opencorpus_dagster.stages.documents import process_partition
+from opencorpus_dagster.stages.ingest import ingest_partition
+from opencorpus_dagster.stages.shards import read_manifest
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.upstream.fetch import Fetcher
 
 BOOKS = ("10026", "10028", "10076")
 CHUNK_CHARS = 5000

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from cli_runner import build
 
-from opencorpus_dagster.limits import MIB
+from opencorpus_dagster.upstream.limits import MIB
 
 ADDRESS_SPACE = 1536 * MIB  # the cap on the child: far below what holding any bomb would take
 PEAK_RSS = 600 * MIB  # what the child may reach (idle import: ~135 MB resident)
@@ -35,8 +35,8 @@ CHILD = r"""
 import json, resource, sys
 from pathlib import Path
 from opencorpus_dagster.connectors.base import UnreadableInput, connector_class
-from opencorpus_dagster.fetch import Fetcher, Mirror
-from opencorpus_dagster.limits import InputLimits
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
+from opencorpus_dagster.upstream.limits import InputLimits
 from opencorpus_dagster.records import Decision
 
 args = json.loads(sys.argv[1])
@@ -167,7 +167,7 @@ def test_rdf_feed_bomb_fails_the_listing_naming_the_feed(tmp_path):
     feed.write_bytes(bz2.compress(members.getvalue()) + bomb("bz2", 512 * MIB, b"\0" * 512))
     from opencorpus_dagster.connectors.base import UnreadableInput
     from opencorpus_dagster.connectors.gutenberg import read_catalog_feed
-    from opencorpus_dagster.limits import InputLimits
+    from opencorpus_dagster.upstream.limits import InputLimits
 
     with pytest.raises(UnreadableInput) as caught:
         list(read_catalog_feed("https://www.gutenberg.org/feed.tar.bz2", feed, InputLimits(file_bytes="16MiB")))

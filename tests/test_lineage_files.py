@@ -23,8 +23,8 @@ import pytest
 from cli_runner import REPO, build, run_opencorpus, shard_bytes, start_opencorpus
 from conftest import current_manifest
 
-from opencorpus_dagster.audit import conservation_problems
 from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.stages.audit import conservation_problems
 
 ENWIKI = ("enwiki", "enwiki-latest-pages-articles1.xml-p000000010p000030302")
 GUTENBERG = ("gutenberg", "10000-10999")

@@ -16,10 +16,10 @@ from cli_runner import run_opencorpus
 from conftest import TAKEN_DOWN_URL, current_manifest, release_folder
 
 from opencorpus_dagster.dedup.clusters import exact_jaccard
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.rights.lookup import QueryError, parse_queries
-from opencorpus_dagster.takedown import load_takedowns, match_takedowns
+from opencorpus_dagster.stages.takedown import load_takedowns, match_takedowns
+from opencorpus_dagster.state.home import DataHome
 from opencorpus_dagster.text.normalise import normalise_text
 
 ABSENT = (

@@ -18,9 +18,9 @@ from opencorpus_dagster.connectors.mediawiki import (
     MediaWikiConnector,
     partition_key_for,
 )
-from opencorpus_dagster.fetch import Fetcher, Mirror
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 from opencorpus_dagster.text.wikitext import wikitext_to_text
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
 
 ENWIKI = f"https://{ENWIKI_DUMP}"
 ENWIKI_TABLES = f"https://{ENWIKI_TABLES_DUMP}"

@@ -9,8 +9,8 @@ import pytest
 from conftest import REPO_ROOT
 from plain_pipeline import run_plain
 
-from opencorpus_dagster.corpus import clusters_path, deduplicate_corpus, documents_files, duplicates_path
 from opencorpus_dagster.dedup.near import NearDuplicateIndex
+from opencorpus_dagster.stages.corpus import clusters_path, deduplicate_corpus, documents_files, duplicates_path
 
 CATALOG = REPO_ROOT / "tests" / "catalogs" / "near_duplicates"
 

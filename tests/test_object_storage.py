@@ -150,7 +150,7 @@ def test_trace_answers_from_the_lineage_in_the_bucket_on_another_machine(s3_buil
 
 
 def test_a_local_path_and_a_file_url_name_the_same_home(tmp_path):
-    from opencorpus_dagster.home import data_home
+    from opencorpus_dagster.state.home import data_home
 
     assert data_home(f"file://{tmp_path}").root == data_home(str(tmp_path)).root == Path(tmp_path).resolve()
     assert not data_home(str(tmp_path)).is_remote

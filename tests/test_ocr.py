@@ -9,7 +9,6 @@ import pytest
 from conftest import require_fixture
 
 from opencorpus_dagster.connectors.base import UnreadableInput, connector_class
-from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.records import Decision, Document, Drop
 from opencorpus_dagster.text.ocr import (
     OcrFormatError,
@@ -19,6 +18,7 @@ from opencorpus_dagster.text.ocr import (
     page_text,
     read_ocr_page,
 )
+from opencorpus_dagster.upstream.fetch import Fetcher
 
 NDNP = "alto/ndnp-daily-national-democrat-1858"
 SAMPLES = "alto/ocr-fileformat-samples"

@@ -19,9 +19,6 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
-from opencorpus_dagster.corpus import DUPLICATES_SCHEMA
-from opencorpus_dagster.documents import DOCUMENT_SCHEMA
-from opencorpus_dagster.ingest import RAW_SCHEMA
 from opencorpus_dagster.lineage.openlineage import (
     DEDUP_JOB,
     OPENCORPUS_FACET_SCHEMA,
@@ -35,7 +32,10 @@ from opencorpus_dagster.lineage.openlineage import (
     raw_job,
     shards_column_lineage,
 )
-from opencorpus_dagster.shards import SHARD_COLUMNS, SHARD_SCHEMA
+from opencorpus_dagster.stages.corpus import DUPLICATES_SCHEMA
+from opencorpus_dagster.stages.documents import DOCUMENT_SCHEMA
+from opencorpus_dagster.stages.ingest import RAW_SCHEMA
+from opencorpus_dagster.stages.shards import SHARD_COLUMNS, SHARD_SCHEMA
 
 SPEC_DIR = Path(__file__).parent / "data" / "openlineage"
 CORE = "https://openlineage.io/spec/2-0-2/OpenLineage.json"

@@ -17,14 +17,14 @@ import yaml
 from fixture_mirror import GUTENBERG_BOOKS
 
 from opencorpus_dagster.catalog import CatalogFileError, load_source_file
-from opencorpus_dagster.documents import process_partition
-from opencorpus_dagster.fetch import Fetcher, Mirror
-from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.ingest import ingest_partition
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.records import Document
+from opencorpus_dagster.stages.documents import process_partition
+from opencorpus_dagster.stages.ingest import ingest_partition
+from opencorpus_dagster.state.home import DataHome
 from opencorpus_dagster.text.quality import QualityConfig, QualityFilter, measure_quality
 from opencorpus_dagster.text.quality_defaults import KIND_DEFAULTS, defaults_table
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
 
 REPO = Path(__file__).resolve().parent.parent
 

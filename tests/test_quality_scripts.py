@@ -14,7 +14,6 @@ from test_quality import load_text as load_other_text
 from test_quality import make_doc
 
 from opencorpus_dagster.connectors.mediawiki import MediaWikiConnector
-from opencorpus_dagster.fetch import Fetcher, Mirror
 from opencorpus_dagster.records import Document, Drop
 from opencorpus_dagster.text.filters_config import FiltersConfig, with_kind_defaults
 from opencorpus_dagster.text.normalise import normalise_text
@@ -25,6 +24,7 @@ from opencorpus_dagster.text.quality import (
     measure_quality,
 )
 from opencorpus_dagster.text.wikitext import wikitext_to_text
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
 
 WIKI_DUMPS = {
     "bg": "https://dumps.wikimedia.org/bgwiki/latest/bgwiki-latest-pages-articles.xml.bz2",

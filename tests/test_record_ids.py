@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections import Counter
 
 from opencorpus_dagster.catalog import load_source_file
-from opencorpus_dagster.fetch import Fetcher, Mirror
-from opencorpus_dagster.home import data_home
-from opencorpus_dagster.ingest import _with_unique_id, ingest_partition
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.records import Decision, Outcome, RawRecord
+from opencorpus_dagster.stages.ingest import _with_unique_id, ingest_partition
+from opencorpus_dagster.state.home import data_home
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
 
 CC_NET = "https://fixtures.opencorpus.invalid/cc_net/sample.warc.wet.txt"
 

@@ -19,12 +19,12 @@ import pytest
 from cli_runner import OPENCORPUS, REPO, build, clean_environment, run_opencorpus
 from conftest import current_manifest, release_folder
 
-from opencorpus_dagster import merkle, releases
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.lineage.trace import trace_shard_row
-from opencorpus_dagster.shards import shard_paths
-from opencorpus_dagster.verification import verify_copy
+from opencorpus_dagster.stages.shards import shard_paths
+from opencorpus_dagster.state import merkle, releases
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.verification import verify_copy
 
 ENWIKI_PARTITION = "enwiki-latest-pages-articles1.xml-p000000010p000030302"
 

@@ -11,7 +11,6 @@ from cli_runner import REPO, build, run_opencorpus
 from conftest import require_fixture
 
 from opencorpus_dagster.connectors.base import UnreadableInput
-from opencorpus_dagster.fetch import Fetcher, Mirror, NotFound
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.licensing.renewal_records import (
     RenewalIndex,
@@ -33,6 +32,7 @@ from opencorpus_dagster.licensing.renewals import (
     title_numbers,
 )
 from opencorpus_dagster.records import Document, make_doc_id
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror, NotFound
 
 
 @pytest.fixture(scope="module")

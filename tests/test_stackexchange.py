@@ -15,8 +15,8 @@ from opencorpus_dagster.connectors.stackexchange import (
     StackExchangeConnector,
     html_to_text,
 )
-from opencorpus_dagster.fetch import Fetcher, Mirror
 from opencorpus_dagster.records import Decision, Outcome, RawRecord
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
 
 COFFEE = "coffee.stackexchange.com-2015-03"
 BEER = "beer.stackexchange.com-2017-03"

@@ -21,13 +21,12 @@ from cli_runner import shard_name
 from conftest import shard_files
 from test_build import ENWIKI_PARTITION, REPO, build
 
-from opencorpus_dagster import corpus
-from opencorpus_dagster.audit import conservation_problems
-from opencorpus_dagster.documents import DOCUMENT_SCHEMA
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.records import make_doc_id
-from opencorpus_dagster.takedown import (
+from opencorpus_dagster.stages import corpus
+from opencorpus_dagster.stages.audit import conservation_problems
+from opencorpus_dagster.stages.documents import DOCUMENT_SCHEMA
+from opencorpus_dagster.stages.takedown import (
     TakedownFileError,
     _connect,
     add_takedown,
@@ -45,6 +44,7 @@ from opencorpus_dagster.takedown import (
     takedowns_path,
     url_host,
 )
+from opencorpus_dagster.state.home import DataHome
 
 AARDVARK = make_doc_id("enwiki", "680")  # https://en.wikipedia.org/wiki/Aardvark, page 680
 MOBY_DICK = make_doc_id("gutenberg", "2701")

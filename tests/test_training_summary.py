@@ -19,8 +19,6 @@ from cli_runner import OPENCORPUS, clean_environment, run_opencorpus
 from conftest import TAKEN_DOWN_URL, current_manifest, release_folder
 
 from opencorpus_dagster.catalog import load_catalog
-from opencorpus_dagster.fetch import Fetcher, Mirror
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.publish.release import corpus_version
 from opencorpus_dagster.rights.training_summary import (
@@ -30,8 +28,10 @@ from opencorpus_dagster.rights.training_summary import (
     top_domain_count,
     training_summary,
 )
-from opencorpus_dagster.shards import read_manifest
-from opencorpus_dagster.takedown import url_host
+from opencorpus_dagster.stages.shards import read_manifest
+from opencorpus_dagster.stages.takedown import url_host
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
 
 RELEASED = """
     WITH released AS (

@@ -23,11 +23,11 @@ from opencorpus_dagster.connectors.base import refusal_message, refused_unit
 from opencorpus_dagster.connectors.mediawiki import MediaWikiConnector
 from opencorpus_dagster.connectors.textfiles import TextFilesConnector
 from opencorpus_dagster.connectors.warc import unit_name
-from opencorpus_dagster.fetch import Fetcher, Mirror, NotFound
-from opencorpus_dagster.home import check_partition_key, data_home
-from opencorpus_dagster.ingest import PartitionFailed, ingest_partition
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.url_policy import UrlRefused, normalise_url, resolve_listed
+from opencorpus_dagster.stages.ingest import PartitionFailed, ingest_partition
+from opencorpus_dagster.state.home import check_partition_key, data_home
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror, NotFound
+from opencorpus_dagster.upstream.url_policy import UrlRefused, normalise_url, resolve_listed
 
 SECRET = "TOP-SECRET-7f3a"
 WHIRLWIND = "crawl-data/CC-MAIN-2024-22/whirlwind/whirlwind.warc.gz"

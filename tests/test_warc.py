@@ -18,8 +18,8 @@ from opencorpus_dagster.connectors.warc import (
     read_warc_file,
     record_location,
 )
-from opencorpus_dagster.fetch import Fetcher, Mirror
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
 
 CC = "https://data.commoncrawl.org/crawl-data/CC-MAIN-2024-22"
 DOLMA_0 = f"https://{FIXTURE_HOST}/dolma/sample-0000.warc.gz"

@@ -16,8 +16,8 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from opencorpus_dagster.audit import conservation_problems
 from opencorpus_dagster.connectors.warc import is_robots_txt_capture
+from opencorpus_dagster.stages.audit import conservation_problems
 
 CRAWL_URL = "https://crawl.opencorpus.invalid/test/CC-TEST-robots-00000.warc.gz"
 PAGES = ("https://soldaini.net/facts/", "https://soldaini.net/lineage/", "https://kyleclo.com/", "https://joe.cat/")

@@ -16,8 +16,8 @@ from conftest import current_manifest, require_fixture
 from warcio.archiveiterator import ArchiveIterator
 
 from opencorpus_dagster.connectors.warc import record_location
-from opencorpus_dagster.fetch import Fetcher, Mirror
 from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
 
 CATALOG = REPO / "tests" / "catalogs" / "web"
 EXPECTED_BY_CC_PATH = {"licenses/by-sa/4.0": "CC-BY-SA-4.0", "licenses/by/4.0": "CC-BY-4.0"}

@@ -16,10 +16,10 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
-from opencorpus_dagster.fetch import Fetcher
-from opencorpus_dagster.limits import InputLimits
 from opencorpus_dagster.records import Decision, RawRecord
-from opencorpus_dagster.url_policy import is_local, local_path_text, normalise_template, normalise_url
+from opencorpus_dagster.upstream.fetch import Fetcher
+from opencorpus_dagster.upstream.limits import InputLimits
+from opencorpus_dagster.upstream.url_policy import is_local, local_path_text, normalise_template, normalise_url
 
 # Option types for URLs the catalog names: checked by the URL policy when the catalog is
 # validated (http/https, no credentials, no climb above the root), kept in normalised form.

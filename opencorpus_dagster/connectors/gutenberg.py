@@ -26,7 +26,6 @@ from typing import Annotated, BinaryIO, Self
 from lxml import etree
 from pydantic import Field, field_validator, model_validator
 
-from opencorpus_dagster.compression import open_decompressed
 from opencorpus_dagster.connectors.base import (
     Connector,
     ConnectorOptions,
@@ -36,8 +35,6 @@ from opencorpus_dagster.connectors.base import (
     UrlTemplate,
     register,
 )
-from opencorpus_dagster.fetch import FetchedFile, Fetcher, NotFound
-from opencorpus_dagster.limits import InputLimits, LimitExceeded, clip, limit_records, over_limit, read_at_most
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
 from opencorpus_dagster.text.gutenberg_boilerplate import (
     BodyEnd,
@@ -46,6 +43,9 @@ from opencorpus_dagster.text.gutenberg_boilerplate import (
     NoStartMarker,
     locate_gutenberg_body,
 )
+from opencorpus_dagster.upstream.compression import open_decompressed
+from opencorpus_dagster.upstream.fetch import FetchedFile, Fetcher, NotFound
+from opencorpus_dagster.upstream.limits import InputLimits, LimitExceeded, clip, limit_records, over_limit, read_at_most
 
 # Unit keys are zero-padded to this width so they sort as numbers (PG ids are below 100000).
 _KEY_WIDTH = 5

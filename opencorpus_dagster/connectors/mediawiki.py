@@ -61,7 +61,6 @@ import lxml.html
 from lxml import etree
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from opencorpus_dagster.compression import open_decompressed
 from opencorpus_dagster.connectors.base import (
     MAX_LISTING_BYTES,
     Connector,
@@ -72,11 +71,12 @@ from opencorpus_dagster.connectors.base import (
     refused_unit,
     register,
 )
-from opencorpus_dagster.fetch import Fetcher, FetchError
-from opencorpus_dagster.home import readable_key
-from opencorpus_dagster.limits import InputLimits, LimitExceeded, clip, limit_records, read_at_most
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
-from opencorpus_dagster.url_policy import UrlRefused, host_of, normalise_url, require_under
+from opencorpus_dagster.state.home import readable_key
+from opencorpus_dagster.upstream.compression import open_decompressed
+from opencorpus_dagster.upstream.fetch import Fetcher, FetchError
+from opencorpus_dagster.upstream.limits import InputLimits, LimitExceeded, clip, limit_records, read_at_most
+from opencorpus_dagster.upstream.url_policy import UrlRefused, host_of, normalise_url, require_under
 
 log = logging.getLogger(__name__)
 

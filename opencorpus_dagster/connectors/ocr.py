@@ -27,12 +27,9 @@ import yaml
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from opencorpus_dagster.compression import read_decompressed_bytes
 from opencorpus_dagster.connectors.base import Connector, LocalRootOptions, Unit, UnreadableInput, register
-from opencorpus_dagster.fetch import Fetcher, NotFound
-from opencorpus_dagster.home import check_partition_key
-from opencorpus_dagster.limits import LimitExceeded, limit_records, over_limit
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
+from opencorpus_dagster.state.home import check_partition_key
 from opencorpus_dagster.text.ocr import (
     OcrFormatError,
     OcrPage,
@@ -41,7 +38,10 @@ from opencorpus_dagster.text.ocr import (
     read_ocr_page,
     refuse_entity_declarations,
 )
-from opencorpus_dagster.url_policy import UrlRefused, is_local, local_path_text
+from opencorpus_dagster.upstream.compression import read_decompressed_bytes
+from opencorpus_dagster.upstream.fetch import Fetcher, NotFound
+from opencorpus_dagster.upstream.limits import LimitExceeded, limit_records, over_limit
+from opencorpus_dagster.upstream.url_policy import UrlRefused, is_local, local_path_text
 
 _METS_NS = "http://www.loc.gov/METS/"
 _XLINK = "{http://www.w3.org/1999/xlink}href"

@@ -73,7 +73,6 @@ import lxml.html
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from opencorpus_dagster.compression import open_decompressed
 from opencorpus_dagster.connectors.base import (
     Connector,
     ConnectorOptions,
@@ -82,9 +81,10 @@ from opencorpus_dagster.connectors.base import (
     UpstreamUrl,
     register,
 )
-from opencorpus_dagster.fetch import Fetcher
-from opencorpus_dagster.limits import InputLimits, LimitExceeded, clip, limit_records, over_limit
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
+from opencorpus_dagster.upstream.compression import open_decompressed
+from opencorpus_dagster.upstream.fetch import Fetcher
+from opencorpus_dagster.upstream.limits import InputLimits, LimitExceeded, clip, limit_records, over_limit
 
 STAGE = "raw"
 QUESTION, ANSWER = 1, 2

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
-from opencorpus_dagster.compression import read_decompressed_bytes
 from opencorpus_dagster.connectors.base import (
     Connector,
     LocalRootOptions,
@@ -23,11 +22,12 @@ from opencorpus_dagster.connectors.base import (
     UnreadableInput,
     register,
 )
-from opencorpus_dagster.fetch import Fetcher, NotFound
-from opencorpus_dagster.home import check_partition_key
-from opencorpus_dagster.limits import LimitExceeded, limit_records, over_limit
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
-from opencorpus_dagster.url_policy import UrlRefused
+from opencorpus_dagster.state.home import check_partition_key
+from opencorpus_dagster.upstream.compression import read_decompressed_bytes
+from opencorpus_dagster.upstream.fetch import Fetcher, NotFound
+from opencorpus_dagster.upstream.limits import LimitExceeded, limit_records, over_limit
+from opencorpus_dagster.upstream.url_policy import UrlRefused
 
 
 @register

@@ -59,7 +59,6 @@ from warcio.statusandheaders import (
     StatusAndHeadersParserException,
 )
 
-from opencorpus_dagster.compression import compression_of, open_decompressed
 from opencorpus_dagster.connectors.base import (
     MAX_LISTING_BYTES,
     MAX_REFUSALS_SHOWN,
@@ -71,12 +70,13 @@ from opencorpus_dagster.connectors.base import (
     refused_unit,
     register,
 )
-from opencorpus_dagster.fetch import Fetcher
-from opencorpus_dagster.home import readable_key
-from opencorpus_dagster.limits import InputLimits, LimitExceeded, clip, limit_records, over_limit, read_at_most
 from opencorpus_dagster.records import Decision, Outcome, PayloadType, RawRecord
+from opencorpus_dagster.state.home import readable_key
 from opencorpus_dagster.text.html import decode_html
-from opencorpus_dagster.url_policy import UrlRefused, host_of, require_host, resolve_listed
+from opencorpus_dagster.upstream.compression import compression_of, open_decompressed
+from opencorpus_dagster.upstream.fetch import Fetcher
+from opencorpus_dagster.upstream.limits import InputLimits, LimitExceeded, clip, limit_records, over_limit, read_at_most
+from opencorpus_dagster.upstream.url_policy import UrlRefused, host_of, require_host, resolve_listed
 
 STAGE = "raw"
 HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})

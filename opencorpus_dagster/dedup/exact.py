@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from opencorpus_dagster.storage import duckdb_connect
+from opencorpus_dagster.state.storage import duckdb_connect
 
 
 @dataclass(frozen=True)

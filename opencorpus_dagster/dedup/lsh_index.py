@@ -31,9 +31,9 @@ from urllib.parse import quote, unquote
 import numpy as np
 import pyarrow as pa
 
-from opencorpus_dagster.atomic import write_parquet_atomically, write_text_atomically
 from opencorpus_dagster.dedup.minhash import MinHashConfig, is_empty_signature
-from opencorpus_dagster.storage import duckdb_connect, parquet_files, read_parquet_schema
+from opencorpus_dagster.state.atomic import write_parquet_atomically, write_text_atomically
+from opencorpus_dagster.state.storage import duckdb_connect, parquet_files, read_parquet_schema
 
 _GENERATION_KEY = b"opencorpus.generation"
 _FETCH_ROWS = 65536

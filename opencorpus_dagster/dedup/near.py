@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from opencorpus_dagster.atomic import write_parquet_atomically, write_text_atomically
 from opencorpus_dagster.dedup.clusters import verify_pairs_exact
 from opencorpus_dagster.dedup.exact import member_key
 from opencorpus_dagster.dedup.lsh_index import LshIndex
 from opencorpus_dagster.dedup.minhash import MinHashConfig, compute_signatures
-from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.storage import (
+from opencorpus_dagster.state.atomic import write_parquet_atomically, write_text_atomically
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.storage import (
     duckdb_connect,
     modified_stamp,
     parquet_file,

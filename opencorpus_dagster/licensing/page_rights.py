@@ -31,8 +31,6 @@ from urllib.parse import urlsplit
 
 import pyarrow.compute as pc
 
-from opencorpus_dagster.compression import open_decompressed
-from opencorpus_dagster.fetch import Fetcher, FetchError
 from opencorpus_dagster.licensing.optout import (
     SIGNAL_ROBOTS_AI,
     OptOut,
@@ -42,8 +40,10 @@ from opencorpus_dagster.licensing.optout import (
 )
 from opencorpus_dagster.licensing.web import detect_page_licenses
 from opencorpus_dagster.records import Document, Drop, Outcome, PayloadType
-from opencorpus_dagster.storage import parquet_file
-from opencorpus_dagster.url_policy import UrlRefused
+from opencorpus_dagster.state.storage import parquet_file
+from opencorpus_dagster.upstream.compression import open_decompressed
+from opencorpus_dagster.upstream.fetch import Fetcher, FetchError
+from opencorpus_dagster.upstream.url_policy import UrlRefused
 
 # RFC 9309 section 2.5: a crawler must parse at least the first 500 KiB of a robots.txt; what
 # follows may be ignored. The same bound serves tdmrep.json (a few KB in practice).

@@ -39,7 +39,6 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from opencorpus_dagster.connectors.base import UnreadableInput, UpstreamUrl
-from opencorpus_dagster.fetch import Fetcher
 from opencorpus_dagster.licensing.renewal_records import (
     RenewalIndex,
     RenewalRow,
@@ -49,6 +48,7 @@ from opencorpus_dagster.licensing.renewal_records import (
 )
 from opencorpus_dagster.licensing.spdx import PUBLIC_DOMAIN, normalise_license
 from opencorpus_dagster.records import Document
+from opencorpus_dagster.upstream.fetch import Fetcher
 
 NOT_RENEWED = "LicenseRef-PublicDomain-US-NotRenewed"
 RENEWED = "LicenseRef-Copyright-US-Renewed"

@@ -63,7 +63,7 @@ from openlineage.client.facet_v2 import (
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.noop import NoopConfig, NoopTransport
 
-from opencorpus_dagster.storage import is_remote
+from opencorpus_dagster.state.storage import is_remote
 
 log = logging.getLogger(__name__)
 

@@ -44,9 +44,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from opencorpus_dagster.atomic import published
 from opencorpus_dagster.records import Outcome
-from opencorpus_dagster.storage import is_remote, register_locations
+from opencorpus_dagster.state.atomic import published
+from opencorpus_dagster.state.storage import is_remote, register_locations
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
@@ -132,7 +132,7 @@ class LineageStore:
         the home was never built. Nothing is ever locked, read-only or not.
         """
         if isinstance(path, str):
-            from opencorpus_dagster.storage import resolve_location
+            from opencorpus_dagster.state.storage import resolve_location
 
             path = resolve_location(path)
         if read_only and not path.exists():

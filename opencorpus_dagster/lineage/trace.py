@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from opencorpus_dagster import releases
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import STAGE_RANK, LineageStore
-from opencorpus_dagster.storage import parquet_file
+from opencorpus_dagster.state import releases
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.storage import parquet_file
 
 
 class NotTraced(LookupError):

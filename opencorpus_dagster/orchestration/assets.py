@@ -24,26 +24,7 @@ from dagster import (
     asset,
 )
 
-from opencorpus_dagster import releases
 from opencorpus_dagster.catalog import Source
-from opencorpus_dagster.corpus import (
-    DUPLICATES_SCHEMA,
-    deduplicate_corpus,
-    duplicates_path,
-    publish_release,
-    stage_shards,
-)
-from opencorpus_dagster.documents import (
-    DOCUMENT_SCHEMA,
-    process_partition,
-    rule_stats_table,
-)
-from opencorpus_dagster.ingest import (
-    RAW_SCHEMA,
-    PartitionFailed,
-    find_unit,
-    ingest_partition,
-)
 from opencorpus_dagster.lineage.openlineage import (
     DEDUP_JOB,
     SHARDS_JOB,
@@ -69,8 +50,27 @@ from opencorpus_dagster.publish.markdown import markdown_text
 from opencorpus_dagster.publish.release import base_url_from_environment
 from opencorpus_dagster.quality.suites import suite_cache, validate_documents, validate_raw
 from opencorpus_dagster.rights.training_summary import write_release_summary
-from opencorpus_dagster.shards import SHARD_COLUMNS, SHARD_SCHEMA
-from opencorpus_dagster.takedown import apply_takedowns, record_shard_changes
+from opencorpus_dagster.stages.corpus import (
+    DUPLICATES_SCHEMA,
+    deduplicate_corpus,
+    duplicates_path,
+    publish_release,
+    stage_shards,
+)
+from opencorpus_dagster.stages.documents import (
+    DOCUMENT_SCHEMA,
+    process_partition,
+    rule_stats_table,
+)
+from opencorpus_dagster.stages.ingest import (
+    RAW_SCHEMA,
+    PartitionFailed,
+    find_unit,
+    ingest_partition,
+)
+from opencorpus_dagster.stages.shards import SHARD_COLUMNS, SHARD_SCHEMA
+from opencorpus_dagster.stages.takedown import apply_takedowns, record_shard_changes
+from opencorpus_dagster.state import releases
 
 CORPUS_GROUP = "corpus"
 TAKEDOWN_KEY = AssetKey([CORPUS_GROUP, "takedown"])

@@ -16,10 +16,10 @@ from dagster import (
     asset,
 )
 
-from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.catalog import Catalog
 from opencorpus_dagster.orchestration.assets import CATALOG_KEY, CORPUS_GROUP
 from opencorpus_dagster.orchestration.resources import CorpusSettings
+from opencorpus_dagster.state.atomic import write_text_atomically
 
 
 def catalog_asset(catalog: Catalog) -> AssetsDefinition:

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
-from opencorpus_dagster import audit
 from opencorpus_dagster.catalog import Source
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.quality.expectations import SuiteResult
 from opencorpus_dagster.quality.suites import suite_cache, validate_shards
-from opencorpus_dagster.shards import release_shards
-from opencorpus_dagster.takedown import shard_rows_taken_down
+from opencorpus_dagster.stages import audit
+from opencorpus_dagster.stages.shards import release_shards
+from opencorpus_dagster.stages.takedown import shard_rows_taken_down
+from opencorpus_dagster.state.home import DataHome
 
 SHARD_CHECKS = {
     "conservation": "records in = kept + filtered + duplicate + quarantined + removed + skipped, per partition",

@@ -6,11 +6,11 @@ import os
 
 from dagster import ConfigurableResource
 
-from opencorpus_dagster.fetch import MIRROR_ENV, Fetcher, mirrors_from
-from opencorpus_dagster.home import DataHome, data_home
 from opencorpus_dagster.lineage.openlineage import LineageEmitter
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.shards import DEFAULT_MAX_SHARD_BYTES
+from opencorpus_dagster.stages.shards import DEFAULT_MAX_SHARD_BYTES
+from opencorpus_dagster.state.home import DataHome, data_home
+from opencorpus_dagster.upstream.fetch import MIRROR_ENV, Fetcher, mirrors_from
 
 
 class CorpusSettings(ConfigurableResource):

@@ -40,7 +40,9 @@ from dagster import (
 )
 
 from opencorpus_dagster.catalog import Source
-from opencorpus_dagster.discovery import (
+from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
+from opencorpus_dagster.orchestration.resources import CorpusSettings
+from opencorpus_dagster.stages.discovery import (
     current_listing,
     discover_and_record,
     load_digests,
@@ -48,8 +50,6 @@ from opencorpus_dagster.discovery import (
     save_digests,
     unit_digest,
 )
-from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
-from opencorpus_dagster.orchestration.resources import CorpusSettings
 
 DISCOVERY_INTERVAL_SECONDS = 3600
 _CURSOR_FIELD = "digests_sha256"  # names the snapshot of unit digests (discovery.save_digests)

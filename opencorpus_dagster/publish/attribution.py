@@ -27,9 +27,6 @@ from pathlib import Path
 import duckdb
 from license_expression import LicenseWithExceptionSymbol
 
-from opencorpus_dagster import releases
-from opencorpus_dagster.atomic import write_text_atomically
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.policy import permissiveness_rank
 from opencorpus_dagster.licensing.spdx import (
     PUBLIC_DOMAIN,
@@ -37,8 +34,11 @@ from opencorpus_dagster.licensing.spdx import (
     spdx_licensing,
 )
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.shards import shard_paths
-from opencorpus_dagster.storage import duckdb_connect
+from opencorpus_dagster.stages.shards import shard_paths
+from opencorpus_dagster.state import releases
+from opencorpus_dagster.state.atomic import write_text_atomically
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.storage import duckdb_connect
 
 ATTRIBUTION_FILE = "ATTRIBUTION"
 NO_LICENSE = "(no licence recorded)"

@@ -28,9 +28,6 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from opencorpus_dagster import releases
-from opencorpus_dagster.atomic import write_text_atomically
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.publish.attribution import (
     license_keys,
@@ -51,6 +48,9 @@ from opencorpus_dagster.publish.charts import (
 from opencorpus_dagster.publish.markdown import markdown_code, markdown_link, markdown_text
 from opencorpus_dagster.publish.release import Release, release_of
 from opencorpus_dagster.publish.shard_stats import TOKENS_SQL, CorpusShardStatistics, shard_statistics  # noqa: F401 (TOKENS_SQL: the card's token, named here)
+from opencorpus_dagster.state import releases
+from opencorpus_dagster.state.atomic import write_text_atomically
+from opencorpus_dagster.state.home import DataHome
 
 CARD_FILE = "README.md"
 SHARD_GLOB = "shards/**/*.parquet"  # relative to the release folder, where README.md lives

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opencorpus_dagster.atomic import published
 from opencorpus_dagster.records import Outcome
+from opencorpus_dagster.state.atomic import published
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

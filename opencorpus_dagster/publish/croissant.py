@@ -23,9 +23,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from opencorpus_dagster import releases
-from opencorpus_dagster.atomic import write_text_atomically
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.publish.attribution import (
     license_keys,
@@ -35,7 +32,10 @@ from opencorpus_dagster.publish.attribution import (
 from opencorpus_dagster.publish.card import CARD_FILE, SHARD_GLOB, TITLE
 from opencorpus_dagster.publish.release import release_of
 from opencorpus_dagster.publish.shard_stats import schema_digest, shard_statistics
-from opencorpus_dagster.shards import SHARD_SCHEMA
+from opencorpus_dagster.stages.shards import SHARD_SCHEMA
+from opencorpus_dagster.state import releases
+from opencorpus_dagster.state.atomic import write_text_atomically
+from opencorpus_dagster.state.home import DataHome
 
 CROISSANT_FILE = "croissant.json"
 CROISSANT_CONFORMS_TO = "http://mlcommons.org/croissant/1.0"

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.url_policy import UrlRefused, normalise_url
+from opencorpus_dagster.upstream.url_policy import UrlRefused, normalise_url
 
 BASE_URL_ENV = "OPENCORPUS_BASE_URL"
 

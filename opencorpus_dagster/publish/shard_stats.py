@@ -24,9 +24,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from opencorpus_dagster.atomic import write_text_atomically
-from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.storage import duckdb_connect, read_parquet_schema, resolve_location
+from opencorpus_dagster.state.atomic import write_text_atomically
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.storage import duckdb_connect, read_parquet_schema, resolve_location
 
 STATS_DIR = "stats"  # under the corpus folder
 STATS_VERSION = 1  # bump when what is kept, or how a figure is counted, changes

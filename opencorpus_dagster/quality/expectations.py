@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from opencorpus_dagster.connectors.base import UnreadableInput
-from opencorpus_dagster.storage import duckdb_connect, parquet_file
+from opencorpus_dagster.state.storage import duckdb_connect, parquet_file
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
 DEFAULT_BATCH_ROWS = 50_000

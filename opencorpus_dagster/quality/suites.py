@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 
-from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.licensing.spdx import PUBLIC_DOMAIN, known_license_ids
@@ -22,7 +21,8 @@ from opencorpus_dagster.quality.expectations import (
     SuiteResult,
     run_suite,
 )
-from opencorpus_dagster.storage import duckdb_connect
+from opencorpus_dagster.state.atomic import write_text_atomically
+from opencorpus_dagster.state.storage import duckdb_connect
 
 RAW_SUITE = EXPECTATIONS_DIR / "raw_records.json"
 DOCUMENTS_SUITE = EXPECTATIONS_DIR / "documents.json"

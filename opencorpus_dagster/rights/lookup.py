@@ -40,18 +40,18 @@ from urllib.parse import quote
 import numpy as np
 import pyarrow as pa
 
-from opencorpus_dagster.atomic import write_parquet_atomically, write_text_atomically
 from opencorpus_dagster.dedup.clusters import shingle_set
 from opencorpus_dagster.dedup.exact import member_key
 from opencorpus_dagster.dedup.lsh_index import band_hashes
 from opencorpus_dagster.dedup.minhash import _shingle_hashes, compute_signatures, is_empty_signature
 from opencorpus_dagster.dedup.near import NearDuplicateIndex
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage import trace as tracing
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.records import sha256_text
-from opencorpus_dagster.storage import duckdb_connect, modified_stamp, parquet_file, parquet_files
-from opencorpus_dagster.takedown import TakedownRequest, new_request, normalise_domain, normalise_url, url_host
+from opencorpus_dagster.stages.takedown import TakedownRequest, new_request, normalise_domain, normalise_url, url_host
+from opencorpus_dagster.state.atomic import write_parquet_atomically, write_text_atomically
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.storage import duckdb_connect, modified_stamp, parquet_file, parquet_files
 from opencorpus_dagster.text.normalise import normalise_text
 
 DEFAULT_NEAR_THRESHOLD = 0.5
@@ -351,7 +351,7 @@ _DECISION_FIELDS = ("stage", "outcome", "reason", "value", "detail", "decided_at
 def _held(home: DataHome, releases: list[tuple[str, dict]], keys: pa.Table) -> dict[tuple[str, str, str], list[dict]]:
     """Where each wanted record is, in every release given: (release, shard, row), read from the
     releases' shard files themselves (immutable), so an earlier release answers as published."""
-    from opencorpus_dagster.releases import release_dir
+    from opencorpus_dagster.state.releases import release_dir
 
     files: dict[str, tuple[str, str]] = {}
     for release, manifest in releases:

@@ -38,15 +38,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from opencorpus_dagster import releases
-from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.catalog import Catalog, TrainingSummarySettings
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.publish.card import TOKENS_SQL
 from opencorpus_dagster.publish.markdown import markdown_text
 from opencorpus_dagster.publish.release import corpus_version
-from opencorpus_dagster.storage import duckdb_connect, parquet_files
+from opencorpus_dagster.state import releases
+from opencorpus_dagster.state.atomic import write_text_atomically
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.storage import duckdb_connect, parquet_files
 
 SUMMARY_MARKDOWN = "training-content-summary.md"
 SUMMARY_JSON = "training-content-summary.json"

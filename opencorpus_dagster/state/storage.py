@@ -7,7 +7,7 @@ Both answer `/`, `glob`, `is_file`, `open`, `read_text`, `stat` and `unlink` the
 differs is handled here: how pyarrow and DuckDB are pointed at a remote file (through the same
 fsspec filesystem, so credentials and endpoints come from one place: the fsspec/botocore
 configuration, e.g. `AWS_ENDPOINT_URL`), and how a file is published at once (see
-`opencorpus_dagster.atomic`).
+`opencorpus_dagster.state.atomic`).
 
 Listings are not cached (`use_listings_cache=False`): several processes write the same home,
 and a stale listing would hide a partition another run has just published.

@@ -18,12 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from opencorpus_dagster.atomic import published
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.connectors.base import Unit, UnreadableInput, refusal_message
-from opencorpus_dagster.discovery import discovered_unit
-from opencorpus_dagster.fetch import FetchedFile, Fetcher, FetchError, RecordingFetcher
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
 from opencorpus_dagster.records import (
     Decision,
@@ -32,7 +28,11 @@ from opencorpus_dagster.records import (
     make_doc_id,
     sha256_text,
 )
-from opencorpus_dagster.url_policy import UrlRefused
+from opencorpus_dagster.stages.discovery import discovered_unit
+from opencorpus_dagster.state.atomic import published
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.upstream.fetch import FetchedFile, Fetcher, FetchError, RecordingFetcher
+from opencorpus_dagster.upstream.url_policy import UrlRefused
 
 RAW_SCHEMA = pa.schema(
     [

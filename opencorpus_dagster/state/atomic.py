@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from opencorpus_dagster.storage import is_remote
+from opencorpus_dagster.state.storage import is_remote
 
 TEMPORARY_PATTERN = ".*.tmp-*"  # what `temporary_sibling` names, as a glob
 

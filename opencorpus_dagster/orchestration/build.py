@@ -32,23 +32,23 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from opencorpus_dagster.atomic import remove_stale_temporaries, write_text_atomically
 from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.connectors.base import UnreadableInput
-from opencorpus_dagster.corpus_inputs import corpus_inputs_digest, forget_digest, record_digest, recorded_digest
 from opencorpus_dagster.definitions import build_definitions
-from opencorpus_dagster.discovery import discover_and_record, recorded_units
-from opencorpus_dagster.fetch import MIRROR_ENV, FetchError
-from opencorpus_dagster.home import data_home
-from opencorpus_dagster.home_lock import HomeLocked, hold_home
-from opencorpus_dagster.instance import ensure_instance_config
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
+from opencorpus_dagster.orchestration.instance import ensure_instance_config
 from opencorpus_dagster.orchestration.jobs import CORPUS_JOB, source_job_name
 from opencorpus_dagster.orchestration.resources import CorpusSettings
-from opencorpus_dagster.releases import current_release, manifest_path
-from opencorpus_dagster.shards import read_manifest
-from opencorpus_dagster.url_policy import UrlRefused
+from opencorpus_dagster.stages.corpus_inputs import corpus_inputs_digest, forget_digest, record_digest, recorded_digest
+from opencorpus_dagster.stages.discovery import discover_and_record, recorded_units
+from opencorpus_dagster.stages.shards import read_manifest
+from opencorpus_dagster.state.atomic import remove_stale_temporaries, write_text_atomically
+from opencorpus_dagster.state.home import data_home
+from opencorpus_dagster.state.home_lock import HomeLocked, hold_home
+from opencorpus_dagster.state.releases import current_release, manifest_path
+from opencorpus_dagster.upstream.fetch import MIRROR_ENV, FetchError
+from opencorpus_dagster.upstream.url_policy import UrlRefused
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # A failed step is reported once, in the summary; Dagster's console logger would add its

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from opencorpus_dagster.atomic import write_text_atomically
-from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.storage import sha256_file
+from opencorpus_dagster.state.atomic import write_text_atomically
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.storage import sha256_file
 
 RELEASE_FORMAT = "opencorpus-release/1"
 MANIFEST_FILE = "manifest.json"

@@ -31,10 +31,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from opencorpus_dagster import merkle, releases
-from opencorpus_dagster.atomic import temporary_sibling, write_text_atomically
-from opencorpus_dagster.home import DataHome
-from opencorpus_dagster.storage import duckdb_connect, sha256_file
+from opencorpus_dagster.state import merkle, releases
+from opencorpus_dagster.state.atomic import temporary_sibling, write_text_atomically
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.storage import duckdb_connect, sha256_file
 
 MANIFEST_FORMAT = "opencorpus-manifest/2"
 SHARD_COLUMNS = (

@@ -13,8 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from opencorpus_dagster.atomic import write_text_atomically
-from opencorpus_dagster.instance import ensure_instance_config
+from opencorpus_dagster.orchestration.instance import ensure_instance_config
+from opencorpus_dagster.state.atomic import write_text_atomically
 
 WORKSPACE = """\
 # Written by `opencorpus ui`: the opencorpus code location, as in the repository's workspace.yaml.

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from opencorpus_dagster.limits import clip
+from opencorpus_dagster.upstream.limits import clip
 
 ALLOWED_SCHEMES = ("http", "https")
 MAX_URL_CHARS = 8192  # far above any real dump or crawl URL; browsers cap around 2,000 to 64K

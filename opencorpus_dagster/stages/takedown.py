@@ -41,11 +41,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from opencorpus_dagster.atomic import published, write_parquet_atomically
-from opencorpus_dagster.home import DataHome, data_home
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
-from opencorpus_dagster.shards import shard_paths
-from opencorpus_dagster.storage import duckdb_connect, parquet_files, read_parquet
+from opencorpus_dagster.stages.shards import shard_paths
+from opencorpus_dagster.state.atomic import published, write_parquet_atomically
+from opencorpus_dagster.state.home import DataHome, data_home
+from opencorpus_dagster.state.storage import duckdb_connect, parquet_files, read_parquet
 
 KINDS = ("url", "domain", "doc_id", "sha256")
 STAGE = "takedown"

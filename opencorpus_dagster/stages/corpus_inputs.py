@@ -20,15 +20,15 @@ import json
 import os
 from pathlib import Path
 
-from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.releases import current_release
-from opencorpus_dagster.shards import read_manifest, release_shards
+from opencorpus_dagster.stages.shards import read_manifest, release_shards
+from opencorpus_dagster.state.atomic import write_text_atomically
+from opencorpus_dagster.state.releases import current_release
 
 RECORD_FILE = "corpus-inputs.json"
 # Settings read from the environment by the corpus assets (orchestration/resources.py, publish/release.py).
 SETTINGS = ("OPENCORPUS_MAX_SHARD_BYTES", "OPENCORPUS_BASE_URL")
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # the whole opencorpus_dagster package
 
 
 def corpus_inputs_digest(sources, store: LineageStore, home) -> str | None:

@@ -21,18 +21,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from opencorpus_dagster.atomic import published
 from opencorpus_dagster.catalog import Source
-from opencorpus_dagster.fetch import Fetcher
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.gate import LicenseGate
 from opencorpus_dagster.licensing.page_rights import PageRights, robots_captures
 from opencorpus_dagster.licensing.renewals import renewal_step
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
 from opencorpus_dagster.records import Document, Drop, Outcome
-from opencorpus_dagster.storage import parquet_file
+from opencorpus_dagster.state.atomic import published
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.storage import parquet_file
 from opencorpus_dagster.text.extract import Extract
 from opencorpus_dagster.text.filters_config import build_steps
+from opencorpus_dagster.upstream.fetch import Fetcher
 
 DOCUMENT_SCHEMA = pa.schema(
     [

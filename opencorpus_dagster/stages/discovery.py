@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from opencorpus_dagster.atomic import write_text_atomically
 from opencorpus_dagster.catalog import Source
 from opencorpus_dagster.connectors.base import Unit
-from opencorpus_dagster.fetch import FetchedFile, Fetcher, FetchError, RecordingFetcher
-from opencorpus_dagster.home import DataHome
+from opencorpus_dagster.state.atomic import write_text_atomically
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.upstream.fetch import FetchedFile, Fetcher, FetchError, RecordingFetcher
 
 MISSING = "missing"  # the sha256 recorded for a URL whose fetch failed while listing
 

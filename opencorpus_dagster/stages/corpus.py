@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from opencorpus_dagster.atomic import write_parquet_atomically
 from opencorpus_dagster.dedup.clusters import (
     DEFAULT_KEEPER_POLICY,
     Criterion,
@@ -29,19 +28,20 @@ from opencorpus_dagster.dedup.exact import (
     member_key,
 )
 from opencorpus_dagster.dedup.near import NearDuplicateIndex
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.policy import permissiveness_rank
 from opencorpus_dagster.lineage.store import LineageStore, decisions_table
-from opencorpus_dagster.releases import Published, commit_release, release_dir
-from opencorpus_dagster.shards import (
+from opencorpus_dagster.stages.shards import (
     DEFAULT_MAX_SHARD_BYTES,
     ShardGroup,
     ShardingReport,
     read_manifest,
     write_shards,
 )
-from opencorpus_dagster.storage import duckdb_connect, parquet_files
-from opencorpus_dagster.takedown import removed_keys as taken_down
+from opencorpus_dagster.stages.takedown import removed_keys as taken_down
+from opencorpus_dagster.state.atomic import write_parquet_atomically
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.releases import Published, commit_release, release_dir
+from opencorpus_dagster.state.storage import duckdb_connect, parquet_files
 
 DUPLICATES_SCHEMA = pa.schema(
     [

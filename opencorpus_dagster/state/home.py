@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from opencorpus_dagster.storage import is_remote, resolve_location
+from opencorpus_dagster.state.storage import is_remote, resolve_location
 
 HOME_ENV = "OPENCORPUS_HOME"
 STATE_ENV = "OPENCORPUS_STATE"

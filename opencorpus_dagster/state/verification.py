@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opencorpus_dagster import merkle, releases
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.shards import shard_paths
-from opencorpus_dagster.storage import duckdb_connect, parquet_file, sha256_file
+from opencorpus_dagster.stages.shards import shard_paths
+from opencorpus_dagster.state import merkle, releases
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.storage import duckdb_connect, parquet_file, sha256_file
 
 _SHARD_PATH = re.compile(r"^shards/[A-Za-z0-9][A-Za-z0-9._@+=-]*/[A-Za-z0-9][A-Za-z0-9._@+=-]*/[A-Za-z0-9][A-Za-z0-9._-]*\.parquet$")
 

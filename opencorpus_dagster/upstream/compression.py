@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 from typing import BinaryIO
 
-from opencorpus_dagster.limits import LimitExceeded
+from opencorpus_dagster.upstream.limits import LimitExceeded
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BZ2_MAGIC = b"BZh"

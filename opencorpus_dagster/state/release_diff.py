@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from opencorpus_dagster import releases
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.shards import shard_paths
-from opencorpus_dagster.storage import duckdb_connect
+from opencorpus_dagster.stages.shards import shard_paths
+from opencorpus_dagster.state import releases
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.storage import duckdb_connect
 
 _CATEGORY = {"takedown": "takedown", "dedup.superseded": "superseded", "dedup.exact": "duplicate", "dedup.near": "duplicate"}
 

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from opencorpus_dagster.atomic import process_alive
+from opencorpus_dagster.state.atomic import process_alive
 
 LOCK_NAME = "build.lock"
 _POLL_SECONDS = 0.5

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from opencorpus_dagster.home import DataHome
 from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.releases import current_release, release_dir
-from opencorpus_dagster.shards import read_manifest, sha256_file, shard_paths
-from opencorpus_dagster.storage import duckdb_connect
+from opencorpus_dagster.stages.shards import read_manifest, sha256_file, shard_paths
+from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.state.releases import current_release, release_dir
+from opencorpus_dagster.state.storage import duckdb_connect
 
 
 def conservation_problems(store: LineageStore) -> list[dict]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from opencorpus_dagster.atomic import write_text_atomically
+from opencorpus_dagster.state.atomic import write_text_atomically
 
 INSTANCE_FILE = "dagster.yaml"
 

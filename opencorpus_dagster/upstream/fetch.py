@@ -39,8 +39,8 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from opencorpus_dagster.atomic import process_alive
-from opencorpus_dagster.url_policy import UrlRefused, is_local, local_path_under, normalise_url, safe_child
+from opencorpus_dagster.state.atomic import process_alive
+from opencorpus_dagster.upstream.url_policy import UrlRefused, is_local, local_path_under, normalise_url, safe_child
 
 log = logging.getLogger(__name__)
 
