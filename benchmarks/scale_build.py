@@ -19,7 +19,10 @@ for); peak memory = the child's max RSS; lineage bytes per document = the lineag
 files (`<home>/lineage.duckdb` + its WAL, plus a `lineage/` folder of Parquet files when the
 store keeps one) over the documents read.
 
-Run: .venv/bin/python benchmarks/scale_build.py [--sizes 2000 20000 100000] [--keep DIR]
+Then the wall time of a 10-partition full build with the default --jobs (the cores) against
+--jobs 1 (alternating, best of --jobs-rounds).
+
+Run: .venv/bin/python benchmarks/scale_build.py [--sizes 2000 20000 100000] [--keep DIR] [--jobs-partitions 10]
 """
 
 from __future__ import annotations
@@ -156,10 +159,11 @@ class Build:
     summary: dict
 
 
-def run_build(catalog: Path, home: Path) -> Build:
+def run_build(catalog: Path, home: Path, jobs: int | None = None) -> Build:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCORPUS_", "DAGSTER_", "OPENLINEAGE"))}
     env["DAGSTER_HOME"] = str(home / "dagster")
     command = [str(OPENCORPUS), "build", "--home", str(home), "--catalog", str(catalog), "--json"]
+    command += ["--jobs", str(jobs)] if jobs else []
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=ROOT)
@@ -233,10 +237,32 @@ def report(results: list[SizeResult]) -> None:
     )
 
 
+def compare_jobs(corpus: Corpus, partitions: int, rounds: int, work: Path) -> None:
+    """Wall time of a full build of `partitions` partitions with the default --jobs (the cores)
+    and with --jobs 1, alternating, a fresh home each time."""
+    catalog = work / f"catalog-jobs-{partitions}"
+    corpus.write_catalog(catalog, partitions)
+    walls: dict[str, list[float]] = {"default": [], "1": []}
+    for round_ in range(rounds):
+        for setting in ("default", "1") if round_ % 2 == 0 else ("1", "default"):
+            home = work / f"home-jobs-{setting}-{round_}"
+            build = run_build(catalog, home, None if setting == "default" else 1)
+            assert len(build.summary["processed"]) == partitions
+            walls[setting].append(build.wall)
+    default, serial = min(walls["default"]), min(walls["1"])
+    print(
+        f"\n{partitions}-partition full build ({partitions * DOCS_PER_PARTITION:,} documents), best of {rounds}: "
+        f"default jobs ({os.cpu_count()} cores) {default:.1f} s wall, --jobs 1 {serial:.1f} s wall, "
+        f"ratio {default / serial:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 100000], help="corpus sizes in documents")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary folder)")
+    parser.add_argument("--jobs-partitions", type=int, default=10, help="partitions of the --jobs comparison (0: skip it)")
+    parser.add_argument("--jobs-rounds", type=int, default=2, help="rounds of the --jobs comparison")
     args = parser.parse_args()
     sources = bench_sources()
     with tempfile.TemporaryDirectory(prefix="opencorpus-scale-bench-") as tmp:
@@ -244,7 +270,7 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         corpus = Corpus(work / "text", sources)
         start = time.perf_counter()
-        corpus.ensure(-(-max(args.sizes) // DOCS_PER_PARTITION) + 1)
+        corpus.ensure(max(-(-max(args.sizes) // DOCS_PER_PARTITION) + 1, args.jobs_partitions))
         drawn = time.perf_counter() - start
         print(f"{len(corpus.partitions)} partitions of {DOCS_PER_PARTITION} documents drawn in {drawn:.0f} s")
         results = []
@@ -252,6 +278,8 @@ def main() -> None:
             results.append(measure(corpus, documents, work))
             report(results[-1:])  # as it goes: the largest size takes a while
         report(results)
+        if args.jobs_partitions:
+            compare_jobs(corpus, args.jobs_partitions, args.jobs_rounds, work)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\n{os.cpu_count()} cores; load average at the end {load} (other work on the machine inflates wall time)")
 

@@ -8,7 +8,9 @@ its own stage and lineage files. A partition is pending when its documents
 stage has never been recorded or was recorded with another fingerprint (its unit or the source's shared settings changed); unchanged
 partitions are not re-read. A failed partition is reported and does not stop the others. The
 corpus run is skipped when nothing it reads changed since the last one that published with every
-check passed (`corpus_inputs.py`): a no-op build does no work in proportion to the corpus.
+check passed (`corpus_inputs.py`): a no-op build does no work in proportion to the corpus, and
+a build with nothing to run does not import Dagster (`_Dagster` makes the definitions and the
+instance when first needed).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-from dagster import AssetCheckSeverity, DagsterInstance
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -34,12 +35,8 @@ from rich.progress import (
 
 from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.connectors.base import UnreadableInput
-from opencorpus_dagster.definitions import build_definitions
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
 from opencorpus_dagster.orchestration.instance import ensure_instance_config
-from opencorpus_dagster.orchestration.jobs import CORPUS_JOB, source_job_name
-from opencorpus_dagster.orchestration.resources import CorpusSettings
 from opencorpus_dagster.stages.corpus_inputs import corpus_inputs_digest, forget_digest, record_digest, recorded_digest
 from opencorpus_dagster.stages.discovery import discover_and_record, recorded_units
 from opencorpus_dagster.stages.shards import read_manifest
@@ -47,7 +44,7 @@ from opencorpus_dagster.state.atomic import remove_stale_temporaries, write_text
 from opencorpus_dagster.state.home import data_home
 from opencorpus_dagster.state.home_lock import HomeLocked, hold_home
 from opencorpus_dagster.state.releases import current_release, manifest_path
-from opencorpus_dagster.upstream.fetch import MIRROR_ENV, FetchError
+from opencorpus_dagster.upstream.fetch import MIRROR_ENV, Fetcher, FetchError, mirrors_from
 from opencorpus_dagster.upstream.url_policy import UrlRefused
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -104,6 +101,8 @@ def pending_partitions(
                 failed.append(f"{source.name} (listing units upstream): {error}")
                 units = recorded_units(source, home) or units
             if instance is not None:
+                from opencorpus_dagster.orchestration.assets import dynamic_partitions_name
+
                 name = dynamic_partitions_name(source.name)
                 known = set(instance.get_dynamic_partitions(name))
                 instance.add_dynamic_partitions(name, [u.key for u in units if u.key not in known])
@@ -174,16 +173,14 @@ def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1
     unknown = set(sources or ()) - {s.name for s in catalog.sources}
     if unknown:
         raise SystemExit(f"unknown source(s): {', '.join(sorted(unknown))}; catalog has {', '.join(s.name for s in catalog.sources)}")
-    defs = build_definitions()
-    ensure_instance_config(Path(os.environ.get("DAGSTER_HOME") or home.dagster_home))
-    instance = DagsterInstance.get()
+    dagster = _Dagster(home)
     store = LineageStore.at(home.lineage_dir)
     if partitions and not any(s.connector.discovers() for s in selected):
         known = {unit.key for source in selected for unit in source.connector.units()}
         missing = sorted(set(partitions) - known)
         if missing:
             raise SystemExit(f"unknown partition(s) {', '.join(missing)}; known: {', '.join(sorted(known))}")
-    fetcher = CorpusSettings(home=str(home.root), mirror=os.environ.get(MIRROR_ENV, "")).fetcher()
+    fetcher = Fetcher(home.downloads, mirrors_from(os.environ.get(MIRROR_ENV, "")))
     listing_failures: list[str] = []
     pending, unchanged = pending_partitions(
         selected,
@@ -192,7 +189,7 @@ def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1
         force,
         set(partitions) if partitions else None,
         fetcher=fetcher,
-        instance=instance,
+        instance=dagster.instance if any(s.connector.discovers() for s in selected) else None,
         failed=listing_failures,
     )
     summary = BuildSummary(
@@ -200,12 +197,13 @@ def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1
         failed=[f"catalog: {error}" for error in catalog.errors] + listing_failures,
     )
 
-    pool = _partition_pool(jobs, len(pending), defs)
+    # The instance (its storage created, dagster.yaml written) exists before workers fork.
+    pool = _partition_pool(jobs, len(pending), dagster.defs) if pending and dagster.instance else None
     with pool or contextlib.nullcontext(), Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
         task = progress.add_task("partitions", total=len(pending) + 1)
-        outcomes = _run_partitions([(s.name, k) for s, k in pending], pool, log_config, progress, task, defs, instance)
+        outcomes = _run_partitions([(s.name, k) for s, k in pending], pool, log_config, progress, task, dagster)
         for (source, key), outcome in zip(pending, outcomes, strict=True):
             label = f"{source.name}/{key}"
             if outcome.success:
@@ -225,9 +223,11 @@ def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1
         elif unchanged_corpus:
             summary.corpus_unchanged = True
         else:
+            from opencorpus_dagster.orchestration.jobs import CORPUS_JOB
+
             progress.update(task, description="corpus: dedup + shards")
-            result = defs.resolve_job_def(CORPUS_JOB).execute_in_process(
-                instance=instance, run_config=log_config, raise_on_error=False
+            result = dagster.defs.resolve_job_def(CORPUS_JOB).execute_in_process(
+                instance=dagster.instance, run_config=log_config, raise_on_error=False
             )
             failed_checks = _failed_error_checks(result) if result.success else []
             if not result.success:
@@ -256,6 +256,33 @@ def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1
         # a new process; the failures above are the news, not this.
         summary.failed.append(f"totals: not read from {home.lineage_db} after the failures above ({' '.join(str(error).split())})")
     return summary
+
+
+class _Dagster:
+    """The build's Dagster definitions and instance, made when first needed: a build with no
+    partition to run and an unchanged corpus never imports Dagster (1-2 s of a no-op build)."""
+
+    def __init__(self, home) -> None:
+        self._home = home
+        self._defs = None
+        self._instance = None
+
+    @property
+    def defs(self):
+        if self._defs is None:
+            from opencorpus_dagster.definitions import build_definitions
+
+            self._defs = build_definitions()
+        return self._defs
+
+    @property
+    def instance(self):
+        if self._instance is None:
+            from dagster import DagsterInstance
+
+            ensure_instance_config(Path(os.environ.get("DAGSTER_HOME") or self._home.dagster_home))
+            self._instance = DagsterInstance.get()
+        return self._instance
 
 
 @dataclass
@@ -296,7 +323,7 @@ def _partition_pool(jobs: int, pending: int, defs) -> ProcessPoolExecutor | None
     return pool
 
 
-def _run_partitions(pending, pool, log_config, progress, task, defs, instance) -> list[PartitionOutcome]:
+def _run_partitions(pending, pool, log_config, progress, task, dagster: _Dagster) -> list[PartitionOutcome]:
     """Run each (source name, partition key) as a run of its source's job, on the workers of
     `pool` (or one after another here when None); the outcomes in the order of `pending`. A
     failed run does not stop the others."""
@@ -304,7 +331,7 @@ def _run_partitions(pending, pool, log_config, progress, task, defs, instance) -
         outcomes = []
         for source, key in pending:
             progress.update(task, description=f"{source}/{key}")
-            outcomes.append(_run_partition(source, key, log_config, defs, instance))
+            outcomes.append(_run_partition(source, key, log_config, dagster.defs, dagster.instance))
             progress.advance(task)
         return outcomes
     results: dict[int, PartitionOutcome] = {}
@@ -328,6 +355,11 @@ def _run_partitions(pending, pool, log_config, progress, task, defs, instance) -
 def _run_partition(source: str, key: str, log_config: dict, defs=None, instance=None) -> PartitionOutcome:
     """One partition run of `source`'s job, on this process's instance (a worker's own
     DagsterInstance when called in a pool: the environment names the same DAGSTER_HOME)."""
+    from dagster import DagsterInstance
+
+    from opencorpus_dagster.definitions import build_definitions
+    from opencorpus_dagster.orchestration.jobs import source_job_name
+
     defs = defs or _INHERITED_DEFINITIONS or build_definitions()
     instance = instance or DagsterInstance.get()
     job = defs.resolve_job_def(source_job_name(source))
@@ -346,6 +378,8 @@ def _add_totals(summary: BuildSummary, store: LineageStore, home) -> None:
 def _failed_error_checks(result) -> list[str]:
     """The checks of a successful run that failed at ERROR severity (a non-blocking ERROR check
     lets the run succeed; the build must not)."""
+    from dagster import AssetCheckSeverity
+
     return [
         f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed (ERROR)"
         for evaluation in result.get_asset_check_evaluations()
@@ -355,6 +389,8 @@ def _failed_error_checks(result) -> list[str]:
 
 def _failed_warn_checks(result) -> list[str]:
     """The WARN checks that failed, each as its description (what the check said) or its name."""
+    from dagster import AssetCheckSeverity
+
     return [
         evaluation.description or f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed (WARN)"
         for evaluation in result.get_asset_check_evaluations()
