@@ -276,3 +276,24 @@ def test_statistics_are_kept_in_an_object_storage_home(corpus):
     )
     again = shard_statistics(remote, manifest, files)
     assert again.computed == () and again.shards == shard_statistics(local, manifest, shard_files(local)).shards
+
+
+def test_shard_suite_passes_follow_an_unchanged_shard_into_the_next_release(corpus, tmp_path):
+    """A release folder hard-links the shards that did not change: their rows are not validated again."""
+    from opencorpus_dagster.quality.suites import validate_shards
+    from opencorpus_dagster.state import releases
+
+    home = corpus["home"]
+    sources = load_catalog(_catalog_of(corpus)).sources
+    first_release, second_release = [r["release"] for r in releases.list_releases(home)][-2:]
+    first = [releases.release_dir(home, first_release) / e["path"] for e in corpus["first_manifest"]["shards"]]
+    second = [releases.release_dir(home, second_release) / e["path"] for e in corpus["second_manifest"]["shards"]]
+    cache = SuiteCache(tmp_path / "passes")
+    assert validate_shards(sources, first, cache).success
+    result = validate_shards(sources, second, cache)
+    new = {Path(e["path"]).name for e in corpus["second_manifest"]["shards"]} - {
+        Path(e["path"]).name for e in corpus["first_manifest"]["shards"]
+    }
+    assert result.success and len(new) == 2  # p1 changed, p3 is new
+    assert sorted(Path(p).name for p in result.rows_read_from) == sorted(new)
+    assert result.rows == sum(e["rows"] for e in corpus["second_manifest"]["shards"])

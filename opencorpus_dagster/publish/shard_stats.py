@@ -129,7 +129,10 @@ def _keep(home: DataHome, statistics: ShardStatistics) -> None:
         "schema_sha256": statistics.schema_sha256,
         "groups": [list(group) for group in statistics.groups],
     }
-    write_text_atomically(stats_path(home, statistics.sha256), json.dumps(document, sort_keys=True) + "\n")
+    try:
+        write_text_atomically(stats_path(home, statistics.sha256), json.dumps(document, sort_keys=True) + "\n")
+    except OSError:  # a read-only home (`opencorpus summary` on a copy): computed again next time
+        pass
 
 
 def _compute(home: DataHome, entries: list[dict], where: dict) -> list[ShardStatistics]:

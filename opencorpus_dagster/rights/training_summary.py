@@ -40,9 +40,9 @@ import pyarrow as pa
 
 from opencorpus_dagster.catalog import Catalog, TrainingSummarySettings
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.publish.card import TOKENS_SQL
 from opencorpus_dagster.publish.markdown import markdown_text
 from opencorpus_dagster.publish.release import corpus_version
+from opencorpus_dagster.publish.shard_stats import shard_statistics
 from opencorpus_dagster.state import releases
 from opencorpus_dagster.state.atomic import write_text_atomically
 from opencorpus_dagster.state.home import DataHome
@@ -156,7 +156,7 @@ def training_summary(
             facts = _lineage_facts(conn, sources)
         finally:
             conn.unregister("release_rows")
-    tokens = _tokens_by_source(shard_files)
+    tokens = _tokens_by_source(home, manifest, shard_files)
     crawled = sorted(s for s in facts["documents"] if _section(s, sources) == "crawled")
     capture = _capture_periods(home, facts["released_keys"], crawled)
     pii = _pii_redactions(home, facts["released_keys"])
@@ -390,14 +390,16 @@ def _release_rows(files: list[str]) -> pa.Table:
         return connection.sql("SELECT source, partition, doc_id FROM read_parquet(?)", params=[files]).to_arrow_table()
 
 
-def _tokens_by_source(files: list[str]) -> dict[str, int]:
+def _tokens_by_source(home: DataHome, manifest: dict, files: list[str]) -> dict[str, int]:
+    """Whitespace tokens per source: sums of the per-shard statistics the card keeps (a shard's
+    text is read once, ever: publish/shard_stats.py)."""
     if not files:
         return {}
-    with duckdb_connect(*files) as connection:
-        rows = connection.execute(
-            f"SELECT source, coalesce(sum({TOKENS_SQL}), 0) FROM read_parquet(?) GROUP BY 1", [files]
-        ).fetchall()
-    return {source: int(tokens) for source, tokens in rows}
+    tokens: dict[str, int] = {}
+    for shard in shard_statistics(home, manifest, files).shards:
+        for source, _license, _language, _kind, _documents, count in shard.groups:
+            tokens[source] = tokens.get(source, 0) + count
+    return tokens
 
 
 def _capture_periods(home: DataHome, released: pa.Table, crawled: list[str]) -> dict[str, dict]:
