@@ -240,3 +240,49 @@ def test_homes_in_object_storage_lock_their_shared_state_folder(tmp_path, monkey
         f"{tmp_path / 'state'} with memory://bucket/second; wait for it or stop it"
     )
     assert (tmp_path / "state" / LOCK_NAME).read_text() == ""
+
+
+def test_a_corpus_run_launched_beside_a_build_waits_for_its_lock(built_enwiki, fixture_mirror, tmp_path):
+    """A corpus run the daemon, a sensor or the UI starts (here `dagster job execute`, the way a
+    run worker executes it) stages nothing while a build holds the home: its first corpus step
+    waits, says so in the run's log, and goes on once the lock is free."""
+    home, catalog = built_enwiki
+    work = tmp_path / "home"
+    shutil.copytree(home, work, symlinks=True)
+    (work / "takedowns.jsonl").write_text("")  # something for the run to read; the release stays the same
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCORPUS_", "DAGSTER_", "OPENLINEAGE"))}
+    env.update(
+        OPENCORPUS_HOME=str(work), OPENCORPUS_CATALOG=str(catalog), OPENCORPUS_MIRROR=str(fixture_mirror),
+        DAGSTER_HOME=str(work / "dagster"), PYTHONUNBUFFERED="1",
+    )  # fmt: skip
+    dagster = Path(sys.executable).parent / "dagster"
+    log = tmp_path / "run.log"
+    current_before = (work / "corpus" / "current.json").read_bytes()
+    with hold_home(DataHome(work)) as held, open(log, "wb") as out:
+        run = subprocess.Popen(
+            [str(dagster), "job", "execute", "-m", "opencorpus_dagster.definitions", "-j", "corpus_job"],
+            env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 240
+        while "waiting for the build lock" not in log.read_text(errors="replace"):
+            assert run.poll() is None, log.read_text(errors="replace")[-4000:]
+            assert time.monotonic() < deadline, "the corpus run never reported waiting for the lock"
+            time.sleep(0.5)
+        time.sleep(3)
+        assert run.poll() is None  # still waiting: nothing staged beside the build
+        assert not any(p.name != "current" and not (p / "release.json").exists() for p in (work / "corpus" / "releases").iterdir())
+        released_at = time.time()
+    assert run.wait(timeout=600) == 0, log.read_text(errors="replace")[-4000:]
+    text = log.read_text(errors="replace")
+    assert f"waiting for the build lock of {work}: {held.describe()}" in " ".join(text.split())
+    assert (work / "corpus" / "current.json").read_bytes() == current_before  # nothing changed: no new release
+    # The run's corpus steps started after the lock was let go (the event log of the instance).
+    from dagster import DagsterEventType, DagsterInstance
+
+    with DagsterInstance.from_config(str(work / "dagster")) as instance:
+        (record,) = instance.get_runs(limit=1)
+        successes = instance.get_records_for_run(record.run_id, of_type=DagsterEventType.STEP_SUCCESS).records
+    step_ends = {r.event_log_entry.step_key: r.event_log_entry.timestamp for r in successes}
+    locked = ("corpus__takedown", "corpus__dedup", "corpus__shards", "corpus__card", "corpus__release")
+    assert set(step_ends) >= set(locked)
+    assert min(step_ends[step] for step in locked) >= released_at  # (corpus__catalog only reads the catalog)

@@ -22,6 +22,7 @@ from dagster import (
     MetadataValue,
     StaticPartitionsDefinition,
     asset,
+    get_dagster_logger,
 )
 
 from opencorpus_dagster.catalog import Source
@@ -71,6 +72,7 @@ from opencorpus_dagster.stages.ingest import (
 from opencorpus_dagster.stages.shards import SHARD_COLUMNS, SHARD_SCHEMA
 from opencorpus_dagster.stages.takedown import apply_takedowns, record_shard_changes
 from opencorpus_dagster.state import releases
+from opencorpus_dagster.state.home_lock import hold_home_for_step
 
 CORPUS_GROUP = "corpus"
 TAKEDOWN_KEY = AssetKey([CORPUS_GROUP, "takedown"])
@@ -262,17 +264,18 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         automation_condition=CORPUS_AUTOMATION,
     )
     def takedown(context: AssetExecutionContext, corpus: CorpusSettings, lineage: LineageFiles) -> MaterializeResult:
-        report = apply_takedowns(corpus.data_home(), lineage_store(lineage), context.run.run_id)
-        return MaterializeResult(
-            metadata={
-                "requests": report.requests,
-                "records_removed": report.records,
-                "newly_removed": report.new_records,
-                "by_kind": counts_table("kind", report.by_kind),
-                "unmatched_requests": MetadataValue.json(report.unmatched),
-                "takedown_list": MetadataValue.path(str(corpus.data_home().takedowns)),
-            }
-        )
+        with hold_home_for_step(corpus.data_home(), context.log.info):
+            report = apply_takedowns(corpus.data_home(), lineage_store(lineage), context.run.run_id)
+            return MaterializeResult(
+                metadata={
+                    "requests": report.requests,
+                    "records_removed": report.records,
+                    "newly_removed": report.new_records,
+                    "by_kind": counts_table("kind", report.by_kind),
+                    "unmatched_requests": MetadataValue.json(report.unmatched),
+                    "takedown_list": MetadataValue.path(str(corpus.data_home().takedowns)),
+                }
+            )
 
     @asset(
         key=DEDUP_KEY,
@@ -294,31 +297,32 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         ],
     )
     def dedup(context: AssetExecutionContext, corpus: CorpusSettings, lineage: LineageFiles) -> MaterializeResult:
-        emitter = corpus.lineage_emitter()
-        inputs = [emitter.datasets.documents(s.name) for s in sources]
-        output = emitter.datasets.duplicates()
-        with emitter.run(DEDUP_JOB, context.run.run_id, inputs, [output], parent_job=context.job_name) as run:
-            report = deduplicate_corpus(corpus.data_home(), lineage_store(lineage), context.run.run_id)
-            run.set_schema(output, DUPLICATES_SCHEMA)
-            run.set_output_stats(output, report.duplicates, duplicates_path(corpus.data_home()).stat().st_size, files=1)
-            run.set_facet(output, "opencorpus", {"outcomes": {"duplicate": report.duplicates, "kept": report.documents - report.duplicates}})
-        home = corpus.data_home()
-        cache = suite_cache(home)
-        results = [
-            # Files validated before (by their partition's run or the last corpus run) with the same
-            # suite and policy are not read again: suite_cache.
-            validate_documents(s, sorted((home.root / "documents" / s.name).glob("*.parquet")), cache)
-            for s in sources
-            if any((home.root / "documents" / s.name).glob("*.parquet"))
-        ]
-        return MaterializeResult(
-            check_results=[combined_suite_check("documents_expectations", results)],
-            metadata={
-                "documents": report.documents,
-                "duplicates": report.duplicates,
-                "by_reason": counts_table("reason", dict(report.by_reason), report.documents),
-            }
-        )
+        with hold_home_for_step(corpus.data_home(), context.log.info):
+            emitter = corpus.lineage_emitter()
+            inputs = [emitter.datasets.documents(s.name) for s in sources]
+            output = emitter.datasets.duplicates()
+            with emitter.run(DEDUP_JOB, context.run.run_id, inputs, [output], parent_job=context.job_name) as run:
+                report = deduplicate_corpus(corpus.data_home(), lineage_store(lineage), context.run.run_id)
+                run.set_schema(output, DUPLICATES_SCHEMA)
+                run.set_output_stats(output, report.duplicates, duplicates_path(corpus.data_home()).stat().st_size, files=1)
+                run.set_facet(output, "opencorpus", {"outcomes": {"duplicate": report.duplicates, "kept": report.documents - report.duplicates}})
+            home = corpus.data_home()
+            cache = suite_cache(home)
+            results = [
+                # Files validated before (by their partition's run or the last corpus run) with the same
+                # suite and policy are not read again: suite_cache.
+                validate_documents(s, sorted((home.root / "documents" / s.name).glob("*.parquet")), cache)
+                for s in sources
+                if any((home.root / "documents" / s.name).glob("*.parquet"))
+            ]
+            return MaterializeResult(
+                check_results=[combined_suite_check("documents_expectations", results)],
+                metadata={
+                    "documents": report.documents,
+                    "duplicates": report.duplicates,
+                    "by_reason": counts_table("reason", dict(report.by_reason), report.documents),
+                }
+            )
 
     @asset(
         key=SHARDS_KEY,
@@ -334,37 +338,38 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         check_specs=shard_check_specs(SHARDS_KEY),
     )
     def shards(context: AssetExecutionContext, corpus: CorpusSettings, lineage: LineageFiles) -> MaterializeResult:
-        home = corpus.data_home()
-        emitter = corpus.lineage_emitter()
-        documents = [emitter.datasets.documents(s.name) for s in sources]
-        inputs, output = [*documents, emitter.datasets.duplicates()], emitter.datasets.shards()
-        with emitter.run(SHARDS_JOB, context.run.run_id, inputs, [output], parent_job=context.job_name) as run:
-            store = lineage_store(lineage)
-            report = stage_shards(home, corpus.max_shard_bytes)
-            totals = report.manifest["totals"]
-            run.set_schema(output, SHARD_SCHEMA)
-            run.set_column_lineage(output, shards_column_lineage(documents, emitter.datasets.duplicates(), SHARD_COLUMNS))
-            run.set_output_stats(output, totals["rows"], totals["bytes"], files=totals["shards"])
-            run.set_facet(output, "opencorpus", {"licenses": totals["licenses"], "outcomes": {"kept": totals["rows"]}})
-        context.log.info(
-            f"release {report.release} staged: shards written: {len(report.written)}, unchanged: {len(report.kept)}, "
-            f"no longer listed: {len(report.deleted)}"
-        )
-        return MaterializeResult(
-            check_results=shard_check_results(home, store, sources, report.release),
-            metadata={
-                "shard_files": shards_table(report.manifest["shards"]),
-                "shards": totals["shards"],
-                "rows": totals["rows"],
-                "bytes": totals["bytes"],
-                "written_this_run": len(report.written),
-                "unchanged": len(report.kept),
-                "licenses": counts_table("licence", totals["licenses"], totals["rows"]),
-                "sources": counts_table("source", totals["sources"], totals["rows"]),
-                "staged_release": report.release,
-                "manifest": MetadataValue.path(str(releases.release_dir(home, report.release) / releases.MANIFEST_FILE)),
-            }
-        )
+        with hold_home_for_step(corpus.data_home(), context.log.info):
+            home = corpus.data_home()
+            emitter = corpus.lineage_emitter()
+            documents = [emitter.datasets.documents(s.name) for s in sources]
+            inputs, output = [*documents, emitter.datasets.duplicates()], emitter.datasets.shards()
+            with emitter.run(SHARDS_JOB, context.run.run_id, inputs, [output], parent_job=context.job_name) as run:
+                store = lineage_store(lineage)
+                report = stage_shards(home, corpus.max_shard_bytes)
+                totals = report.manifest["totals"]
+                run.set_schema(output, SHARD_SCHEMA)
+                run.set_column_lineage(output, shards_column_lineage(documents, emitter.datasets.duplicates(), SHARD_COLUMNS))
+                run.set_output_stats(output, totals["rows"], totals["bytes"], files=totals["shards"])
+                run.set_facet(output, "opencorpus", {"licenses": totals["licenses"], "outcomes": {"kept": totals["rows"]}})
+            context.log.info(
+                f"release {report.release} staged: shards written: {len(report.written)}, unchanged: {len(report.kept)}, "
+                f"no longer listed: {len(report.deleted)}"
+            )
+            return MaterializeResult(
+                check_results=shard_check_results(home, store, sources, report.release),
+                metadata={
+                    "shard_files": shards_table(report.manifest["shards"]),
+                    "shards": totals["shards"],
+                    "rows": totals["rows"],
+                    "bytes": totals["bytes"],
+                    "written_this_run": len(report.written),
+                    "unchanged": len(report.kept),
+                    "licenses": counts_table("licence", totals["licenses"], totals["rows"]),
+                    "sources": counts_table("source", totals["sources"], totals["rows"]),
+                    "staged_release": report.release,
+                    "manifest": MetadataValue.path(str(releases.release_dir(home, report.release) / releases.MANIFEST_FILE)),
+                }
+            )
 
     @asset(
         key=CARD_KEY,
@@ -375,22 +380,23 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         automation_condition=CORPUS_AUTOMATION,
     )
     def card(corpus: CorpusSettings, lineage: LineageFiles) -> MaterializeResult:
-        home, store = corpus.data_home(), lineage_store(lineage)
-        descriptions = {s.name: s.spec.description for s in sources if s.spec.description}
-        owners, base_url = {s.name: list(s.spec.owners) for s in sources}, base_url_from_environment()
-        release = releases.staged_for_card(home)
-        readme = write_card(home, store, descriptions, owners=owners, base_url=base_url, release=release)
-        attribution = write_attribution(home, store, release)
-        croissant = write_croissant(home, store, owners=owners, base_url=base_url, release=release)
-        summary_md, _ = write_release_summary(home, store, sources, corpus.fetcher(), release)
-        metadata = {
-            "card": MetadataValue.path(str(readme)),
-            "training_content_summary": MetadataValue.path(str(summary_md)),
-            "attribution": MetadataValue.path(str(attribution)),
-            "croissant": MetadataValue.path(str(croissant)),
-            "preview": MetadataValue.md(readme.read_text()[:4000]),
-        }
-        return MaterializeResult(metadata=metadata)
+        with hold_home_for_step(corpus.data_home(), get_dagster_logger().info):
+            home, store = corpus.data_home(), lineage_store(lineage)
+            descriptions = {s.name: s.spec.description for s in sources if s.spec.description}
+            owners, base_url = {s.name: list(s.spec.owners) for s in sources}, base_url_from_environment()
+            release = releases.staged_for_card(home)
+            readme = write_card(home, store, descriptions, owners=owners, base_url=base_url, release=release)
+            attribution = write_attribution(home, store, release)
+            croissant = write_croissant(home, store, owners=owners, base_url=base_url, release=release)
+            summary_md, _ = write_release_summary(home, store, sources, corpus.fetcher(), release)
+            metadata = {
+                "card": MetadataValue.path(str(readme)),
+                "training_content_summary": MetadataValue.path(str(summary_md)),
+                "attribution": MetadataValue.path(str(attribution)),
+                "croissant": MetadataValue.path(str(croissant)),
+                "preview": MetadataValue.md(readme.read_text()[:4000]),
+            }
+            return MaterializeResult(metadata=metadata)
 
     @asset(
         key=RELEASE_KEY,
@@ -405,19 +411,20 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
         automation_condition=CORPUS_AUTOMATION,
     )
     def release(context: AssetExecutionContext, corpus: CorpusSettings, lineage: LineageFiles) -> MaterializeResult:
-        home, store = corpus.data_home(), lineage_store(lineage)
-        published, changed = publish_release(home, store, context.run.run_id)
-        record_shard_changes(store, context.run.run_id, changed)
-        context.log.info(f"release {published.release} {'published' if published.new else 'unchanged (nothing differs)'}")
-        return MaterializeResult(
-            metadata={
-                "release": published.release,
-                "new_release": published.new,
-                "rows": published.manifest["totals"]["rows"],
-                "merkle_root": published.manifest.get("merkle_root", ""),
-                "folder": MetadataValue.path(str(releases.release_dir(home, published.release))),
-            }
-        )
+        with hold_home_for_step(corpus.data_home(), context.log.info):
+            home, store = corpus.data_home(), lineage_store(lineage)
+            published, changed = publish_release(home, store, context.run.run_id)
+            record_shard_changes(store, context.run.run_id, changed)
+            context.log.info(f"release {published.release} {'published' if published.new else 'unchanged (nothing differs)'}")
+            return MaterializeResult(
+                metadata={
+                    "release": published.release,
+                    "new_release": published.new,
+                    "rows": published.manifest["totals"]["rows"],
+                    "merkle_root": published.manifest.get("merkle_root", ""),
+                    "folder": MetadataValue.path(str(releases.release_dir(home, published.release))),
+                }
+            )
 
     return [takedown, dedup, shards, card, release]
 

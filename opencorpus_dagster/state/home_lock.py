@@ -2,7 +2,9 @@
 
 `opencorpus build` and `opencorpus backfill` hold the lock of their home for their whole run;
 a second build on the same home fails at once with `HomeLocked`, which names the holder (pid,
-host, user, command line, start time), or waits for it (`wait=True`). Readers (`trace`,
+host, user, command line, start time), or waits for it (`wait=True`). The corpus steps of a run
+launched by the daemon, a sensor or the UI hold it while each runs, waiting for a build that
+holds it (`hold_home_for_step`); inside a build's own runs that is a no-op. Readers (`trace`,
 `report`, `takedown list/audit`) never take it.
 
 The lock is `fcntl.flock` on `<state>/build.lock` (the state folder is the home itself for a
@@ -107,6 +109,10 @@ def hold_home(
     state folder cannot be created or the lock file opened (read-only, not a folder, ...).
     """
     path = lock_file(home)
+    held = f"{path}\0{home.root}"
+    if held in _HELD:  # held for this home by this process already (or by the build that forked it)
+        yield _HELD[held]
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     # O_RDWR without O_TRUNC: opening must not wipe the description of a live holder.
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -123,14 +129,34 @@ def hold_home(
             time.sleep(_POLL_SECONDS)
         holder = LockHolder.this_process(str(home.root))
         _write_description(fd, holder)
+        _HELD[held] = holder
         try:
             yield holder
         finally:
+            _HELD.pop(held, None)
             # Emptied before the unlock: a file naming a pid is a file whose pid holds, or held, the lock.
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+# (lock file, home) pairs this process holds, with its description: holding again is a no-op (a CLI build's
+# corpus run takes the lock in its steps, in the build's own process or a worker forked from it).
+_HELD: dict[str, LockHolder] = {}
+
+
+@contextmanager
+def hold_home_for_step(home, log: Callable[[str], None]) -> Iterator[LockHolder]:
+    """A corpus step holds its home's build lock while it runs, waiting (and saying so in `log`)
+    while a build holds it: a run the daemon, a sensor or the UI launched never stages or
+    publishes a release beside an `opencorpus build`. Inside a build's own run, a no-op."""
+
+    def waiting(busy: HomeLocked) -> None:
+        log(f"waiting for the build lock of {busy.home}: {busy.held_by}")
+
+    with hold_home(home, wait=True, on_wait=waiting) as holder:
+        yield holder
 
 
 def read_holder(path: Path) -> LockHolder | None:
