@@ -162,7 +162,7 @@ def main() -> None:
                     env={**__import__("os").environ, "OPENCORPUS_STATE": str(tmp / f"state-{round_}")},
                 )
             )
-            kept = {"datatrove": parquet_rows(out), "opencorpus": parquet_rows(home / "corpus" / "shards")}
+            kept = {"datatrove": parquet_rows(out), "opencorpus": parquet_rows(home / "corpus" / "releases" / "current" / "shards")}
             shutil.rmtree(out, ignore_errors=True)
             print(f"  round {round_ + 1}: datatrove {cpu['datatrove'][-1]:.2f} s CPU ({kept['datatrove']} pages kept), "
                   f"opencorpus build {cpu['opencorpus'][-1]:.2f} s CPU ({kept['opencorpus']} kept)")

@@ -304,6 +304,9 @@ def _outcome(result, home) -> PartitionOutcome:
 
 # The definitions a forked worker inherits from the build (set just before the fork).
 _INHERITED_DEFINITIONS = None
+# (pid, DagsterInstance) of a worker: its own instance (storage connections are not shared
+# across a fork), made by its first partition run.
+_WORKER_INSTANCE = None
 
 
 def _partition_pool(jobs: int, pending: int, defs) -> ProcessPoolExecutor | None:
@@ -314,6 +317,13 @@ def _partition_pool(jobs: int, pending: int, defs) -> ProcessPoolExecutor | None
         return None
     global _INHERITED_DEFINITIONS
     _INHERITED_DEFINITIONS = defs
+    # What every partition run loads on first use, loaded once here: each forked worker starts
+    # with it (Great Expectations' imports alone are seconds of CPU per process).
+    from opencorpus_dagster.quality import expectations
+    from opencorpus_dagster.text import language
+
+    expectations.preload()
+    language.preload()
     # `fork` where there is one: a worker starts with the code location already loaded (a
     # spawned one spends seconds importing Dagster and building the definitions again).
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -360,8 +370,12 @@ def _run_partition(source: str, key: str, log_config: dict, defs=None, instance=
     from opencorpus_dagster.definitions import build_definitions
     from opencorpus_dagster.orchestration.jobs import source_job_name
 
+    global _WORKER_INSTANCE
     defs = defs or _INHERITED_DEFINITIONS or build_definitions()
-    instance = instance or DagsterInstance.get()
+    if instance is None:  # in a worker: one instance per process, for all its partition runs
+        if _WORKER_INSTANCE is None or _WORKER_INSTANCE[0] != os.getpid():
+            _WORKER_INSTANCE = (os.getpid(), DagsterInstance.get())
+        instance = _WORKER_INSTANCE[1]
     job = defs.resolve_job_def(source_job_name(source))
     result = job.execute_in_process(partition_key=key, instance=instance, run_config=log_config, raise_on_error=False)
     return _outcome(result, data_home())

@@ -43,6 +43,11 @@ def _get_identifier():
     return _identifier
 
 
+def preload() -> None:
+    """Load the language model now (before a build forks its partition workers: they share it)."""
+    _get_identifier()
+
+
 def language_sample(text: str, limit: int = SAMPLE_CHARS) -> str:
     """The part of `text` that is classified: all of it up to `limit` characters, else three
     windows (start, middle, end) of `limit // 3` characters each, cut at whitespace."""
