@@ -17,6 +17,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = (REPO_ROOT / ".." / "shared" / "fixtures").resolve()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _catalog_cache_of_the_session(tmp_path_factory):
+    """The catalog's parsed-file cache in a folder of the test session (and of the CLI processes
+    it starts), not the user's ~/.cache."""
+    if "OPENCORPUS_CATALOG_CACHE" not in os.environ:
+        folder = tmp_path_factory.mktemp("catalog-cache")
+        folder.chmod(0o700)
+        os.environ["OPENCORPUS_CATALOG_CACHE"] = str(folder)
+
+
 def require_fixture(relative: str) -> Path:
     """Path of a fixture file or folder; skips (or fails in CI) when it is not there."""
     path = FIXTURES / relative
