@@ -231,7 +231,7 @@ class LineageStore:
         with duckdb.connect() as conn:
             register_locations(conn, self.root)
             conn.register("incoming_rows", incoming)
-            conn.execute(f"CREATE TEMP TABLE d AS SELECT * FROM read_parquet('{_sql(previous)}')")
+            conn.execute("CREATE TEMP TABLE d AS SELECT * FROM read_parquet(?)", [str(previous)])
             kept = conn.execute(f"SELECT d.* FROM d SEMI JOIN incoming_rows i ON {same}").to_arrow_table()
             new = conn.execute(f"SELECT i.* FROM incoming_rows i ANTI JOIN d ON {same}").to_arrow_table()
             (before,) = conn.execute("SELECT count(*) FROM d").fetchone()
@@ -256,9 +256,9 @@ class LineageStore:
             written_by: dict[str, str] = {}
             if "shards" in snapshot.corpus:
                 written_by = dict(conn.execute(
-                    f"SELECT shard, run_id FROM read_parquet('{_sql(snapshot.corpus['shards'])}')").fetchall())
+                    "SELECT shard, run_id FROM read_parquet(?)", [str(snapshot.corpus["shards"])]).fetchall())
                 rows_file = snapshot.corpus["shards"].parent.parent / "shard_rows" / snapshot.corpus["shards"].name
-                conn.execute(f"CREATE TEMP TABLE prev_ AS SELECT * FROM read_parquet('{_sql(rows_file)}')")
+                conn.execute("CREATE TEMP TABLE prev_ AS SELECT * FROM read_parquet(?)", [str(rows_file)])
                 previous = {row[0] for row in conn.execute("SELECT DISTINCT shard FROM prev_").fetchall()}
                 keep = [s for s in listed if s in previous and s not in changed]
                 conn.execute("INSERT INTO rows_ SELECT * FROM prev_ WHERE list_contains(?, shard)", [keep])
