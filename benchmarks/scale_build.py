@@ -44,6 +44,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from incremental_refresh import CorpusSource, corpus_sources  # noqa: E402 (the same sources and licences)
+
 from opencorpus_dagster.upstream.compression import read_decompressed_bytes  # noqa: E402 (after the sys.path line)
 
 FIXTURES = ROOT.parent / "shared" / "fixtures"
@@ -53,38 +55,7 @@ DOCS_PER_PARTITION = 1000
 MIN_PARAGRAPH_BYTES = 80  # headings and blank-ish lines make poor documents
 
 
-@dataclass(frozen=True)
-class BenchSource:
-    name: str
-    spdx: str
-    evidence: str
-    files: tuple[Path, ...]
-
-
-def bench_sources() -> list[BenchSource]:
-    gutenberg = sorted((FIXTURES / "gutenberg" / "c-w-gutenberg" / "clean-texts").glob("*.txt.gz"))
-    debian = FIXTURES / "debian"
-    rst_sources = debian / "python3.11-doc-subset" / "rst_sources"
-    python_rst = sorted(p for p in rst_sources.rglob("*.rst.txt") if p.name != "license.rst.txt")
-    return [
-        BenchSource(
-            "pd_books",
-            "LicenseRef-PublicDomain",
-            "Project Gutenberg books public domain in the USA; "
-            "The Devil's Dictionary, Debian dict-devil copyright file",
-            (*gutenberg, debian / "dict-devil" / "devil.dict.dz"),
-        ),
-        BenchSource(
-            "debian_reference",
-            "GPL-2.0-or-later",
-            "Debian debian-reference copyright file: GPL-2+",
-            (debian / "debian-reference-en" / "debian-reference.en.txt.gz",),
-        ),
-        BenchSource("python_docs", "PSF-2.0", "Debian python3.11-doc copyright file: PSF License", tuple(python_rst)),
-    ]
-
-
-def paragraphs(source: BenchSource) -> list[str]:
+def paragraphs(source: CorpusSource) -> list[str]:
     pool = []
     for path in source.files:
         text = read_decompressed_bytes(path).decode("utf-8", errors="replace")
@@ -105,7 +76,7 @@ def draw_document(pool: list[str], number: int) -> str:
 class Corpus:
     """Partitions of drawn documents, written once under `directory` and shared by every size."""
 
-    def __init__(self, directory: Path, sources: list[BenchSource]):
+    def __init__(self, directory: Path, sources: list[CorpusSource]):
         self.directory = directory
         self.sources = sources
         self.pools = {s.name: paragraphs(s) for s in sources}
@@ -264,7 +235,7 @@ def main() -> None:
     parser.add_argument("--jobs-partitions", type=int, default=10, help="partitions of the --jobs comparison (0: skip it)")
     parser.add_argument("--jobs-rounds", type=int, default=2, help="rounds of the --jobs comparison")
     args = parser.parse_args()
-    sources = bench_sources()
+    sources = corpus_sources()
     with tempfile.TemporaryDirectory(prefix="opencorpus-scale-bench-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

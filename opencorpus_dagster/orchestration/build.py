@@ -16,6 +16,7 @@ instance when first needed).
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -197,8 +198,10 @@ def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1
         failed=[f"catalog: {error}" for error in catalog.errors] + listing_failures,
     )
 
-    # The instance (its storage created, dagster.yaml written) exists before workers fork.
-    pool = _partition_pool(jobs, len(pending), dagster.defs) if pending and dagster.instance else None
+    pool = None
+    if pending:
+        _ = dagster.instance  # made (its storage, dagster.yaml) before workers fork and open it
+        pool = _partition_pool(jobs, len(pending), dagster.defs)
     with pool or contextlib.nullcontext(), Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
@@ -264,25 +267,19 @@ class _Dagster:
 
     def __init__(self, home) -> None:
         self._home = home
-        self._defs = None
-        self._instance = None
 
-    @property
+    @functools.cached_property
     def defs(self):
-        if self._defs is None:
-            from opencorpus_dagster.definitions import build_definitions
+        from opencorpus_dagster.definitions import build_definitions
 
-            self._defs = build_definitions()
-        return self._defs
+        return build_definitions()
 
-    @property
+    @functools.cached_property
     def instance(self):
-        if self._instance is None:
-            from dagster import DagsterInstance
+        from dagster import DagsterInstance
 
-            ensure_instance_config(Path(os.environ.get("DAGSTER_HOME") or self._home.dagster_home))
-            self._instance = DagsterInstance.get()
-        return self._instance
+        ensure_instance_config(Path(os.environ.get("DAGSTER_HOME") or self._home.dagster_home))
+        return DagsterInstance.get()
 
 
 @dataclass
