@@ -25,7 +25,7 @@ def edited_lineage(source: DataHome, copy: DataHome) -> Iterator[duckdb.DuckDBPy
         LineageStore.at(source.lineage_dir, read_only=True).publish_copy(database)
         with duckdb.connect(str(database)) as conn:
             yield conn
-            tables = {name: conn.execute(f"SELECT * FROM {name}").to_arrow_table() for name in TABLES}
+            tables = {name: conn.sql(f"SELECT * FROM {name}").to_arrow_table() for name in TABLES}
         LineageStore.at(copy.lineage_dir).replace_all(tables)
 
 

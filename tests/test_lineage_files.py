@@ -49,7 +49,7 @@ def partition_rows(store: LineageStore, source: str, partition: str) -> dict[str
     with store.connection() as conn:
         where = f"WHERE source = '{source}' AND partition = '{partition}'"
         return {
-            name: conn.execute(f"SELECT * FROM {name} {where}").to_arrow_table()
+            name: conn.sql(f"SELECT * FROM {name} {where}").to_arrow_table()
             for name in ("decisions", "raw_records", "fetches", "documents", "rule_stats", "partitions")
         }
 

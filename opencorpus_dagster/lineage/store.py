@@ -232,8 +232,8 @@ class LineageStore:
             register_locations(conn, self.root)
             conn.register("incoming_rows", incoming)
             conn.execute("CREATE TEMP TABLE d AS SELECT * FROM read_parquet(?)", [str(previous)])
-            kept = conn.execute(f"SELECT d.* FROM d SEMI JOIN incoming_rows i ON {same}").to_arrow_table()
-            new = conn.execute(f"SELECT i.* FROM incoming_rows i ANTI JOIN d ON {same}").to_arrow_table()
+            kept = conn.sql(f"SELECT d.* FROM d SEMI JOIN incoming_rows i ON {same}").to_arrow_table()
+            new = conn.sql(f"SELECT i.* FROM incoming_rows i ANTI JOIN d ON {same}").to_arrow_table()
             (before,) = conn.execute("SELECT count(*) FROM d").fetchone()
         if new.num_rows == 0 and kept.num_rows == before:
             return
@@ -267,7 +267,7 @@ class LineageStore:
                     "INSERT INTO rows_ SELECT ?, file_row_number, doc_id FROM read_parquet(?, file_row_number = true)",
                     [shard, str(corpus_dir / shard)],
                 )
-            shard_rows = conn.execute("SELECT * FROM rows_ ORDER BY shard, row").to_arrow_table()
+            shard_rows = conn.sql("SELECT * FROM rows_ ORDER BY shard, row").to_arrow_table()
         shards = pa.Table.from_pylist(
             [
                 {
