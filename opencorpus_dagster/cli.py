@@ -610,16 +610,24 @@ def summary(
     catalog: CatalogOption = None,
     mirror: MirrorOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="the summary as one JSON object")] = False,
+    release: Annotated[
+        str | None, typer.Option("--release", help="print the summary published with this release (see opencorpus releases)")
+    ] = None,
 ) -> None:
     """The EU AI Act training-content summary (Art. 53(1)(d) template) of the published release.
 
     Markdown by default. --mirror lets it read each crawled WARC's warcinfo record (the crawler's
     name) from a mirror; without one, upstream is not contacted and the crawler is "not recorded here".
+    --release R prints the summary as it was published in release R's folder (checked against
+    its release.json), not one computed from today's lineage.
     """
     from opencorpus_dagster.rights.training_summary import source_facts, summary_markdown, training_summary
     from opencorpus_dagster.stages.shards import read_manifest
     from opencorpus_dagster.upstream.fetch import Fetcher, mirrors_from
 
+    if release is not None:
+        sys.stdout.write(_published_summary(data_home(home), release, as_json))
+        return
     store = _lineage(home)
     resolved = data_home(home)
     manifest = read_manifest(resolved)
@@ -643,6 +651,28 @@ def summary(
         _print_json(result)
     else:
         sys.stdout.write(summary_markdown(result))
+
+
+def _published_summary(home, release: str, as_json: bool) -> str:
+    """The training-content summary file published in `release`'s folder, after checking its
+    sha256 against the release's release.json."""
+    from opencorpus_dagster.rights.training_summary import SUMMARY_JSON, SUMMARY_MARKDOWN
+    from opencorpus_dagster.state import releases
+    from opencorpus_dagster.state.storage import sha256_file
+
+    try:
+        record = releases.read_release(home, release)
+    except releases.ReleaseNotFound as error:
+        raise typer.BadParameter(str(error), param_hint="--release") from None
+    name = SUMMARY_JSON if as_json else SUMMARY_MARKDOWN
+    path = releases.release_dir(home, release) / name
+    if name not in record["files"] or not path.is_file():
+        _say(f"release {release} was published without {name}")
+        raise typer.Exit(code=EXIT_NO_MATCH)
+    if sha256_file(path) != record["files"][name]:
+        _say(f"{path}: sha256 differs from the one release {release} published (release.json); not printed")
+        raise typer.Exit(code=EXIT_FAILED)
+    return path.read_text(encoding="utf-8")
 
 
 def _published_releases(home) -> list[tuple[str, dict]]:

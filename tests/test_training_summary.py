@@ -30,6 +30,7 @@ from opencorpus_dagster.rights.training_summary import (
 )
 from opencorpus_dagster.stages.shards import read_manifest
 from opencorpus_dagster.stages.takedown import url_host
+from opencorpus_dagster.state import releases
 from opencorpus_dagster.state.home import DataHome
 from opencorpus_dagster.upstream.fetch import Fetcher, Mirror
 
@@ -282,6 +283,38 @@ def test_takedowns_are_counted_as_reservations_honoured(taken_down_rights_corpus
     assert signals["takedown:url"] == removed == by_url == 1
     (text,) = summary["general_information"]["modalities"]
     assert text["documents"] == 949
+
+
+def test_summary_of_an_earlier_release_is_the_one_published_with_it(taken_down_rights_corpus, tmp_path):
+    """Before the takedown the release held 950 documents, after it 949: each release answers
+    with its own published summary, checked against its release.json."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(taken_down_rights_corpus, home, symlinks=True)
+    data = DataHome(home)
+    before, after = [r["release"] for r in releases.list_releases(data)][-2:]
+    documents = {}
+    for release in (before, after):
+        printed = json.loads(run_opencorpus("summary", "--release", release, "--json", home=home).stdout)
+        published = (releases.release_dir(data, release) / "training-content-summary.json").read_text()
+        assert printed == json.loads(published)
+        (text,) = printed["general_information"]["modalities"]
+        documents[release] = text["documents"]
+        markdown = run_opencorpus("summary", "--release", release, home=home).stdout
+        assert markdown == (releases.release_dir(data, release) / "training-content-summary.md").read_text()
+    assert documents == {before: 950, after: 949}
+
+    unknown = run_opencorpus("summary", "--release", "r999999", home=home, check=False)
+    assert unknown.returncode == 2 and "no complete release r999999" in unknown.stderr
+    traversal = run_opencorpus("summary", "--release", "../../etc", home=home, check=False)
+    assert traversal.returncode == 2 and "is not a release id" in traversal.stderr
+    # A summary edited after publication is not passed off as the published one.
+    edited = releases.release_dir(data, before) / "training-content-summary.md"
+    edited.write_text(edited.read_text().replace("950", "951"))
+    refused = run_opencorpus("summary", "--release", before, home=home, check=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "sha256 differs from the one release" in refused.stderr
 
 
 @pytest.mark.parametrize(
