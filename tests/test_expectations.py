@@ -37,6 +37,8 @@ PARAMETERS = {
     "allowed_languages": ["en"],
     "corpus_allowed_licenses": ALLOWED_LICENSES,
     "corpus_allowed_languages": ["en"],
+    "language_identified": 1.0,
+    "corpus_language_identified": 1.0,
 }
 DOCUMENTS = EXPECTATIONS_DIR / "documents.json"
 
@@ -56,8 +58,8 @@ def enwiki_documents(home) -> pa.Table:
     ("suite", "expectations", "parameters"),
     [
         ("raw_records", 6, set()),
-        ("documents", 10, {"allowed_licenses", "allowed_languages"}),
-        ("shards", 10, {"corpus_allowed_licenses", "corpus_allowed_languages"}),
+        ("documents", 10, {"allowed_licenses", "allowed_languages", "language_identified"}),
+        ("shards", 10, {"corpus_allowed_licenses", "corpus_allowed_languages", "corpus_language_identified"}),
     ],
 )
 def test_suite_files_are_gx_suites(suite, expectations, parameters):
@@ -171,10 +173,29 @@ def test_suite_parameters_must_be_given_and_none_skips(home):
     paths = sorted((home / "documents").glob("*/*.parquet"))
     with pytest.raises(MissingSuiteParameter, match="allowed_languages"):
         run_suite(DOCUMENTS, paths, {"allowed_licenses": ALLOWED_LICENSES})
-    result = run_suite(DOCUMENTS, paths, {"allowed_licenses": ALLOWED_LICENSES, "allowed_languages": None})
+    given = {"allowed_licenses": ALLOWED_LICENSES, "allowed_languages": None, "language_identified": 1.0}
+    result = run_suite(DOCUMENTS, paths, given)
     assert result.success is True
     assert result.evaluated == 9
     assert result.skipped == ["expect_column_values_to_be_in_set on language (parameter allowed_languages is None)"]
+    # Language identification off (filters.language.enabled: false): documents carry no language.
+    result = run_suite(DOCUMENTS, paths, {**given, "language_identified": None})
+    assert (result.success, result.evaluated) == (True, 8)
+    assert result.skipped[0] == "expect_column_values_to_not_be_null on language (parameter language_identified is None)"
+
+
+def test_a_source_without_language_identification_passes_its_documents_suite(home, tmp_path):
+    """Its documents have a null language: the suite skips the not-null expectation for it
+    (and only for it), where it used to fail every partition of such a source."""
+    table = pq.read_table(home / "documents" / "enwiki" / f"{ENWIKI_PARTITION}.parquet")
+    nulls = table.set_column(table.schema.get_field_index("language"), "language", pa.nulls(len(table), pa.string()))
+    pq.write_table(nulls, tmp_path / "part.parquet")
+    strict = run_suite(DOCUMENTS, [tmp_path / "part.parquet"], {**PARAMETERS, "allowed_languages": None})
+    assert [(f.type, f.column, f.unexpected_count) for f in strict.failed] == [
+        ("expect_column_values_to_not_be_null", "language", len(table))
+    ]
+    off = run_suite(DOCUMENTS, [tmp_path / "part.parquet"], {**PARAMETERS, "allowed_languages": None, "language_identified": None})
+    assert (off.success, off.failed) == (True, [])
 
 
 def test_a_column_missing_from_a_file_fails_its_expectations(home):

@@ -6,7 +6,8 @@ partition. On each run, partitions whose documents file changed since they were 
 candidates against the whole index. Candidates are verified on the exact shingle Jaccard of the
 two texts (the signature estimate has a spread of about +-0.035 at 128 permutations, too wide
 for 0.99 precision), and the verified pairs are kept in `pairs.parquet`, so unchanged
-partitions' pairs are reused. Index keys are `source|partition|doc_id`.
+partitions' pairs are reused. Index keys are `source|partition|doc_id`. A partition's
+signatures are usually computed by its own partition run (`presign`), taken here when they match.
 """
 
 from __future__ import annotations
@@ -15,23 +16,21 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from opencorpus_dagster.dedup.clusters import verify_pairs_exact
 from opencorpus_dagster.dedup.exact import member_key
 from opencorpus_dagster.dedup.lsh_index import LshIndex
-from opencorpus_dagster.dedup.minhash import MinHashConfig, compute_signatures
+from opencorpus_dagster.dedup.minhash import MinHashConfig
+from opencorpus_dagster.dedup.presign import discard_orphans, discard_presigned, sign_documents, take_presigned
 from opencorpus_dagster.state.atomic import write_parquet_atomically, write_text_atomically
 from opencorpus_dagster.state.home import DataHome
 from opencorpus_dagster.state.storage import (
     duckdb_connect,
     modified_stamp,
-    parquet_file,
     read_parquet,
 )
 
-SIGN_BATCH_ROWS = 1024
 PAIRS_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("similarity", pa.float64())])
 
 
@@ -67,6 +66,7 @@ class NearDuplicateIndex:
         for part in sorted(gone):
             self.index.remove_partition(*part)
             state.pop("|".join(part), None)
+        discard_orphans(self.home, set(files))
         for part in sorted(stale):
             self._index_partition(part, files[part])
         changed = stale | gone
@@ -83,13 +83,10 @@ class NearDuplicateIndex:
 
     def _index_partition(self, part: tuple[str, str], path: Path) -> None:
         source, partition = part
-        keys: list[str] = []
-        signatures: list[np.ndarray] = []
-        for batch in parquet_file(path).iter_batches(batch_size=SIGN_BATCH_ROWS, columns=["doc_id", "text"]):
-            keys.extend(member_key(source, partition, d) for d in batch.column("doc_id").to_pylist())
-            signatures.append(compute_signatures(batch.column("text").to_pylist(), self.config))
-        stacked = np.concatenate(signatures) if signatures else np.zeros((0, self.config.num_perm), self.config.signature_dtype)
-        self.index.add_partition(source, partition, keys, stacked)
+        signed = take_presigned(self.home, source, partition, path, self.config)
+        doc_ids, signatures = signed if signed is not None else sign_documents(path, self.config)
+        self.index.add_partition(source, partition, [member_key(source, partition, d) for d in doc_ids], signatures)
+        discard_presigned(self.home, source, partition)
 
     def _verify(self, candidates: list[tuple[str, str]]) -> list[tuple[str, str, float]]:
         if not candidates:

@@ -26,6 +26,7 @@ from dagster import (
 )
 
 from opencorpus_dagster.catalog import Source
+from opencorpus_dagster.dedup.presign import presign
 from opencorpus_dagster.lineage.openlineage import (
     DEDUP_JOB,
     SHARDS_JOB,
@@ -203,6 +204,8 @@ def source_assets(source: Source) -> list[AssetsDefinition]:
             result = process_partition(
                 source, context.partition_key, corpus.data_home(), store, context.run.run_id, fetcher=corpus.fetcher()
             )
+            # Signed here, in parallel with the other partition runs, not in the corpus run.
+            presign(corpus.data_home(), source.name, context.partition_key, result.path)
             run.set_schema(output, DOCUMENT_SCHEMA)
             run.set_column_lineage(output, documents_column_lineage(raw_ref))
             run.set_output_stats(output, result.kept, result.path.stat().st_size, files=1)

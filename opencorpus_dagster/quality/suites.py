@@ -130,13 +130,19 @@ def validate_raw(files: list[Path], cache: SuiteCache | None = None) -> SuiteRes
 
 
 def validate_documents(source: Source, files: list[Path], cache: SuiteCache | None = None) -> SuiteResult:
-    languages = source.filters.language.allowed if source.filters.language.enabled else None
-    scope = {"policy": source.policy.model_dump(mode="json"), "languages": languages}
+    identified = source.filters.language.enabled
+    languages = source.filters.language.allowed if identified else None
+    scope = {"policy": source.policy.model_dump(mode="json"), "languages": languages, "identified": identified}
     return _run_cached(
         DOCUMENTS_SUITE,
         list(files),
         scope,
-        lambda read: {"allowed_licenses": allowed_licenses(source.policy, read), "allowed_languages": languages},
+        lambda read: {
+            "allowed_licenses": allowed_licenses(source.policy, read),
+            "allowed_languages": languages,
+            # A source with language identification off has documents without a language.
+            "language_identified": 1.0 if identified else None,
+        },
         cache,
     )
 
@@ -150,12 +156,17 @@ def validate_shards(sources: list[Source], files: list[Path], cache: SuiteCache 
             languages = None
         else:
             languages = sorted(set(languages) | set(allowed))
+    identified = all(source.filters.language.enabled for source in sources)
     policies = sorted(json.dumps(source.policy.model_dump(mode="json"), sort_keys=True) for source in sources)
-    scope = {"policies": policies, "languages": languages}
+    scope = {"policies": policies, "languages": languages, "identified": identified}
 
     def parameters(read: list[Path]) -> dict:
         licenses = sorted({lic for source in sources for lic in allowed_licenses(source.policy, read)})
-        return {"corpus_allowed_licenses": licenses, "corpus_allowed_languages": languages}
+        return {
+            "corpus_allowed_licenses": licenses,
+            "corpus_allowed_languages": languages,
+            "corpus_language_identified": 1.0 if identified else None,
+        }
 
     return _run_cached(SHARDS_SUITE, list(files), scope, parameters, cache, _content_name)
 
