@@ -17,18 +17,28 @@ temporary folder (tests/html_pages_warc.py): 4 WARC files, 318 HTML responses.
 Each run is a subprocess; its CPU time (user + system, `RUSAGE_CHILDREN`) is what is counted, so
 the figures are per core whatever else the machine does. Runs alternate between the two sides.
 
-Run: .venv/bin/python benchmarks/e2e_web.py [--rounds 3]
+`--copies K` writes each of the 4 files with K copies of its response records (K x 318 pages;
+each copy with its own WARC-Record-ID and `?copy=N` added to its URL, so no stage takes it for
+the same capture): a file then holds about as many pages as K times the fixtures, and what each
+side spends once per run or per file (imports, Dagster's instance and runs, the expectation
+suites, the corpus run) weighs K times less per page, as on real crawl files of thousands of
+pages. opencorpus's dedup finds the copies to be duplicates and publishes one of each page
+(after extracting and filtering all of them); DataTrove, without its dedup stage, writes all.
+
+Run: .venv/bin/python benchmarks/e2e_web.py [--rounds 3] [--copies 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,9 +128,36 @@ def html_responses(warcs: list[Path]) -> int:
     return count
 
 
+def write_copies(source: Path, destination: Path, copies: int) -> None:
+    """`destination`: the response records of the WARC `source`, `copies` times over, each copy
+    of a record with a new WARC-Record-ID and `copy=N` in its URL's query (copy 0 as it was)."""
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.warcwriter import WARCWriter
+
+    with open(source, "rb") as stream:
+        records = [
+            (record.rec_headers.get_header("WARC-Target-URI"), record.rec_headers.get_header("WARC-Date"),
+             record.http_headers, record.raw_stream.read())
+            for record in ArchiveIterator(stream)
+            if record.rec_type == "response"
+        ]
+    with open(destination, "wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        for copy in range(copies):
+            for url, date, http_headers, payload in records:
+                copied = url if copy == 0 else f"{url}{'&' if '?' in url else '?'}copy={copy}"
+                writer.write_record(
+                    writer.create_warc_record(
+                        copied, "response", payload=io.BytesIO(payload), http_headers=http_headers,
+                        warc_headers_dict={"WARC-Record-ID": f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, copied)}>", "WARC-Date": date},
+                    )
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="runs of each side, alternating")
+    parser.add_argument("--copies", type=int, default=1, help="copies of the 4 WARC files each side reads")
     args = parser.parse_args()
     python = sys.executable
     opencorpus = str(Path(python).parent / "opencorpus")
@@ -130,16 +167,21 @@ def main() -> None:
         write_html_pages_warc(FIXTURES, mirror / PAGES_WARC)
         warc_dir = tmp / "warcs"
         warc_dir.mkdir()
-        files = []
-        for i, mirror_path in enumerate((*FIXTURE_WARCS, PAGES_WARC)):
+        files, mirror_paths = [], []
+        for i, original in enumerate((*FIXTURE_WARCS, PAGES_WARC)):
+            mirror_path = original
+            if args.copies > 1:
+                mirror_path = original.replace(".warc", f"-x{args.copies}.warc", 1)
+                write_copies(mirror / original, mirror / mirror_path, args.copies)
             link = warc_dir / f"{i}-{Path(mirror_path).name}"
             link.symlink_to((mirror / mirror_path).resolve())
             files.append(link)
+            mirror_paths.append(mirror_path)
         assert all(p in mirror_table() for p in FIXTURE_WARCS)
         pages = html_responses(files)
         catalog = tmp / "catalog"
         catalog.mkdir()
-        urls = "".join(f"    - https://{path}\n" for path in (*FIXTURE_WARCS, PAGES_WARC))
+        urls = "".join(f"    - https://{path}\n" for path in mirror_paths)
         (catalog / "web.yaml").write_text(
             "name: web\nkind: warc\ndescription: e2e web benchmark\n"
             f"options:\n  warcs:\n{urls}"
