@@ -20,12 +20,11 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from opencorpus_dagster.dedup.minhash import MinHashConfig, compute_signatures
 from opencorpus_dagster.state.atomic import write_parquet_atomically
 from opencorpus_dagster.state.home import DataHome
-from opencorpus_dagster.state.storage import modified_stamp, parquet_file
+from opencorpus_dagster.state.storage import modified_stamp, parquet_file, read_parquet
 
 SIGN_BATCH_ROWS = 1024
 _STAMP_KEY = b"opencorpus.documents_stamp"
@@ -77,7 +76,7 @@ def take_presigned(
     with `config`; None when there are none that match (then sign it with `sign_documents`)."""
     file = presigned_file(home, source, partition)
     try:
-        table = pq.read_table(file)
+        table = read_parquet(file)
     except (FileNotFoundError, pa.ArrowInvalid, OSError):
         return None
     metadata = table.schema.metadata or {}
