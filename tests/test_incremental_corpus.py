@@ -297,3 +297,34 @@ def test_shard_suite_passes_follow_an_unchanged_shard_into_the_next_release(corp
     assert result.success and len(new) == 2  # p1 changed, p3 is new
     assert sorted(Path(p).name for p in result.rows_read_from) == sorted(new)
     assert result.rows == sum(e["rows"] for e in corpus["second_manifest"]["shards"])
+
+
+def test_a_source_without_language_identification_passes_both_suites_without_a_language(corpus, tmp_path):
+    """`filters.language.enabled: false` leaves `language` null: the documents and shards suites
+    then skip their not-null expectation for it (both used to fail on every such file)."""
+    from opencorpus_dagster.quality.suites import validate_shards
+    from opencorpus_dagster.state import releases
+
+    home = corpus["home"]
+    source = load_catalog(_catalog_of(corpus)).source("books")
+    off = dataclasses.replace(
+        source,
+        filters=source.filters.model_copy(update={"language": source.filters.language.model_copy(update={"enabled": False})}),
+    )
+    release = releases.release_dir(home, releases.list_releases(home)[-1]["release"])
+    for original, validate in (
+        (sorted((home.root / "documents" / "books").glob("*.parquet"))[0], validate_documents),
+        (release / corpus["second_manifest"]["shards"][0]["path"], lambda s, f, c: validate_shards([s], f, c)),
+    ):
+        table = pq.read_table(original)
+        column = table.schema.get_field_index("language")
+        unlabelled = tmp_path / f"unlabelled-{original.name}"
+        pq.write_table(table.set_column(column, "language", pa.nulls(len(table), pa.string())), unlabelled)
+        cache = SuiteCache(tmp_path / f"passes-{original.name}")
+        strict = validate(source, [unlabelled], cache)
+        assert [(f.type, f.column, f.unexpected_count) for f in strict.failed] == [
+            ("expect_column_values_to_not_be_null", "language", len(table))
+        ]
+        relaxed = validate(off, [unlabelled], cache)
+        assert relaxed.success and relaxed.rows == len(table) > 0
+        assert any("language_identified is None" in skipped for skipped in relaxed.skipped)
