@@ -35,8 +35,8 @@ from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.licensing.renewals import RenewalsConfig
 from opencorpus_dagster.licensing.spdx import spdx_expression_problems
 from opencorpus_dagster.state.atomic import published
+from opencorpus_dagster.text.extraction_options import ExtractionOptions
 from opencorpus_dagster.text.filters_config import FiltersConfig, with_kind_defaults
-from opencorpus_dagster.text.html import ExtractionOptions
 from opencorpus_dagster.text.quality_defaults import known_kinds as known_content_kinds
 from opencorpus_dagster.upstream.limits import InputLimits
 

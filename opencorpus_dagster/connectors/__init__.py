@@ -1,8 +1,6 @@
-"""Connectors, one module per catalog `kind:`; importing this package registers them all."""
+"""Connectors, one module per catalog `kind:`, named after the kind it registers.
 
-import importlib
-import pkgutil
-
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
+Importing this package imports none of them: `base.connector_class` imports the module of the
+kind a catalog names (each pulls in its own format libraries: trafilatura, wordfreq, lxml, ...),
+and `base.known_kinds` imports them all.
+"""

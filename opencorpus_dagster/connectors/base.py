@@ -7,7 +7,10 @@ one Dagster partition: a dump file, a batch of books, a WARC file), and reads on
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
+import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -176,18 +179,25 @@ def register(cls: type[Connector]) -> type[Connector]:
 
 
 def connector_class(kind: str) -> type[Connector]:
-    _load_builtin_connectors()
+    if kind not in _REGISTRY and kind in _builtin_modules():
+        # A built-in kind lives in the module of its name: a catalog of web sources never
+        # imports the OCR or dump readers (a second of start-up for every build otherwise).
+        importlib.import_module(f"opencorpus_dagster.connectors.{kind}")
     try:
         return _REGISTRY[kind]
     except KeyError:
-        raise KeyError(f"unknown connector kind {kind!r}; known kinds: {', '.join(sorted(_REGISTRY))}") from None
+        raise KeyError(f"unknown connector kind {kind!r}; known kinds: {', '.join(known_kinds())}") from None
 
 
 def known_kinds() -> list[str]:
-    _load_builtin_connectors()
+    for module in _builtin_modules():
+        importlib.import_module(f"opencorpus_dagster.connectors.{module}")
     return sorted(_REGISTRY)
 
 
-def _load_builtin_connectors() -> None:
-    # Importing the package imports every connector module, each of which registers itself.
-    import opencorpus_dagster.connectors  # noqa: F401
+@functools.cache
+def _builtin_modules() -> frozenset[str]:
+    """The connector modules of this package (each registers the kind of its name)."""
+    import opencorpus_dagster.connectors as package
+
+    return frozenset(module.name for module in pkgutil.iter_modules(package.__path__) if module.name != "base")

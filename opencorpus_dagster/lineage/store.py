@@ -550,7 +550,9 @@ class _Snapshot:
         compactions = sorted(c.parent for c in _glob(root / "compacted", "*/_covered.parquet"))
         if compactions:
             snapshot.compaction = compactions[-1]
-            covered = pq.read_table(_open(snapshot.compaction / "_covered.parquet")).to_pylist()
+            # ParquetFile, not read_table: read_table goes through pyarrow.dataset, whose import
+            # (pandas with it) is a third of a no-op build's CPU.
+            covered = pq.ParquetFile(_open(snapshot.compaction / "_covered.parquet")).read().to_pylist()
             snapshot.covered = {(r["stage"], r["source"], r["partition"]): r["write"] for r in covered}
         for kind_dir in _children(root / "corpus"):
             files = sorted(_glob(kind_dir, "*.parquet"), key=lambda p: p.name)

@@ -28,7 +28,6 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import wordfreq
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -334,12 +333,16 @@ CONFIDENCE_WEIGHT = 0.25
 
 @lru_cache(maxsize=1)
 def _lexicon_languages() -> frozenset[str]:
+    import wordfreq  # here, not at the top: every catalog load imports this module (its config)
+
     return frozenset(wordfreq.available_languages())
 
 
 @lru_cache(maxsize=200_000)
 def _in_lexicon(word: str, language: str) -> bool:
-    return wordfreq.zipf_frequency(word, language) >= LEXICON_MIN_ZIPF
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, language) >= LEXICON_MIN_ZIPF
 
 
 def text_quality(text: str, language: str | None = None) -> tuple[float, str]:
