@@ -665,3 +665,13 @@ def test_size_categories(documents, category):
 )  # fmt: skip
 def test_croissant_data_types(arrow_type, croissant):
     assert croissant_data_type(arrow_type) == croissant
+
+
+def test_documents_without_a_language_have_a_row_of_their_own():
+    """A source with language identification off has documents whose language is null: the
+    languages table names them as the training-data summary does."""
+    from opencorpus_dagster.publish.card import CorpusStatistics, _languages
+
+    stats = CorpusStatistics(documents=4, tokens=100, by_language={"en": (3, 90), None: (1, 10)})
+    rows = [line for line in _languages(stats).splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows == ["| en | 3 | 75.00% | 90 | 90.00% |", "| (not identified) | 1 | 25.00% | 10 | 10.00% |"]

@@ -157,6 +157,13 @@ def test_languages_and_latest_acquisition(home, written):
     assert general["latest_acquisition"] == latest and len(latest) == len("2026-11-30")
 
 
+def test_documents_without_a_language_are_named_as_the_card_names_them(written):
+    """A source with language identification off has documents whose language is null."""
+    summary = json.loads(json.dumps(written))
+    summary["general_information"]["languages"].append({"language": None, "documents": 7, "characters": 1234})
+    assert "| (not identified) | 7 | 1,234 |" in summary_markdown(summary).splitlines()
+
+
 def test_top_ten_percent_of_domains_of_the_warc_source(home, written):
     (web,) = written["data_sources"]["crawled_and_scraped"]
     rows = sql(

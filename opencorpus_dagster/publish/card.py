@@ -51,6 +51,7 @@ from opencorpus_dagster.publish.shard_stats import TOKENS_SQL, CorpusShardStatis
 from opencorpus_dagster.state import releases
 from opencorpus_dagster.state.atomic import write_text_atomically
 from opencorpus_dagster.state.home import DataHome
+from opencorpus_dagster.text.language import NOT_IDENTIFIED
 
 CARD_FILE = "README.md"
 SHARD_GLOB = "shards/**/*.parquet"  # relative to the release folder, where README.md lives
@@ -379,7 +380,7 @@ def _languages(stats: CorpusStatistics) -> str:
     ]
     for language, (documents, tokens) in stats.by_language.items():
         lines.append(
-            f"| {markdown_text(language) or '(unidentified)'} | {_n(documents)} | {_share(documents, stats.documents)} "
+            f"| {markdown_text(language) or NOT_IDENTIFIED} | {_n(documents)} | {_share(documents, stats.documents)} "
             f"| {_n(tokens)} | {_share(tokens, stats.tokens)} |"
         )
     return "\n".join(lines) + "\n"

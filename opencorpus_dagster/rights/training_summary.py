@@ -47,6 +47,7 @@ from opencorpus_dagster.state import releases
 from opencorpus_dagster.state.atomic import write_text_atomically
 from opencorpus_dagster.state.home import DataHome
 from opencorpus_dagster.state.storage import duckdb_connect, parquet_files
+from opencorpus_dagster.text.language import NOT_IDENTIFIED
 
 SUMMARY_MARKDOWN = "training-content-summary.md"
 SUMMARY_JSON = "training-content-summary.json"
@@ -568,7 +569,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "| Language | Documents | Characters |",
         "|---|---:|---:|",
         *[
-            f"| {markdown_text(row['language'] or 'undetermined')} | {_n(row['documents'])} | {_n(row['characters'])} |"
+            f"| {markdown_text(row['language']) or NOT_IDENTIFIED} | {_n(row['documents'])} | {_n(row['characters'])} |"
             for row in general["languages"]
         ],
         "",

@@ -26,6 +26,9 @@ SAMPLE_CHARS = 1500
 # py3langid labels that are not ISO 639-1 codes are returned as they are (ISO 639-3, e.g. `ace`,
 # `yue`); `zxx` is ISO 639-2's "no linguistic content".
 NO_LANGUAGE = "zxx"
+# How the dataset card and the training-data summary name the documents of a source whose
+# language identification is off (their `language` is null).
+NOT_IDENTIFIED = "(not identified)"
 
 _identifier = None
 _identifier_lock = threading.Lock()
