@@ -573,8 +573,13 @@ def _create_views(conn: duckdb.DuckDBPyConnection, snapshot: _Snapshot, corpus: 
     fresh = snapshot.fresh()
     compacted = [key for key in snapshot.covered if snapshot.from_compaction(key)]
     if compacted:
-        conn.execute("CREATE TEMP TABLE _compacted_keys (stage VARCHAR, source VARCHAR, partition VARCHAR)")
-        conn.executemany("INSERT INTO _compacted_keys VALUES (?, ?, ?)", [list(key) for key in compacted])
+        # Three bound lists unnested side by side, not executemany (one INSERT per key: most of
+        # a no-op build's lineage reads at 100 partitions) nor an Arrow scan (imports pandas).
+        conn.execute(
+            "CREATE TEMP TABLE _compacted_keys AS "
+            "SELECT unnest(?::VARCHAR[]) AS stage, unnest(?::VARCHAR[]) AS source, unnest(?::VARCHAR[]) AS partition",
+            [list(column) for column in zip(*compacted, strict=True)],
+        )
     for name, schema in TABLES.items():
         columns = ", ".join(f'"{field.name}"' for field in schema)
         parts = []
