@@ -54,14 +54,12 @@ class LocalRootOptions(ConnectorOptions):
         return os.path.normpath(path)
 
     def checked_file(self, file: str) -> str:
-        if self.root is not None and os.sep == "/" and file and file[0] != "/" and ".." not in file and ":" not in file:
-            # Relative, no `..` component: lexically under root whatever it names (normpath
-            # below could only drop `.` and repeated slashes), so nothing to compute for it.
-            return file
         if self.root is not None and ":" not in file and os.sep == "/":
             # A plain POSIX path (no scheme): the common case, listed 100,000 times by a large
             # catalog, which every build loads. The same lexical check as below, without urlsplit
             # and PurePath; anything it does not admit takes the general path (and its message).
+            if file and file[0] != "/" and ".." not in file:
+                return file  # relative without `..`: under root whatever it names
             candidate = os.path.normpath(os.path.join(self.root, file))
             if candidate == self.root or candidate.startswith(self.root.rstrip("/") + "/"):
                 return file

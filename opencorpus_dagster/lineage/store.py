@@ -551,7 +551,7 @@ class _Snapshot:
         if compactions:
             snapshot.compaction = compactions[-1]
             # ParquetFile, not read_table: read_table goes through pyarrow.dataset, whose import
-            # (pandas with it) is a third of a no-op build's CPU.
+            # (pandas with it) is ~0.3 s of a no-op build's CPU.
             covered = pq.ParquetFile(_open(snapshot.compaction / "_covered.parquet")).read().to_pylist()
             snapshot.covered = {(r["stage"], r["source"], r["partition"]): r["write"] for r in covered}
         for kind_dir in _children(root / "corpus"):

@@ -122,8 +122,6 @@ def decode_html(body: bytes, declared_charset: str | None = None) -> DecodedHtml
     return DecodedHtml(text, charset, source, text.count("\ufffd"))
 
 
-
-
 @dataclass(frozen=True)
 class ExtractedPage:
     """Main text of a page and the metadata trafilatura found in it.
