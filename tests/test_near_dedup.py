@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -9,8 +11,18 @@ import pytest
 from conftest import REPO_ROOT
 from plain_pipeline import run_plain
 
+from opencorpus_dagster.dedup.clusters import exact_jaccard
+from opencorpus_dagster.dedup.exact import member_key
+from opencorpus_dagster.dedup.minhash import MinHashConfig
 from opencorpus_dagster.dedup.near import NearDuplicateIndex
-from opencorpus_dagster.stages.corpus import clusters_path, deduplicate_corpus, documents_files, duplicates_path
+from opencorpus_dagster.stages.corpus import (
+    clusters_path,
+    deduplicate_corpus,
+    documents_files,
+    duplicates_path,
+    find_duplicates,
+)
+from opencorpus_dagster.state.home import DataHome
 
 CATALOG = REPO_ROOT / "tests" / "catalogs" / "near_duplicates"
 
@@ -107,3 +119,65 @@ def test_a_removed_keeper_promotes_the_next_member(corpus, tmp_path):
     finally:
         home.removed_records.unlink()
         deduplicate_corpus(home, store, "restore")
+
+
+def _member_texts(home) -> dict[str, tuple[str, str]]:
+    """member key -> (text, documents file) of every document."""
+    with duckdb.connect() as conn:
+        rows = conn.execute(
+            "SELECT source, partition, doc_id, text, filename FROM read_parquet(?, filename = true)", [documents_files(home)]
+        ).fetchall()
+    return {member_key(s, p, d): (text, file) for s, p, d, text, file in rows}
+
+
+def test_kept_members_and_measures_are_what_the_documents_files_say(corpus):
+    home, _ = corpus
+    texts = _member_texts(home)
+    kept = pq.read_table(home.dedup_dir / "members.parquet").to_pylist()
+    in_clusters = pq.read_table(clusters_path(home)).to_pylist()
+    # Every member of the 17 clusters (15 books and their clean copies, 2 wiki pages of 3), no other document.
+    assert sorted(member_key(r["source"], r["partition"], r["doc_id"]) for r in kept) == sorted(
+        member_key(r["source"], r["partition"], r["doc_id"]) for r in in_clusters
+    )
+    assert len(kept) == 36
+    for row in kept:
+        text, _ = texts[member_key(row["source"], row["partition"], row["doc_id"])]
+        assert row["text_length"] == len(text)
+    measured = pq.read_table(home.dedup_dir / "minhash" / "measured.parquet").to_pylist()
+    assert len(measured) == 2  # one member of each wiki page's cluster is joined through its neighbour
+    for row in measured:
+        assert row["similarity"] == exact_jaccard(texts[row["a"]][0], texts[row["b"]][0], MinHashConfig().shingle_words)
+        assert 0.6 < row["similarity"] < 0.8
+
+
+def test_a_rewritten_documents_file_is_read_again_and_an_unreadable_cache_ignored(corpus, tmp_path):
+    """The members and measures kept by the last run are used only while their documents files
+    are unchanged: the joined wiki member's text edited, its length and its similarity to the
+    keeper are the new text's. Damaged cache files count as no cache."""
+    home, _ = corpus
+    copy = DataHome(tmp_path / "home")
+    shutil.copytree(home.root, copy.root)  # copies keep their modification times: the caches hold
+    before = {d.member.key: d for d in find_duplicates(copy)[0]}
+    assert before == {d.member.key: d for d in find_duplicates(home)[0]}
+    (a, b), *_ = [(r["a"], r["b"]) for r in pq.read_table(copy.dedup_dir / "minhash" / "measured.parquet").to_pylist()]
+    joined = a if before.get(a) is not None and before[a].reason == "dedup.near" and before[a].keeper.key == b else b
+    keeper = b if joined == a else a
+    texts = _member_texts(copy)
+    text, file = texts[joined]
+    edited = text + " An added closing sentence about something else entirely, to change the text."
+    table = pq.read_table(file)
+    doc_ids = table["doc_id"].to_pylist()
+    at = doc_ids.index(joined.split("|", 2)[2])
+    column = table["text"].to_pylist()
+    column[at] = edited
+    pq.write_table(table.set_column(table.schema.get_field_index("text"), "text", pa.array(column, table.schema.field("text").type)), file)
+
+    after = {d.member.key: d for d in find_duplicates(copy)[0]}
+    assert after[joined].member.text_length == len(edited) != before[joined].member.text_length
+    expected = exact_jaccard(edited, texts[keeper][0], MinHashConfig().shingle_words)
+    assert after[joined].similarity == expected != before[joined].similarity
+
+    for cache in (copy.dedup_dir / "members.parquet", copy.dedup_dir / "minhash" / "measured.parquet"):
+        cache.write_bytes(b"not parquet")
+    again = {d.member.key: d for d in find_duplicates(copy)[0]}
+    assert again == after
