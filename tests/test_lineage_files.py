@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from cli_runner import REPO, build, run_opencorpus, shard_bytes, start_opencorpus
 from conftest import current_manifest
@@ -266,3 +267,33 @@ def test_trace_in_a_loop_during_a_build_never_fails_it(built_corpus, fixture_mir
     assert rebuilt["failed"] == [] and len(rebuilt["processed"]) == 10
     assert (rebuilt["records_in"], rebuilt["outcomes"]) == (summary["records_in"], summary["outcomes"])
     assert rows(home, OUTCOMES) == rows(source_home, OUTCOMES)
+
+
+def test_partition_writes_are_compacted_once_enough_of_them_are_fresh(built_corpus, tmp_path):
+    """A refreshed partition's rows are read from its own files until `after` partition-stage
+    writes are outside the last compaction; then one compaction takes them all. The rows a
+    query sees are the same before, between and after."""
+    source_home, _ = built_corpus
+    original = LineageStore.at(source_home / "lineage", read_only=True)
+    lineage = tmp_path / "lineage"
+    shutil.copytree(source_home / "lineage", lineage)
+    store = LineageStore.at(lineage)
+    store.compact(after=1)  # whatever the build left outside a compaction
+    compactions = sorted(p.name for p in (lineage / "compacted").iterdir())
+    expected = sorted(rows(source_home, OUTCOMES))
+
+    tables = partition_rows(original, *ENWIKI)
+    for stage in ("raw", "documents"):
+        rewrite_partition(str(lineage), tables, stage, "refresh")
+    assert store.compact(after=3) is None  # two fresh writes: nothing rewritten
+    assert sorted(p.name for p in (lineage / "compacted").iterdir()) == compactions
+    assert sorted(rows(tmp_path, OUTCOMES)) == expected
+    assert rows(tmp_path, f"SELECT DISTINCT run_id FROM partitions WHERE source = '{ENWIKI[0]}'") == [("refresh",)]
+
+    target = store.compact(after=2)
+    assert target is not None and target.name not in compactions
+    covered = pq.read_table(target / "_covered.parquet")
+    assert {(r["stage"], r["source"], r["partition"]) for r in covered.to_pylist()} >= {("raw", *ENWIKI), ("documents", *ENWIKI)}
+    assert sorted(rows(tmp_path, OUTCOMES)) == expected
+    assert rows(tmp_path, f"SELECT DISTINCT run_id FROM partitions WHERE source = '{ENWIKI[0]}'") == [("refresh",)]
+    assert store.compact(after=1) is None  # nothing left outside it

@@ -19,8 +19,11 @@ the one the views show. A corpus-level kind (`decisions-dedup`, `decisions-taked
 `takedown_audit`, and `shard_rows` + `shards`, `shards` written last) is one file per write, the
 latest wins. After the shard tables are written (the end of a corpus run) the current
 partition files are compacted into one file per table (`compacted/<write>/`, committed by its
-`_covered.parquet`), so a query at 100K documents opens a few files, not thousands; files
-superseded for longer than `GRACE_SECONDS` are removed then.
+`_covered.parquet`) once `COMPACT_AFTER` partition-stage writes are not in the last compaction,
+so a query at 100K documents opens a few dozen files, not thousands, and a refresh of one
+partition does not rewrite every partition's rows (compacting 100K documents' rows costs about
+as much as the partition's own lineage work); files superseded for longer than
+`GRACE_SECONDS` are removed then.
 
 Writers in several processes (parallel partition runs, Celery workers) never wait for one
 another, and `trace`/`report` during a build read a consistent set of committed files.
@@ -99,6 +102,9 @@ STAGE_TABLES = {
 PARTITION_TABLES = ("decisions", "raw_records", "fetches", "documents", "rule_stats", "partitions")
 CORPUS_STAGES = ("dedup", "takedown")  # their decisions are written whole by every corpus run
 GRACE_SECONDS = 600  # a superseded file stays this long after its successor was committed
+# Partition-stage writes (a partition's raw or documents run) a query may read besides the
+# compaction before the next corpus run compacts them.
+COMPACT_AFTER = 32
 
 OUTCOMES_VIEW = f"""
 CREATE OR REPLACE VIEW outcomes AS
@@ -305,12 +311,13 @@ class LineageStore:
     def _write_corpus(self, kind: str, table: pa.Table) -> None:
         _write(self.root / "corpus" / kind / f"{_write_name()}.parquet", table)
 
-    def compact(self) -> Path | None:
-        """Copy the current partition-stage rows into one file per table (`compacted/<write>/`),
-        when any partition changed since the last compaction; then remove superseded files."""
+    def compact(self, after: int = COMPACT_AFTER) -> Path | None:
+        """Copy the current partition-stage rows into one file per table (`compacted/<write>/`)
+        when at least `after` partition-stage writes are not in the last compaction (1: when
+        any is); then remove superseded files."""
         snapshot = _Snapshot.of(self.root)
         target = None
-        if snapshot.fresh():
+        if len(snapshot.fresh()) >= max(1, after):
             with duckdb.connect() as conn:
                 register_locations(conn, self.root)
                 _create_views(conn, snapshot, corpus=False)
