@@ -49,7 +49,7 @@ import pyarrow.parquet as pq
 
 from opencorpus_dagster.records import Outcome
 from opencorpus_dagster.state.atomic import published
-from opencorpus_dagster.state.storage import is_remote, register_locations
+from opencorpus_dagster.state.storage import duckdb_connect, is_remote
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
@@ -107,7 +107,7 @@ GRACE_SECONDS = 600  # a superseded file stays this long after its successor was
 COMPACT_AFTER = 32
 
 OUTCOMES_VIEW = f"""
-CREATE OR REPLACE VIEW outcomes AS
+CREATE OR REPLACE {{temporary}} VIEW outcomes AS
 SELECT * EXCLUDE (rank_) FROM (
     SELECT *, row_number() OVER (
         PARTITION BY source, partition, doc_id
@@ -156,9 +156,8 @@ class LineageStore:
     @contextlib.contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """An in-memory DuckDB connection with every lineage table as a view over the current files."""
-        conn = duckdb.connect()
+        conn = duckdb_connect(self.root)
         try:
-            register_locations(conn, self.root)
             _create_views(conn, _Snapshot.of(self.root))
             yield conn
         finally:
@@ -169,14 +168,16 @@ class LineageStore:
         convenience for tools that want a database file; the store itself never needs it."""
         with published(target) as temporary, self.connection() as conn:
             Path(temporary).unlink(missing_ok=True)
-            conn.execute("ATTACH ? AS lineage_copy", [str(temporary)])
+            # An attached database belongs to the process's DuckDB database, not to `conn`.
+            alias = f"lineage_copy_{secrets.token_hex(6)}"
+            conn.execute(f"ATTACH ? AS {alias}", [str(temporary)])
             try:
                 for name in TABLES:
-                    conn.execute(f"CREATE TABLE lineage_copy.{name} AS SELECT * FROM {name}")
+                    conn.execute(f"CREATE TABLE {alias}.{name} AS SELECT * FROM {name}")
             finally:
-                conn.execute("DETACH lineage_copy")
+                conn.execute(f"DETACH {alias}")
             with duckdb.connect(str(temporary)) as copy:
-                copy.execute(OUTCOMES_VIEW)
+                copy.execute(OUTCOMES_VIEW.format(temporary=""))
         return target
 
     # -- writes ------------------------------------------------------------------------
@@ -234,8 +235,7 @@ class LineageStore:
             "AND i.outcome IS NOT DISTINCT FROM d.outcome AND i.reason IS NOT DISTINCT FROM d.reason "
             "AND i.value IS NOT DISTINCT FROM d.value AND i.detail IS NOT DISTINCT FROM d.detail"
         )
-        with duckdb.connect() as conn:
-            register_locations(conn, self.root)
+        with duckdb_connect(self.root) as conn:
             conn.register("incoming_rows", incoming)
             conn.execute("CREATE TEMP TABLE d AS SELECT * FROM read_parquet(?)", [str(previous)])
             kept = conn.sql(f"SELECT d.* FROM d SEMI JOIN incoming_rows i ON {same}").to_arrow_table()
@@ -255,8 +255,7 @@ class LineageStore:
         """
         snapshot = _Snapshot.of(self.root)
         listed = [entry["path"] for entry in manifest["shards"]]
-        with duckdb.connect() as conn:
-            register_locations(conn, self.root, corpus_dir)
+        with duckdb_connect(self.root, corpus_dir) as conn:
             conn.execute("CREATE TEMP TABLE rows_ (shard VARCHAR, row BIGINT, doc_id VARCHAR)")
             previous: set[str] = set()
             written_by: dict[str, str] = {}
@@ -318,8 +317,7 @@ class LineageStore:
         snapshot = _Snapshot.of(self.root)
         target = None
         if len(snapshot.fresh()) >= max(1, after):
-            with duckdb.connect() as conn:
-                register_locations(conn, self.root)
+            with duckdb_connect(self.root) as conn:
                 _create_views(conn, snapshot, corpus=False)
                 tables = {name: conn.sql(f"SELECT * FROM {name}").to_arrow_table() for name in PARTITION_TABLES}
             target = self._write_compaction(tables, snapshot.current())
@@ -616,8 +614,8 @@ def _create_views(conn: duckdb.DuckDBPyConnection, snapshot: _Snapshot, corpus: 
         if not parts:
             empty = ", ".join(f'NULL::{_DUCK[field.type]} AS "{field.name}"' for field in schema)
             parts.append(f"SELECT {empty} WHERE false")
-        conn.execute(f"CREATE VIEW {name} AS " + " UNION ALL ".join(parts))
-    conn.execute(OUTCOMES_VIEW)
+        conn.execute(f"CREATE TEMP VIEW {name} AS " + " UNION ALL ".join(parts))
+    conn.execute(OUTCOMES_VIEW.format(temporary="TEMP"))
 
 
 _DUCK = {_S: "VARCHAR", _I: "BIGINT", _B: "BOOLEAN", _D: "DOUBLE"}

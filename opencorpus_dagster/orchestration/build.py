@@ -45,6 +45,7 @@ from opencorpus_dagster.state.atomic import remove_stale_temporaries, write_text
 from opencorpus_dagster.state.home import data_home
 from opencorpus_dagster.state.home_lock import HomeLocked, hold_home
 from opencorpus_dagster.state.releases import current_release, manifest_path
+from opencorpus_dagster.state.storage import close_process_database
 from opencorpus_dagster.upstream.fetch import MIRROR_ENV, Fetcher, FetchError, mirrors_from
 from opencorpus_dagster.upstream.url_policy import UrlRefused
 
@@ -321,6 +322,7 @@ def _partition_pool(jobs: int, pending: int, defs) -> ProcessPoolExecutor | None
 
     expectations.preload()
     language.preload()
+    close_process_database()
     # `fork` where there is one: a worker starts with the code location already loaded (a
     # spawned one spends seconds importing Dagster and building the definitions again).
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
