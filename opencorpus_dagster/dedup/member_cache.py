@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from opencorpus_dagster.dedup.exact import Member, load_members, partition_of
 from opencorpus_dagster.state.atomic import write_parquet_atomically
-from opencorpus_dagster.state.storage import modified_stamp, read_parquet
+from opencorpus_dagster.state.storage import modified_stamp, read_cached_table
 
 MEMBERS_SCHEMA = pa.schema(
     [
@@ -96,16 +96,8 @@ class MemberCache:
         return self._stamps[part]
 
     def _read(self) -> dict[str, tuple[Member, str]]:
-        try:
-            if not self.path.is_file():
-                return {}
-            table = read_parquet(self.path)
-            if not table.schema.equals(MEMBERS_SCHEMA):
-                return {}
-        except (OSError, pa.ArrowException):
-            return {}
         kept = {}
-        for row in table.to_pylist():
+        for row in read_cached_table(self.path, MEMBERS_SCHEMA).to_pylist():
             stamp = row.pop("stamp")
             member = Member(**row)
             kept[member.key] = (member, stamp)

@@ -28,6 +28,7 @@ from opencorpus_dagster.state.home import DataHome
 from opencorpus_dagster.state.storage import (
     duckdb_connect,
     modified_stamp,
+    read_cached_table,
     read_parquet,
 )
 
@@ -158,15 +159,8 @@ class NearDuplicateIndex:
         return {pair: value for pair, (value, _) in measured.items()}
 
     def _stored_measures(self) -> dict[tuple[str, str], tuple[float, int, str]]:
-        """What `measured.parquet` holds; a cache, so an unreadable one is empty."""
-        try:
-            if not self.measured_file.is_file():
-                return {}
-            table = read_parquet(self.measured_file)
-            if not table.schema.equals(MEASURED_SCHEMA):
-                return {}
-        except (OSError, pa.ArrowException):
-            return {}
+        """What `measured.parquet` holds."""
+        table = read_cached_table(self.measured_file, MEASURED_SCHEMA)
         columns = [table[name].to_pylist() for name in MEASURED_SCHEMA.names]
         return {(a, b): (similarity, words, on) for a, b, similarity, words, on in zip(*columns, strict=True)}
 

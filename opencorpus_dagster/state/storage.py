@@ -61,6 +61,19 @@ def read_parquet(path: Path, **options: Any) -> pa.Table:
     return pq.read_table(source, filesystem=filesystem, **options)
 
 
+def read_cached_table(path: Path, schema: pa.Schema) -> pa.Table:
+    """The rows of a cache file; none when it is missing, unreadable or of another schema (a
+    cache is made again, never trusted)."""
+    try:
+        if path.is_file():
+            table = read_parquet(path)
+            if table.schema.equals(schema):
+                return table
+    except (OSError, pa.ArrowException):
+        pass
+    return schema.empty_table()
+
+
 def read_parquet_schema(path: Path) -> pa.Schema:
     source, filesystem = _arrow(path)
     return pq.read_schema(source, filesystem=filesystem)
