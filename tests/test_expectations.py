@@ -8,6 +8,7 @@ tmp_path copies with one fault written in by pyarrow.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -243,6 +244,36 @@ def test_a_file_that_is_not_parquet_is_unreadable_input(tmp_path):
     with pytest.raises(UnreadableInput) as raised:
         run_suite(EXPECTATIONS_DIR / "raw_records.json", [bogus])
     assert raised.value.location == str(bogus)
+
+
+_VALIDATE_IN_A_FRESH_PROCESS = """
+import json, sys
+from pathlib import Path
+from opencorpus_dagster.quality.expectations import run_suite
+result = run_suite(Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]], batch_rows=10)
+loaded = sorted(m for m in ("scipy.stats._stats_py", "altair.vegalite") if m in sys.modules)
+import scipy.stats  # deferred, not stubbed: the first use loads it
+print(json.dumps({"failed": [(f.type, f.unexpected_count) for f in result.failed], "loaded": loaded,
+                  "norm_cdf_0": float(scipy.stats.norm.cdf(0.0))}))
+"""
+
+
+def test_great_expectations_validates_without_loading_scipy_stats_or_altair(overlapping_files, tmp_path):
+    # The per-row case above, in a process that imports GX the way a build does.
+    paths, _ = overlapping_files
+    suite = tmp_path / "suite.json"
+    expectation = {"type": "expect_column_value_lengths_to_be_between", "kwargs": {"column": "text", "max_value": 1000}}
+    suite.write_text(json.dumps({"name": "case", "expectations": [expectation]}))
+    done = subprocess.run(
+        [sys.executable, "-c", _VALIDATE_IN_A_FRESH_PROCESS, str(suite), *map(str, paths)],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {
+        "failed": [["expect_column_value_lengths_to_be_between", 102]],
+        "loaded": [],  # the import of GX named them; nothing executed them
+        "norm_cdf_0": 0.5,
+    }
 
 
 def test_nothing_is_written_to_the_cwd_or_the_repository(home, tmp_path, monkeypatch):

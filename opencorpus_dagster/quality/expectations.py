@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from opencorpus_dagster.connectors.base import UnreadableInput
+from opencorpus_dagster.quality.gx_import import import_great_expectations
 from opencorpus_dagster.state.storage import duckdb_connect, parquet_file
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
@@ -320,6 +321,7 @@ def _read_suite_file(suite_path: Path) -> dict[str, Any]:
 def _load_checks(suite_path: Path, parameters: dict[str, Any]) -> tuple[str, list[_Check], list[str]]:
     # GX's ExpectationSuite(**spec) logs and drops an expectation it cannot build; building each
     # one here makes a typo in a suite an error that names it instead.
+    import_great_expectations()
     from great_expectations.exceptions import GreatExpectationsError
     from great_expectations.expectations.expectation import (
         ColumnMapExpectation,
@@ -383,7 +385,7 @@ def _load_checks(suite_path: Path, parameters: dict[str, Any]) -> tuple[str, lis
 def preload() -> None:
     """Import what validating a batch imports (seconds of Great Expectations imports): before
     a build forks its partition workers, so they start with it instead of each importing it."""
-    import great_expectations  # noqa: F401
+    import_great_expectations()
     from great_expectations.data_context.types.base import DataContextConfig  # noqa: F401
     from great_expectations.expectations.expectation import ColumnMapExpectation  # noqa: F401
 
@@ -393,7 +395,7 @@ class _GxBatchValidator:
 
     def __init__(self, suite_name: str):
         # Deferred: importing GX takes seconds, and loading Dagster definitions should not pay it.
-        import great_expectations as gx
+        gx = import_great_expectations()
         from great_expectations.data_context.types.base import (
             DataContextConfig,
             InMemoryStoreBackendDefaults,
@@ -434,7 +436,7 @@ class _GxBatchValidator:
                 check.add_batch_result(outcome.result)
 
     def _suite_for(self, checks: Sequence[_Check]):
-        import great_expectations as gx
+        gx = import_great_expectations()
         from great_expectations.expectations.expectation_configuration import (
             ExpectationConfiguration,
         )
