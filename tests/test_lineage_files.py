@@ -10,6 +10,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -297,3 +298,17 @@ def test_partition_writes_are_compacted_once_enough_of_them_are_fresh(built_corp
     assert sorted(rows(tmp_path, OUTCOMES)) == expected
     assert rows(tmp_path, f"SELECT DISTINCT run_id FROM partitions WHERE source = '{ENWIKI[0]}'") == [("refresh",)]
     assert store.compact(after=1) is None  # nothing left outside it
+
+
+def test_the_readme_lineage_query_counts_every_decision(built_corpus, tmp_path):
+    # The README's example, run as written from a folder where the data home is `opencorpus-data`.
+    home, _ = built_corpus
+    readme = (REPO / "README.md").read_text()
+    [code] = re.findall(r'\.venv/bin/python -c "\n(from opencorpus_dagster\.lineage\.store import LineageStore\n.*?)"\n```', readme, re.DOTALL)
+    (tmp_path / "opencorpus-data").symlink_to(home)
+    printed = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in printed.splitlines() if line.startswith("│")]
+    counted = [(stage, outcome, int(count)) for stage, outcome, count in cells if count.isdigit()]
+    expected = rows(home, "SELECT stage, outcome, count(*) FROM decisions GROUP BY ALL ORDER BY ALL")
+    assert counted == expected
+    assert {stage for stage, _, _ in expected} >= {"documents", "dedup"}

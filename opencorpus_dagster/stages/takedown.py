@@ -75,17 +75,6 @@ REMOVED_SCHEMA = pa.schema(
     ]
 )
 
-AUDIT_SCHEMA = """
-CREATE TABLE IF NOT EXISTS takedown_audit (
-    run_id VARCHAR, applied_at VARCHAR, request_id VARCHAR, kind VARCHAR, value VARCHAR,
-    reason VARCHAR, requested_at VARCHAR, requested_by VARCHAR,
-    records BIGINT,          -- documents the request matched in this application
-    new_records BIGINT,      -- of which the previous application had not removed (re-ingested or new)
-    partitions VARCHAR,      -- JSON list of "source/partition" holding those records
-    shards_changed VARCHAR   -- JSON list of shard paths; NULL until record_shard_changes
-);
-"""
-
 _AUDIT_ARROW = pa.schema(
     [(name, pa.string()) for name in ("run_id", "applied_at", "request_id", "kind", "value", "reason", "requested_at", "requested_by")]
     + [("records", pa.int64()), ("new_records", pa.int64()), ("partitions", pa.string()), ("shards_changed", pa.string())]
