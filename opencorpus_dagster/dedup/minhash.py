@@ -256,6 +256,11 @@ def _word_char_table() -> np.ndarray:
     return table
 
 
+def preload() -> None:
+    """Build the code point table now (before a build forks its partition workers: they share it)."""
+    _word_char_table()
+
+
 # bytes.translate table for the ASCII fast path: 1 for the bytes `\w` matches, else 0.
 _ASCII_WORD_BYTES = bytes(1 if _WORD_RE.fullmatch(chr(i)) else 0 for i in range(256))
 

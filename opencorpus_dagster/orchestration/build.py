@@ -317,11 +317,13 @@ def _partition_pool(jobs: int, pending: int, defs) -> ProcessPoolExecutor | None
     _INHERITED_DEFINITIONS = defs
     # What every partition run loads on first use, loaded once here: each forked worker starts
     # with it (Great Expectations' imports alone are seconds of CPU per process).
+    from opencorpus_dagster.dedup import minhash
     from opencorpus_dagster.quality import expectations
     from opencorpus_dagster.text import language
 
     expectations.preload()
     language.preload()
+    minhash.preload()
     close_process_database()
     # `fork` where there is one: a worker starts with the code location already loaded (a
     # spawned one spends seconds importing Dagster and building the definitions again).
