@@ -184,8 +184,9 @@ _Finder = Callable[[str], Iterator[re.Match[str]]]
 _Accept = Callable[[re.Match[str]], bool]
 
 _MATCHERS: dict[str, tuple[tuple[re.Pattern[str], _Finder, _Accept], ...]] = {
-    # A local part is at most 64 characters; an IPv4 address has a digit, a dot and a digit
-    # within its first 4 characters; an IPv6 address a colon within its first 5.
+    # Reach: an e-mail's "@" comes after a local part of at most 64 characters; an IPv4
+    # address's first "digit.digit" starts after at most 2 more digits of its first octet; an
+    # IPv6 address's first colon after at most 4 hex digits.
     "email": ((_EMAIL, _near(_EMAIL, "@", 64), _always),),
     "iban": ((_IBAN, _IBAN.finditer, _redact_iban),),
     "credit_card": ((_CARD, _CARD.finditer, _redact_card),),
