@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatchcase
 
 import pytest
 import yaml
@@ -216,6 +217,38 @@ def test_invalid_override_entries_raise(allow, deny, message):
     with pytest.raises(ValueError) as raised:
         LicensePolicy().merged(allow, deny)
     assert message in str(raised.value)
+
+
+def plainly_allowed(policy: LicensePolicy, key: str) -> bool:
+    """The precedence of the module docstring, one entry at a time, for a plain known id."""
+    exact = [e for e in policy.deny if "*" not in e], [e for e in policy.allow if "*" not in e]
+    patterns = [e for e in policy.deny if "*" in e], [e for e in policy.allow if "*" in e]
+    for denied, entries, match in (
+        (True, exact[0], lambda e: e.casefold() == key.casefold()),
+        (False, exact[1], lambda e: e.casefold() == key.casefold()),
+        (True, patterns[0], lambda e: fnmatchcase(key.upper(), e.upper())),
+        (False, patterns[1], lambda e: fnmatchcase(key.upper(), e.upper())),
+    ):
+        if any(match(e) for e in entries):
+            return not denied
+    return False
+
+
+@pytest.mark.parametrize(
+    ("allow", "deny"),
+    [
+        ([], []),
+        (["CC-BY-NC-4.0", "LicenseRef-*"], ["GFDL-1.3-invariants-only", "gpl-*"]),
+        (["*"], ["*-NC-*", "MIT"]),
+    ],
+)
+def test_allowed_ids_are_the_ids_each_judged_allowed(allow, deny):
+    policy = LicensePolicy().merged(allow=allow, deny=deny)
+    ids = known_license_ids() | {PUBLIC_DOMAIN}
+    allowed = policy.allowed_ids(ids)
+    assert allowed == {i for i in ids if policy.judge(i).allowed}
+    assert allowed == {i for i in ids if plainly_allowed(policy, i)}
+    assert 0 < len(allowed) < len(ids)
 
 
 def test_policy_embedded_in_yaml():

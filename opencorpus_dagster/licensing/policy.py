@@ -16,7 +16,7 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
 from functools import lru_cache
 
 from license_expression import AND, OR, LicenseSymbol, LicenseWithExceptionSymbol
@@ -126,11 +126,21 @@ class LicensePolicy(BaseModel):
         """Verdict for an SPDX expression (as set by the licence gate). Never raises."""
         return _judge(tuple(self.allow), tuple(self.deny), expression)
 
+    def allowed_ids(self, ids: Iterable[str]) -> frozenset[str]:
+        """The ids among `ids` (plain SPDX ids, as `known_license_ids()` lists them, or
+        LicenseRefs) whose verdict is allowed: `judge(i).allowed` for each, without parsing
+        each id as an expression."""
+        lists = _Lists(tuple(self.allow), tuple(self.deny))
+        return frozenset(i for i in ids if i.strip().upper() not in _NO_LICENCE and lists.judge_key(i).allowed)
+
+
+_NO_LICENCE = ("", "NOASSERTION", "NONE")
+
 
 @lru_cache(maxsize=16384)
 def _judge(allow: tuple[str, ...], deny: tuple[str, ...], expression: str | None) -> Verdict:
     # Cached here rather than on the model, so that two equal policies stay equal.
-    if expression is None or expression.strip().upper() in ("", "NOASSERTION", "NONE"):
+    if expression is None or expression.strip().upper() in _NO_LICENCE:
         return Verdict(False, UNKNOWN, None)
     parsed = parse_expression(expression)
     if parsed is None:
@@ -146,16 +156,39 @@ class _Lists:
     def judge_key(self, key: str) -> Verdict:
         if key not in known_license_ids() and not is_license_ref(key):
             return Verdict(False, UNKNOWN, key)
+        deny, allow = _entries(self.deny), _entries(self.allow)
         exact = key.casefold()
-        if any(e.casefold() == exact for e in self.deny if "*" not in e):
+        if exact in deny.exact:
             return Verdict(False, DENIED, key)
-        if any(e.casefold() == exact for e in self.allow if "*" not in e):
+        if exact in allow.exact:
             return Verdict(True, ALLOWED, key)
-        if any(_matches(key, e) for e in self.deny if "*" in e):
+        if deny.matches(key):
             return Verdict(False, DENIED, key)
-        if any(_matches(key, e) for e in self.allow if "*" in e):
+        if allow.matches(key):
             return Verdict(True, ALLOWED, key)
         return Verdict(False, NOT_IN_ALLOWLIST, key)
+
+
+@dataclass(frozen=True)
+class _Entries:
+    """One list's exact ids (casefolded) and its patterns as one compiled regular expression."""
+
+    exact: frozenset[str]
+    patterns: re.Pattern[str] | None
+
+    def matches(self, key: str) -> bool:
+        """Whether any pattern matches `key` (`_matches`, for all of them at once)."""
+        return self.patterns is not None and self.patterns.match(key.upper()) is not None
+
+
+@lru_cache(maxsize=256)
+def _entries(entries: tuple[str, ...]) -> _Entries:
+    # Judging every known id one pattern at a time cost 0.2 s of each validating process.
+    patterns = [translate(entry.upper()) for entry in entries if "*" in entry]
+    return _Entries(
+        frozenset(entry.casefold() for entry in entries if "*" not in entry),
+        re.compile("|".join(f"(?:{pattern})" for pattern in patterns)) if patterns else None,
+    )
 
 
 def _judge_node(node, lists: _Lists) -> Verdict:

@@ -48,9 +48,8 @@ def allowed_licenses(policy: LicensePolicy, files: Iterable[Path]) -> list[str]:
 
 @lru_cache(maxsize=64)
 def _allowed_known_ids(allow: tuple[str, ...], deny: tuple[str, ...]) -> frozenset[str]:
-    """The known SPDX ids a policy allows (judging ~700 ids is worth caching per policy)."""
-    policy = LicensePolicy(allow=list(allow), deny=list(deny))
-    return frozenset(i for i in known_license_ids() | {PUBLIC_DOMAIN} if policy.judge(i).allowed)
+    """The known SPDX ids a policy allows (~2,200 ids: worth caching per policy)."""
+    return LicensePolicy(allow=list(allow), deny=list(deny)).allowed_ids(known_license_ids() | {PUBLIC_DOMAIN})
 
 
 class SuiteCache:
