@@ -92,20 +92,24 @@ _CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|6011|65|64[4-9]|35|30[0-5]|36|
 _IBAN = re.compile(r"[A-Z](?<![\w-][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]){11,30}(?![\w-])")
 
 _SPACE = re.compile(r"\s")
+# A window scanned around an anchor runs to the first whitespace at least this many characters
+# past it, so that dense anchors (a table of decimal numbers) share windows instead of each
+# paying a window of its own.
+_WINDOW = 64
 
 
 def _near(pattern: re.Pattern[str], anchor: str, reach: int) -> Callable[[str], Iterator[re.Match[str]]]:
     """`pattern.finditer`, for a pattern whose matches hold no whitespace and a match of `anchor`
-    at most `reach` characters after their start: only the whitespace-free runs of the text
-    that hold an anchor are scanned. The same matches: a run is scanned up to the whitespace
-    that ends it (which every lookahead here treats as it treats the end of the text), from
-    `reach` before its first anchor (lookbehinds see the text before that)."""
+    at most `reach` characters after their start: only windows of the text around anchors are
+    scanned. The same matches: a window ends at a whitespace (which no match holds and every
+    lookahead here treats as it treats the end of the text) and starts `reach` before its first
+    anchor (lookbehinds see the text before that)."""
     anchor_pattern = re.compile(anchor)
 
     def finditer(text: str) -> Iterator[re.Match[str]]:
         pos = 0
         while (found := anchor_pattern.search(text, pos)) is not None:
-            space = _SPACE.search(text, found.end())
+            space = _SPACE.search(text, found.end() + _WINDOW)
             end = space.start() if space is not None else len(text)
             yield from pattern.finditer(text, max(pos, found.start() - reach), end)
             pos = end
