@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import random
 from functools import cache
 
 import mwparserfromhell
+import numpy as np
 import pytest
 from conftest import require_fixture
 from lxml import etree
@@ -14,8 +16,10 @@ from lxml import etree
 from opencorpus_dagster.records import Document, Drop, Outcome
 from opencorpus_dagster.text.language import (
     SAMPLE_CHARS,
+    SYNC_BYTES,
     LanguageConfig,
     LanguageFilter,
+    _get_identifier,
     identify_language,
     language_sample,
 )
@@ -149,3 +153,53 @@ def test_nothing_is_downloaded(tmp_path, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert identify_language("Це речення написане українською мовою.")[0] == "uk"
+
+
+def test_the_model_automaton_forgets_its_start_after_sync_bytes():
+    # What `_Identifier` relies on: from any state, any SYNC_BYTES bytes lead where they lead
+    # from the start state. Walked on pairs of (state's row, start walk's row): a pair whose two
+    # walks meet stays met, the others are followed over every byte until none is left.
+    model = _get_identifier()
+    rows = np.frombuffer(model.tk_nextmove, dtype=np.uint32).reshape(-1, 256).astype(np.int64)
+    row_of = np.asarray(model.tk_row, dtype=np.int64)
+    apart = np.unique(row_of) * len(rows) + row_of[0]
+    steps = 0
+    while len(apart):
+        steps += 1
+        left, right = rows[apart // len(rows)].ravel(), rows[apart % len(rows)].ravel()
+        differ = left != right
+        apart = np.unique(row_of[left[differ]] * len(rows) + row_of[right[differ]])
+    assert steps == SYNC_BYTES
+
+
+def mixed_script_strings(count: int) -> list[str]:
+    """Random strings over ASCII, Latin-1, Cyrillic, Greek, Devanagari, CJK, Arabic, emoji and
+    controls, 0-400 characters: byte sequences no corpus test would think of."""
+    rng = random.Random(16)
+    ranges = [(0x20, 0x7E), (0x00, 0x1F), (0xC0, 0xFF), (0x400, 0x4FF), (0x370, 0x3FF),
+              (0x900, 0x97F), (0x4E00, 0x4FFF), (0x600, 0x6FF), (0x1F600, 0x1F64F)]
+    strings = []
+    for _ in range(count):
+        picks = rng.sample(ranges, rng.randint(1, 3))
+        strings.append("".join(
+            chr(rng.randint(*rng.choice(picks))) for _ in range(rng.randint(0, 400))
+        ))
+    return strings
+
+
+def test_identifier_scores_exactly_as_py3langid():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    stock = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ours = _get_identifier()
+    texts = [text for language in sorted(WIKI_DUMPS) for _, text in wiki_article_texts(language)]
+    texts += [gutenberg_excerpt(book, start, 6000) for book, start in
+              [("2701", 0), ("1013", 50_000), ("33956", 10_000)]]
+    texts += [language_sample(text) for text in texts]
+    texts += mixed_script_strings(1500)
+    texts += ["", "a", "ab", "abcde", "abcdef", "ABC DEF", "Ünïcödé", "\ud800 lone surrogate"]
+    assert len(texts) > 1500
+    for text in texts:
+        # The scores array, bit for bit: py3langid adds its terms in first-seen feature order.
+        assert ours._decide(text).tobytes() == stock._decide(text).tobytes(), text[:80]
+        assert ours.classify(text) == stock.classify(text)
