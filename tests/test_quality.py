@@ -16,6 +16,7 @@ from conftest import require_fixture
 from lxml import etree, html
 
 from opencorpus_dagster.records import Document, Drop, Outcome
+from opencorpus_dagster.text import quality as quality_module
 from opencorpus_dagster.text.normalise import normalise_text
 from opencorpus_dagster.text.quality import (
     RULES,
@@ -226,3 +227,72 @@ def test_stop_words_only_for_english():
     assert "gopher.stop_words" in measure_quality(text, "en", QualityConfig())
     assert "gopher.stop_words" not in measure_quality(text, "de", QualityConfig())
     assert "gopher.stop_words" not in measure_quality(text, None, QualityConfig())
+
+
+def plain_line_and_token_measures(text: str, language: str | None) -> dict[str, float | int]:
+    """The measures the quality step computes with map/compress, written as plain loops."""
+    import re
+
+    from opencorpus_dagster.text.segmentation import segment
+
+    config = QualityConfig()
+    tokens = segment(text, language, config.no_space_languages).tokens
+    words = [w for w in (t.strip(quality_module._EDGE_PUNCT) for t in tokens) if w]
+    lines = re.split(r"\n+", text)
+    nonempty = [line for line in text.split("\n") if line.strip()]
+    seen: set[str] = set()
+    dup_lines = dup_chars = 0
+    for line in lines:
+        if line in seen:
+            dup_lines, dup_chars = dup_lines + 1, dup_chars + len(line)
+        seen.add(line)
+
+    def ratio(a: float, b: float) -> float:
+        return round(a / b, 4) if b else 0.0
+
+    stop = set(config.gopher_stop_words)
+    measures = {
+        "gopher.word_count": len(words),
+        "gopher.bullet_lines": ratio(
+            sum(s.lstrip().startswith(quality_module._BULLETS) for s in nonempty), len(nonempty)
+        ),
+        "gopher.ellipsis_lines": ratio(sum(s.rstrip().endswith(("...", "…")) for s in nonempty), len(nonempty)),
+        "gopher.alpha_words": ratio(sum(1 for t in tokens if re.search(r"[^\W\d_]", t)), len(tokens)),
+        "gopher.dup_line_fraction": ratio(dup_lines, len(lines)),
+        "gopher.dup_line_char_fraction": ratio(dup_chars, len(text)),
+        "c4.javascript": ratio(sum("javascript" in s.lower() for s in nonempty), len(nonempty)),
+        "fineweb.short_line_ratio": ratio(
+            sum(len(s.strip()) <= config.fineweb_short_line_length for s in nonempty), len(nonempty)
+        ),
+    }
+    if language == "en":
+        measures["gopher.stop_words"] = sum(w.lower() in stop for w in words)
+    return measures
+
+
+def generated_texts(count: int) -> list[str]:
+    """Lines of words, numbers, underscores, superscripts, edge punctuation, bullets, ellipses
+    and CJK, with runs of newlines and blank lines at either end."""
+    import random
+
+    rng = random.Random(13)
+    pieces = ["the", "The", "and", "of", "JavaScript", "well-known", "don't", "42", "3.5", "_",
+              "__init__", "²", "½", "Ⅻ", "…", "...", "—", "«mot»", "(word)", "• item", "- item",
+              "中文", "一二三", "Ünïcödé", "Привет,", "#", "", "x" * 40]
+    texts = []
+    for _ in range(count):
+        lines = [" ".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+                 for _ in range(rng.randint(1, 12))]
+        texts.append("\n".join(line + "\n" * rng.randint(0, 2) for line in lines).lstrip(" ")
+                     if rng.random() < 0.5 else "\n" * rng.randint(0, 2) + "\n".join(lines))
+    return texts
+
+
+def test_line_and_token_measures_match_their_plain_loops():
+    texts = generated_texts(3000)
+    texts += [load_text("gut:2701:20000"), load_text("gut:1013:50000")]
+    for text in texts:
+        for language in ("en", None, "zh"):
+            plain = plain_line_and_token_measures(text, language)
+            measured = measure_quality(text, language, QualityConfig(), rules=list(plain))
+            assert {rule: measured.get(rule) for rule in plain} == plain, (text, language)
