@@ -93,3 +93,28 @@ def test_step_replaces_text_and_drops_empty():
 
     result = Normalise()(make_doc(" \r\n\x00\t "))
     assert result == Drop(Outcome.FILTERED, "normalise.empty", 0)
+
+
+def plainly_normalised_whitespace(text: str) -> str:
+    """The whitespace rules as plain substitutions over the whole text (lookbehind first, no
+    shortcuts), applied to text that has been through the earlier rules."""
+    import re
+
+    text = re.sub(r"(?<=[^ \t\n])(?:[ \t]{2,}|\t)(?=[^ \t\n])", " ", text)
+    text = re.sub(r"[ \t]+$", "", text, flags=re.MULTILINE)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def test_the_whitespace_shortcuts_give_what_the_plain_substitutions_give():
+    import random
+
+    rng = random.Random(7)
+    pieces = ["a", "b", "é", " ", "  ", "\t", " \t ", "\n", "\n\n\n", " \n", "\t\n", "\r\n", "\u2028"]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))) for _ in range(50_000)]
+    book = gzip.open(require_fixture("gutenberg/c-w-gutenberg/clean-texts/2701.txt.gz"), "rt").read()
+    texts += [book[i : i + 5000] for i in range(0, 200_000, 5000)]
+    for text in texts:
+        # The earlier rules (line breaks, NFC, the BOM as a control) leave their blanks alone.
+        prepared = text.replace("\r\n", "\n").replace("\u2028", "\n").replace("\ufeff", "")
+        prepared = unicodedata.normalize("NFC", prepared)
+        assert normalise_text(text) == plainly_normalised_whitespace(prepared), repr(text)
