@@ -111,7 +111,8 @@ def test_the_whitespace_shortcuts_give_what_the_plain_substitutions_give():
     rng = random.Random(7)
     pieces = ["a", "b", "é", " ", "  ", "\t", " \t ", "\n", "\n\n\n", " \n", "\t\n", "\r\n", "\u2028"]
     texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))) for _ in range(50_000)]
-    book = gzip.open(require_fixture("gutenberg/c-w-gutenberg/clean-texts/2701.txt.gz"), "rt").read()
+    with gzip.open(require_fixture("gutenberg/c-w-gutenberg/clean-texts/2701.txt.gz"), "rt") as f:
+        book = f.read()
     texts += [book[i : i + 5000] for i in range(0, 200_000, 5000)]
     for text in texts:
         # The earlier rules (line breaks, NFC, the BOM as a control) leave their blanks alone.
