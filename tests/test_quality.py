@@ -296,3 +296,15 @@ def test_line_and_token_measures_match_their_plain_loops():
             plain = plain_line_and_token_measures(text, language)
             measured = measure_quality(text, language, QualityConfig(), rules=list(plain))
             assert {rule: measured.get(rule) for rule in plain} == plain, (text, language)
+
+
+def test_small_groups_are_grouped_as_numpy_groups_them():
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        size = int(rng.integers(1, 300))
+        values = rng.integers(0, max(2, size // 3), size).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        positions = np.sort(rng.choice(10_000, size, replace=False))
+        small, plain = quality_module._group_small(values, positions), quality_module._group(values, positions)
+        assert [a.tolist() for a in small] == [a.tolist() for a in plain]

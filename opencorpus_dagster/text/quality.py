@@ -61,6 +61,7 @@ Script and language awareness (each rule declares where it does not apply):
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -85,7 +86,8 @@ _ELLIPSES = ("...", "…")
 # quotation marks; or FineWeb's own quote characters. Applied to the last characters of a line.
 _CLOSERS = r"[\p{Pe}\p{Pf}\p{Quotation_Mark}]*"
 _LINE_END_TAIL = 12
-_PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
+# "\n{2,}", spelled with a literal prefix, which lets `re` jump to each newline (5x faster).
+_PARAGRAPH_SPLIT = re.compile(r"\n\n+")
 _HAS_LETTER = re.compile(r"[^\W\d_]")  # a letter: [^\W\d_] is "alphabetic"
 
 RULES: tuple[str, ...] = (
@@ -347,16 +349,35 @@ def _repeated_ngrams(hashes: dict[int, np.ndarray]) -> dict[int, _Repeated]:
         if len(candidates) == 0:
             result[size] = _Repeated(candidates, candidates, candidates)
             continue
-        _, first, inverse, counts = np.unique(
-            values[candidates], return_index=True, return_inverse=True, return_counts=True
-        )
-        inverse = inverse.reshape(-1)
-        occurrences = counts[inverse]
+        group = _group_small if len(candidates) <= _SMALL_GROUP else _group
+        first_position, occurrences = group(values[candidates], candidates)
         repeated = occurrences >= 2
-        first_position = candidates[first[inverse]]
         candidates = candidates[repeated]
         result[size] = _Repeated(candidates, first_position[repeated], occurrences[repeated])
     return result
+
+
+# Below this many values a dict groups them faster than np.unique (whose fixed cost, about
+# 30 µs, is most of its time on the few repeated occurrences left past the 3-grams).
+_SMALL_GROUP = 200
+
+
+def _group(values: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each value: the position of its value's first occurrence, and its value's count."""
+    _, first, inverse, counts = np.unique(values, return_index=True, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    return positions[first[inverse]], counts[inverse]
+
+
+def _group_small(values: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_group`, with dicts (`positions` ascending)."""
+    keys, at = values.tolist(), positions.tolist()
+    counts = Counter(keys)
+    first = dict(zip(reversed(keys), reversed(at)))  # the earliest position is written last
+    return (
+        np.fromiter(map(first.__getitem__, keys), np.int64, len(keys)),
+        np.fromiter(map(counts.__getitem__, keys), np.int64, len(keys)),
+    )
 
 
 def _top_ngram_chars(repeated: _Repeated, word_lengths: np.ndarray, n: int, gap: int = 1) -> int:
@@ -513,7 +534,8 @@ def _measure(
 
     if "fineweb.line_punct_ratio" in wanted:
         ends = _line_end_pattern(config.extra_sentence_terminals.get(language or "", "")).search
-        punct = sum(ends(line.rstrip()[-_LINE_END_TAIL:]) is not None for line in nonempty_lines)
+        tails = map(methodcaller("__getitem__", slice(-_LINE_END_TAIL, None)), map(str.rstrip, nonempty_lines))
+        punct = sum(map(bool, map(ends, tails)))
         values["fineweb.line_punct_ratio"] = _ratio(punct, len(nonempty_lines))
     if "fineweb.short_line_ratio" in wanted:
         limit = config.fineweb_short_line_length
