@@ -58,14 +58,14 @@ class _Identifier(LanguageIdentifier):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._next_state = np.frombuffer(self.tk_nextmove, dtype=np.uint32)
-        self._row_start = np.asarray(self.tk_row, dtype=np.int64) << 8
+        self._row_start = np.asarray(self.tk_row, dtype=np.uint32) << 8  # under 2**24
         self._feature_of = np.asarray(self.tk_output, dtype=np.int64)
         self.nb_ptc = self.nb_ptc.astype(np.float32)
         self._full_model = (self.nb_ptc, *self._full_model[1:])
 
     def _raw_score(self, text: bytes):
         data = np.frombuffer(text, dtype=np.uint8)
-        states = np.zeros(len(data), dtype=np.int64)
+        states = np.zeros(len(data), dtype=np.uint32)
         for lag in range(min(SYNC_BYTES, len(data)) - 1, 0, -1):
             # Positions >= lag take their walk's step from the byte `lag` places back.
             states[lag:] = self._next_state[self._row_start[states[lag:]] + data[:-lag]]
