@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pydantic
 import pytest
@@ -173,3 +176,38 @@ def test_options_are_strict():
     with pytest.raises(pydantic.ValidationError, match="mutually exclusive"):
         ExtractionOptions(favor_precision=True, favor_recall=True)
     assert ExtractionOptions(favor_precision=False, favor_recall=True).favor_recall
+
+
+PRELOAD_SCRIPT = """
+import json, sys
+from dateparser.languages.loader import default_loader
+from opencorpus_dagster.definitions import build_definitions
+from opencorpus_dagster.orchestration import build
+
+def loaded():
+    return len(default_loader._loaded_locales)  # dateparser's built locale tables
+
+before = loaded()
+pool = build._partition_pool(2, 2, build_definitions(), web=sys.argv[1] == "web")
+in_workers = sorted({pool.submit(loaded).result() for _ in range(4)})
+pool.shutdown()
+from htmldate.extractors import external_date_parser
+external_date_parser("still no date in here", "%Y-%m-%d")
+print(json.dumps([before, in_workers, loaded()]))
+"""
+
+
+@pytest.mark.parametrize("kind", ["web", "text"])
+def test_web_build_workers_start_with_dateparsers_locales_built(kind, tmp_path):
+    # The first date string htmldate hands to dateparser makes it build every locale's tables
+    # (seconds of CPU). A build with web partitions does that once, before its workers fork.
+
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "OPENCORPUS_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, "-c", PRELOAD_SCRIPT, kind], check=False, capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    before, in_workers, after = json.loads(done.stdout.strip().splitlines()[-1])
+    assert before == 0
+    assert after > 100  # every locale, once a string no locale reads has been parsed
+    assert in_workers == ([after] if kind == "web" else [0])

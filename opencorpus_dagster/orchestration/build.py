@@ -202,7 +202,8 @@ def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1
     pool = None
     if pending:
         _ = dagster.instance  # made (its storage, dagster.yaml) before workers fork and open it
-        pool = _partition_pool(jobs, len(pending), dagster.defs)
+        web = any(source.connector.content_kind == "web" for source, _ in pending)
+        pool = _partition_pool(jobs, len(pending), dagster.defs, web=web)
     with pool or contextlib.nullcontext(), Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
@@ -307,9 +308,10 @@ _INHERITED_DEFINITIONS = None
 _WORKER_INSTANCE = None
 
 
-def _partition_pool(jobs: int, pending: int, defs) -> ProcessPoolExecutor | None:
+def _partition_pool(jobs: int, pending: int, defs, web: bool = False) -> ProcessPoolExecutor | None:
     """Worker processes for the partition runs, started now, before the progress display's
-    thread exists; None when they run one at a time in this process."""
+    thread exists; None when they run one at a time in this process. `web`: some partition
+    holds web pages, whose dates need dateparser's tables."""
     workers = min(jobs, pending)
     if workers <= 1:
         return None
@@ -324,6 +326,10 @@ def _partition_pool(jobs: int, pending: int, defs) -> ProcessPoolExecutor | None
     expectations.preload()
     language.preload()
     minhash.preload()
+    if web:
+        from opencorpus_dagster.text import html
+
+        html.preload()
     close_process_database()
     # `fork` where there is one: a worker starts with the code location already loaded (a
     # spawned one spends seconds importing Dagster and building the definitions again).
