@@ -211,3 +211,30 @@ def test_web_build_workers_start_with_dateparsers_locales_built(kind, tmp_path):
     assert before == 0
     assert after > 100  # every locale, once a string no locale reads has been parsed
     assert in_workers == ([after] if kind == "web" else [0])
+
+
+def test_page_metadata_is_what_trafilatura_extract_metadata_finds(fixtures_dir):
+    # page_metadata runs the first half of trafilatura's extract_metadata (to the date) and its
+    # clean-up: the title, author and date must be exactly what the whole function gives.
+    from html_pages_warc import html_pages
+    from trafilatura.metadata import extract_metadata
+    from trafilatura.settings import set_date_params
+    from trafilatura.utils import load_html
+
+    from opencorpus_dagster.text.html import page_metadata
+
+    pages = html_pages(fixtures_dir)
+    assert len(pages) > 250
+    found = {"title": 0, "author": 0, "date": 0}
+    for url, body in pages:
+        html = decode_html(body).text
+        tree = load_html(html)
+        whole = extract_metadata(tree, url, set_date_params(True), False, None) if tree is not None else None
+        expected = {} if whole is None else {
+            key: value for key, value in {"title": whole.title, "author": whole.author, "date": whole.date}.items() if value
+        }
+        assert page_metadata(html, url) == expected, url
+        for key in expected:
+            found[key] += 1
+    # The pages have each kind of field (a comparison of empty dicts would prove nothing).
+    assert min(found.values()) > 50, found
