@@ -88,7 +88,7 @@ class PageMetadata:
         html = self.extract.take_html(doc)
         if html is None:
             return doc
-        found = page_metadata(html, doc.url, self.extract.html_options)
+        found = page_metadata(html, doc.url)
         doc.title = doc.title or found.pop("title", None)
         found.pop("title", None)
         doc.metadata["page"] = {**found, **doc.metadata.get("page", {})}

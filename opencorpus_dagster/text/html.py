@@ -158,7 +158,7 @@ def extract_main_text(html: str, url: str | None = None, options: ExtractionOpti
     return (document.text or "").strip() or None
 
 
-def page_metadata(html: str, url: str | None = None, options: ExtractionOptions | None = None) -> dict[str, str]:
+def page_metadata(html: str, url: str | None = None) -> dict[str, str]:
     """Title, author and date (ISO 8601) trafilatura finds in `html`, as `bare_extraction` with
     metadata would: the keys found, none empty. Markup it cannot parse gives {}.
 

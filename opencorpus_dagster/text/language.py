@@ -8,7 +8,7 @@ confidence.
 
 Speed: py3langid walks the UTF-8 bytes through its feature automaton in Python (about 1 µs per
 byte) and multiplies by a float16 table that numpy converts in software. `_Identifier` gives the
-same scores, bit for bit, at about a third of the cost (see its docstring). Only a bounded sample
+same scores, bit for bit, at less than half the cost (see its docstring). Only a bounded sample
 is classified: the whole text up to `SAMPLE_CHARS` characters, otherwise three
 windows of `SAMPLE_CHARS // 3` characters taken at the start, the middle and the end, each cut
 at whitespace. Three windows rather than one prefix because a document's first characters are
