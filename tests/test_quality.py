@@ -22,6 +22,7 @@ from opencorpus_dagster.text.quality import (
     RULES,
     QualityConfig,
     QualityFilter,
+    line_ends_sentence,
     measure_quality,
 )
 
@@ -296,6 +297,26 @@ def test_line_and_token_measures_match_their_plain_loops():
             plain = plain_line_and_token_measures(text, language)
             measured = measure_quality(text, language, QualityConfig(), rules=list(plain))
             assert {rule: measured.get(rule) for rule in plain} == plain, (text, language)
+
+
+def test_line_ends_are_counted_as_line_ends_sentence_decides_them():
+    """The last-character shortcut of the line-end count gives the pattern's answer: on lines
+    ending in every ASCII character, terminals and closers of other scripts, runs of closers
+    and trailing blanks, with and without a language's extra terminal (Greek `;`)."""
+    import random
+
+    rng = random.Random(7)
+    ends = [chr(i) for i in range(33, 127)] + list("。։।؟!?…»«”“’‘」』)]}\u037e;")
+    pieces = ["word", "mot", "слово", "词", "", " ", "\t", "\u00a0"] + ends
+    lines = ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 8))) for _ in range(20_000)]
+    lines += [line for text in (load_text("gut:2701:20000"), load_text("gut:1013:50000")) for line in text.split("\n")]
+    lines = [line for line in lines if line.strip()]
+    for language in ("en", "el", None):
+        extra = QualityConfig().extra_sentence_terminals.get(language or "", "")
+        expected = [line_ends_sentence(line, language) for line in lines]
+        assert len(lines) // 20 < sum(expected) < len(lines) - len(lines) // 20
+        assert [quality_module._count_line_ends([line], extra) for line in lines] == expected
+        assert quality_module._count_line_ends(lines, extra) == sum(expected)
 
 
 def test_small_groups_are_grouped_as_numpy_groups_them():

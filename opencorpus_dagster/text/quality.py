@@ -66,7 +66,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from itertools import compress, repeat
-from operator import methodcaller, not_
+from operator import is_, itemgetter, methodcaller, not_
 
 import numpy as np
 import regex
@@ -84,7 +84,8 @@ _BULLETS = ("•", "-", "*", "‣", "◦", "▪", "●", "–", "·")
 _ELLIPSES = ("...", "…")
 # "Line ends in punctuation": a sentence terminal of any script, then any closing brackets or
 # quotation marks; or FineWeb's own quote characters. Applied to the last characters of a line.
-_CLOSERS = r"[\p{Pe}\p{Pf}\p{Quotation_Mark}]*"
+_CLOSER = r"[\p{Pe}\p{Pf}\p{Quotation_Mark}]"
+_CLOSERS = _CLOSER + "*"
 _LINE_END_TAIL = 12
 # "\n{2,}", spelled with a literal prefix, which lets `re` jump to each newline (5x faster).
 _PARAGRAPH_SPLIT = re.compile(r"\n\n+")
@@ -421,6 +422,33 @@ def _line_end_pattern(extra: str) -> regex.Pattern:
     return regex.compile(rf"(?:[{terminals}]{_CLOSERS}|['\"])$")
 
 
+@cache
+def _ascii_line_ends(extra: str) -> dict[str, bool]:
+    """Whether a line ends in punctuation, by its last character, for the ASCII characters
+    that decide it alone: all but the closing brackets, which may follow a terminal (a quote
+    `'` `"` ends a line in punctuation whatever precedes it). Derived from the pattern itself."""
+    ends, closer = _line_end_pattern(extra).search, regex.compile(_CLOSER).fullmatch
+    return {
+        char: True if char in "'\"" else bool(ends(char))
+        for char in map(chr, range(128))
+        if char in "'\"" or not closer(char)
+    }
+
+
+def _count_line_ends(lines: list[str], extra: str) -> int:
+    """How many of `lines` (none blank) `line_ends_sentence`: by the last character when it
+    is ASCII and not a closing bracket (on most texts nearly every line), else by the pattern
+    (a `regex` search per line was a tenth of the quality step's time)."""
+    trimmed = list(map(str.rstrip, lines))
+    decided = list(map(_ascii_line_ends(extra).get, map(itemgetter(-1), trimmed)))
+    count = decided.count(True)
+    if count + decided.count(False) < len(decided):
+        rest = compress(trimmed, map(is_, decided, repeat(None)))
+        tails = map(methodcaller("__getitem__", slice(-_LINE_END_TAIL, None)), rest)
+        count += sum(map(bool, map(_line_end_pattern(extra).search, tails)))
+    return count
+
+
 def applicable_rules(language: str | None, unit: Unit, config: QualityConfig) -> frozenset[str]:
     """The rules that apply to a document in `language` segmented into `unit`s, as each
     rule declares: `WORD_ONLY_RULES` not on characters, `gopher.stop_words` only for
@@ -533,9 +561,7 @@ def _measure(
         values["c4.curly_bracket"] = text.count("{")
 
     if "fineweb.line_punct_ratio" in wanted:
-        ends = _line_end_pattern(config.extra_sentence_terminals.get(language or "", "")).search
-        tails = map(methodcaller("__getitem__", slice(-_LINE_END_TAIL, None)), map(str.rstrip, nonempty_lines))
-        punct = sum(map(bool, map(ends, tails)))
+        punct = _count_line_ends(nonempty_lines, config.extra_sentence_terminals.get(language or "", ""))
         values["fineweb.line_punct_ratio"] = _ratio(punct, len(nonempty_lines))
     if "fineweb.short_line_ratio" in wanted:
         limit = config.fineweb_short_line_length
