@@ -329,3 +329,62 @@ def test_small_groups_are_grouped_as_numpy_groups_them():
         positions = np.sort(rng.choice(10_000, size, replace=False))
         small, plain = quality_module._group_small(values, positions), quality_module._group(values, positions)
         assert [a.tolist() for a in small] == [a.tolist() for a in plain]
+
+
+def plain_ngram_measures(text: str, language: str | None) -> dict[str, float]:
+    """The n-gram rules written with tuples and dicts: the most frequent n-gram's characters
+    (ties: the n-gram that occurs first; 0 without repetition), and the characters of the words
+    covered by every occurrence of an n-gram after its first."""
+    from collections import Counter
+
+    from opencorpus_dagster.text.segmentation import segment
+
+    config = QualityConfig()
+    segmented = segment(text, language, config.no_space_languages)
+    words = [w for w in (t.strip(quality_module._EDGE_PUNCT) for t in segmented.tokens) if w]
+    factor, gap = (config.character_ngram_factor, 0) if segmented.unit == "character" else (1, 1)
+    measures = {}
+    for n in range(2, 11):
+        size = factor * n
+        grams = [tuple(words[i : i + size]) for i in range(len(words) - size + 1)]
+        counts = Counter(grams)
+        if n <= 4:
+            top = max(counts.values(), default=0)
+            chars = 0
+            if top >= 2:
+                gram = next(g for g in grams if counts[g] == top)
+                chars = (sum(map(len, gram)) + gap * (size - 1)) * top
+            measures[f"gopher.top_{n}gram"] = round(chars / len(text), 4) if text else 0.0
+        else:
+            seen, covered = set(), [False] * len(words)
+            for i, gram in enumerate(grams):
+                if gram in seen:
+                    covered[i : i + size] = [True] * size
+                seen.add(gram)
+            chars = sum(len(w) for w, c in zip(words, covered) if c)
+            measures[f"gopher.dup_{n}gram"] = round(chars / len(text), 4) if text else 0.0
+    return measures
+
+
+def test_ngram_measures_match_their_plain_loops():
+    """On texts drawn from a small vocabulary (every size repeats, with ties), on characters
+    (zh) as on words, and on book chapters."""
+    import random
+
+    rng = random.Random(11)
+    vocabulary = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "to", "it", "中", "文", "字", "是"]
+    texts = []
+    for _ in range(600):
+        words = rng.sample(vocabulary, rng.choice([2, 3, 4, 6, len(vocabulary)]))
+        texts.append(" ".join(rng.choice(words) for _ in range(rng.randint(0, 400))))
+    texts += [load_text("gut:2701:20000"), load_text("gut:1013:50000")]
+    repeating = 0
+    for text in texts:
+        for language in ("en", "zh"):
+            plain = plain_ngram_measures(text, language)
+            measured = measure_quality(text, language, QualityConfig(), rules=list(plain))
+            assert measured == plain, (text[:200], language)
+            repeating += plain["gopher.dup_10gram"] > 0
+    assert repeating > 100
+
+
