@@ -328,3 +328,34 @@ def test_a_source_without_language_identification_passes_both_suites_without_a_l
         relaxed = validate(off, [unlabelled], cache)
         assert relaxed.success and relaxed.rows == len(table) > 0
         assert any("language_identified is None" in skipped for skipped in relaxed.skipped)
+
+
+def test_shards_written_by_several_threads_are_the_shards_one_thread_writes(corpus, tmp_path, monkeypatch):
+    """Changed groups are compressed in threads while the next is read: the same files, names
+    and manifest (entries in group order) as one writer gives, with groups split in several
+    shards and more groups than writers."""
+    from opencorpus_dagster.stages import shards as shards_module
+    from opencorpus_dagster.state import releases
+
+    written = {}
+    for writers in (1, 3):
+        home = DataHome(tmp_path / f"writers-{writers}")
+        shutil.copytree(corpus["home"].root / "documents", home.root / "documents")
+        groups = [
+            shards_module.ShardGroup(path.parent.name, path.stem, path)
+            for path in sorted((home.root / "documents").glob("*/*.parquet"))
+        ]
+        monkeypatch.setattr(shards_module, "shard_writers", lambda writers=writers: writers)
+        report = shards_module.write_shards(home, groups, None, max_shard_bytes=8_000)
+        folder = releases.release_dir(home, report.release)
+        written[writers] = (
+            report.manifest,
+            {e["path"]: (folder / e["path"]).read_bytes() for e in report.manifest["shards"]},
+            report.written,
+        )
+    (manifest, files, paths), (threaded_manifest, threaded_files, threaded_paths) = written[1], written[3]
+    assert len({e["partition"] for e in manifest["shards"]}) == 4 and len(manifest["shards"]) > 8
+    assert [(e["source"], e["partition"]) for e in manifest["shards"]] == sorted(
+        (e["source"], e["partition"]) for e in manifest["shards"]
+    )
+    assert threaded_manifest == manifest and threaded_files == files and threaded_paths == paths

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +104,10 @@ def write_shards(
     """Write shards for every group and stage their manifest in the next release; returns what changed.
 
     `excluded_parquet` holds (source, partition, doc_id) rows that must not be in any shard
-    (duplicates, removed records). Only one group's rows are in memory at a time. Nothing is
-    published until `releases.commit_release` switches the current release.
+    (duplicates, removed records). Changed groups are compressed by `shard_writers()` threads
+    (zstd and hashing release the GIL) while the next group is read, so at most that many
+    groups' rows plus one are in memory at a time. Nothing is published until
+    `releases.commit_release` switches the current release.
     """
     current = releases.current_release(home)
     previous = read_manifest(home) or {"shards": []}
@@ -117,10 +120,12 @@ def write_shards(
     folder = releases.release_dir(home, release)
     (folder / "shards").mkdir(parents=True, exist_ok=True)
     _remove_temporaries(folder / "shards")
-    entries: list[dict] = []
-    written: list[str] = []
+    # Per group in order: its previous entries (kept) or the future of its written ones.
+    slots: list[list[dict] | Future[list[dict]]] = []
     kept: list[str] = []
     connection = duckdb_connect(home.root)
+    writers, in_flight = shard_writers(), []
+    pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="shard-writer")
     try:
         if excluded_parquet is not None and excluded_parquet.is_file():
             connection.execute(
@@ -138,24 +143,53 @@ def write_shards(
             if old and all(s.get("fingerprint") == fingerprint for s in old) and _files_intact(previous_folder, old):
                 for shard in old:
                     _link(previous_folder / shard["path"], folder / shard["path"], shard["bytes"])
-                entries.extend(old)
+                slots.append(old)
                 kept.extend(s["path"] for s in old)
                 continue
             table = _group_rows(connection, group, SHARD_COLUMNS)
-            for index, chunk in enumerate(_split(table, max_shard_bytes)):
-                entry = _write_shard(folder, group, index, chunk, fingerprint)
-                entries.append(entry)
-                written.append(entry["path"])
+            in_flight = _wait_for_a_writer(in_flight, writers)
+            in_flight.append(pool.submit(_write_group, folder, group, table, fingerprint, max_shard_bytes))
+            slots.append(in_flight[-1])
         fingerprints.save()
     finally:
+        pool.shutdown(wait=True)
         connection.close()
 
+    entries: list[dict] = []
+    written: list[str] = []
+    for slot in slots:
+        if isinstance(slot, Future):
+            slot = slot.result()
+            written.extend(entry["path"] for entry in slot)
+        entries.extend(slot)
     manifest = _manifest(entries)
     _remove_unlisted(folder, {e["path"] for e in entries})  # left by an earlier attempt at this release
     write_text_atomically(folder / releases.MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     listed = {e["path"] for e in entries}
     deleted = sorted(s["path"] for s in previous["shards"] if s["path"] not in listed)
     return ShardingReport(manifest, written, kept, deleted, release)
+
+
+def shard_writers() -> int:
+    """How many shards are compressed at once: the cores this process may use, at most 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def _wait_for_a_writer(in_flight: list[Future], writers: int) -> list[Future]:
+    """The writes of `in_flight` still running, once fewer than `writers` are (which bounds the
+    groups in memory). A write that failed raises here, before more groups are read."""
+    if len(in_flight) >= writers:
+        wait(in_flight, return_when=FIRST_COMPLETED)
+    for future in in_flight:
+        if future.done():
+            future.result()
+    return [future for future in in_flight if not future.done()]
+
+
+def _write_group(folder: Path, group: ShardGroup, table: pa.Table, fingerprint: str, max_shard_bytes: int) -> list[dict]:
+    """The shards of one group's rows, written into the release `folder`: their entries."""
+    return [_write_shard(folder, group, index, chunk, fingerprint) for index, chunk in enumerate(_split(table, max_shard_bytes))]
 
 
 def _group_rows(connection: duckdb.DuckDBPyConnection, group: ShardGroup, names: tuple[str, ...]) -> pa.Table:
