@@ -330,7 +330,7 @@ def test_a_source_without_language_identification_passes_both_suites_without_a_l
         assert any("language_identified is None" in skipped for skipped in relaxed.skipped)
 
 
-def test_shards_written_by_several_threads_are_the_shards_one_thread_writes(corpus, tmp_path, monkeypatch):
+def test_shards_written_by_several_threads_are_the_shards_one_thread_writes(corpus, tmp_path):
     """Changed groups are compressed in threads while the next is read: the same files, names
     and manifest (entries in group order) as one writer gives, with groups split in several
     shards and more groups than writers."""
@@ -345,8 +345,7 @@ def test_shards_written_by_several_threads_are_the_shards_one_thread_writes(corp
             shards_module.ShardGroup(path.parent.name, path.stem, path)
             for path in sorted((home.root / "documents").glob("*/*.parquet"))
         ]
-        monkeypatch.setattr(shards_module, "shard_writers", lambda writers=writers: writers)
-        report = shards_module.write_shards(home, groups, None, max_shard_bytes=8_000)
+        report = shards_module.write_shards(home, groups, None, max_shard_bytes=8_000, writers=writers)
         folder = releases.release_dir(home, report.release)
         written[writers] = (
             report.manifest,
@@ -359,3 +358,5 @@ def test_shards_written_by_several_threads_are_the_shards_one_thread_writes(corp
         (e["source"], e["partition"]) for e in manifest["shards"]
     )
     assert threaded_manifest == manifest and threaded_files == files and threaded_paths == paths
+    with pytest.raises(ValueError, match="writers must be at least 1"):
+        shards_module.write_shards(DataHome(tmp_path / "none"), groups, None, writers=0)

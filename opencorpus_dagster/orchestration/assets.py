@@ -348,7 +348,7 @@ def corpus_assets(sources: list[Source]) -> list[AssetsDefinition]:
             inputs, output = [*documents, emitter.datasets.duplicates()], emitter.datasets.shards()
             with emitter.run(SHARDS_JOB, context.run.run_id, inputs, [output], parent_job=context.job_name) as run:
                 store = lineage_store(lineage)
-                report = stage_shards(home, corpus.max_shard_bytes)
+                report = stage_shards(home, corpus.max_shard_bytes, corpus.writers())
                 totals = report.manifest["totals"]
                 run.set_schema(output, SHARD_SCHEMA)
                 run.set_column_lineage(output, shards_column_lineage(documents, emitter.datasets.duplicates(), SHARD_COLUMNS))

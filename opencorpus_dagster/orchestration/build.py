@@ -37,7 +37,7 @@ from rich.progress import (
 from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.connectors.base import UnreadableInput
 from opencorpus_dagster.lineage.store import LineageStore
-from opencorpus_dagster.orchestration.instance import ensure_instance_config
+from opencorpus_dagster.orchestration.instance import ensure_instance_config, usable_cores
 from opencorpus_dagster.stages.corpus_inputs import corpus_inputs_digest, forget_digest, record_digest, recorded_digest
 from opencorpus_dagster.stages.discovery import discover_and_record, recorded_units
 from opencorpus_dagster.stages.shards import read_manifest
@@ -158,7 +158,7 @@ def default_jobs(jobs: int | None = None) -> int:
         if jobs < 1:
             raise ValueError(f"--jobs must be at least 1, not {jobs}")
         return jobs
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return max(1, usable_cores())
 
 
 def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1) -> BuildSummary:

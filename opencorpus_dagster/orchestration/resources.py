@@ -8,17 +8,22 @@ from dagster import ConfigurableResource
 
 from opencorpus_dagster.lineage.openlineage import LineageEmitter
 from opencorpus_dagster.lineage.store import LineageStore
+from opencorpus_dagster.orchestration.instance import usable_cores
 from opencorpus_dagster.stages.shards import DEFAULT_MAX_SHARD_BYTES
 from opencorpus_dagster.state.home import DataHome, data_home
 from opencorpus_dagster.upstream.fetch import MIRROR_ENV, Fetcher, mirrors_from
 
 
 class CorpusSettings(ConfigurableResource):
-    """The data home, the mirror(s) and the shard size bound."""
+    """The data home, the mirror(s), the shard size bound and how many threads compress shards."""
 
     home: str
     mirror: str = ""  # comma-separated mirror specs (see fetch.py); empty = upstream
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
+    shard_writers: int = 0  # 0: one per core, at most 4 (DuckDB's queries use every core too)
+
+    def writers(self) -> int:
+        return self.shard_writers if self.shard_writers > 0 else min(4, usable_cores())
 
     def data_home(self) -> DataHome:
         return data_home(self.home)

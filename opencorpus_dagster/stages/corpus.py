@@ -254,9 +254,10 @@ def _duplicate_detail(duplicate: DuplicateDecision) -> str:
     return f"similarity {duplicate.similarity:.3f} to {keeper}"
 
 
-def stage_shards(home: DataHome, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> ShardingReport:
+def stage_shards(home: DataHome, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, writers: int = 1) -> ShardingReport:
     """Write the shards of every partition that has documents, minus duplicates and removals, and
-    stage their manifest in the next release; nothing is published (see `publish_release`)."""
+    stage their manifest in the next release (`writers` threads compress them); nothing is
+    published (see `publish_release`)."""
     groups = [
         ShardGroup(path.parent.name, path.stem, path)
         for path in sorted((home.root / "documents").glob("*/*.parquet"))
@@ -264,7 +265,7 @@ def stage_shards(home: DataHome, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES)
     ]
     excluded = home.dedup_dir / "excluded.parquet"
     _write_excluded(home, excluded)
-    return write_shards(home, groups, excluded, max_shard_bytes)
+    return write_shards(home, groups, excluded, max_shard_bytes, writers)
 
 
 def publish_release(home: DataHome, store: LineageStore, run_id: str) -> tuple[Published, list[str]]:

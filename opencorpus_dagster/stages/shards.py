@@ -100,15 +100,18 @@ def write_shards(
     groups: Iterable[ShardGroup],
     excluded_parquet: Path | None,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    writers: int = 1,
 ) -> ShardingReport:
     """Write shards for every group and stage their manifest in the next release; returns what changed.
 
     `excluded_parquet` holds (source, partition, doc_id) rows that must not be in any shard
-    (duplicates, removed records). Changed groups are compressed by `shard_writers()` threads
-    (zstd and hashing release the GIL) while the next group is read, so at most that many
-    groups' rows plus one are in memory at a time. Nothing is published until
-    `releases.commit_release` switches the current release.
+    (duplicates, removed records). Changed groups are compressed by `writers` threads (zstd and
+    hashing release the GIL) while the next group is read, so at most `writers` groups' rows
+    plus one are in memory at a time; the files are the same whatever `writers` is. Nothing is
+    published until `releases.commit_release` switches the current release.
     """
+    if writers < 1:
+        raise ValueError(f"writers must be at least 1, not {writers}")
     current = releases.current_release(home)
     previous = read_manifest(home) or {"shards": []}
     previous_folder = releases.release_dir(home, current) if current else None
@@ -124,7 +127,7 @@ def write_shards(
     slots: list[list[dict] | Future[list[dict]]] = []
     kept: list[str] = []
     connection = duckdb_connect(home.root)
-    writers, in_flight = shard_writers(), []
+    in_flight: list[Future[list[dict]]] = []
     pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="shard-writer")
     try:
         if excluded_parquet is not None and excluded_parquet.is_file():
@@ -168,12 +171,6 @@ def write_shards(
     listed = {e["path"] for e in entries}
     deleted = sorted(s["path"] for s in previous["shards"] if s["path"] not in listed)
     return ShardingReport(manifest, written, kept, deleted, release)
-
-
-def shard_writers() -> int:
-    """How many shards are compressed at once: the cores this process may use, at most 4."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(4, cores))
 
 
 def _wait_for_a_writer(in_flight: list[Future], writers: int) -> list[Future]:
