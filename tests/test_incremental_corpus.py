@@ -29,7 +29,13 @@ from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.orchestration.build import pending_partitions
 from opencorpus_dagster.publish import write_attribution, write_card, write_croissant
 from opencorpus_dagster.publish.card import corpus_statistics
-from opencorpus_dagster.publish.shard_stats import STATS_DIR, shard_statistics, stats_path
+from opencorpus_dagster.publish.shard_stats import (
+    STATS_DIR,
+    TOKENS_SQL,
+    counting_connection,
+    shard_statistics,
+    stats_path,
+)
 from opencorpus_dagster.quality.suites import SuiteCache, validate_documents
 from opencorpus_dagster.stages.corpus import deduplicate_corpus, publish_corpus
 from opencorpus_dagster.stages.documents import process_partition
@@ -157,6 +163,22 @@ def test_statistics_are_the_shards_own_figures(corpus):
         assert {(g[0], g[1]) for g in shard.groups} == {("books", "LicenseRef-PublicDomain")}
         languages = Counter(pc.fill_null(table["language"], "").to_pylist())
         assert {g[2] or "": g[4] for g in shard.groups} == dict(languages)
+
+
+def test_tokens_are_counted_as_str_split_counts_them(tmp_path):
+    """Every character Python calls whitespace separates tokens, and nothing else does: a word
+    joined by each of them, runs of them, texts of only whitespace, other scripts, a null."""
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    near_spaces = ["\u200b", "\u180e", "\ufeff", "\u00ad", "_", "\x00"]  # not whitespace in Python
+    texts = [f"word{s}word" for s in spaces + near_spaces]
+    texts += ["".join(spaces), "", " a  b\t\u3000c\u2029", "Ελληνικά και 中文文本 עברית", "x" * 5000]
+    table = pa.table({"text": pa.array([*texts, None], pa.string())})
+    path = tmp_path / "texts.parquet"
+    pq.write_table(table, path, row_group_size=7)  # several vectors per file
+    with counting_connection(path) as connection:
+        counts = [n for (n,) in connection.execute(f"SELECT {TOKENS_SQL} FROM read_parquet(?)", [str(path)]).fetchall()]
+    assert counts == [len(t.split()) for t in texts] + [None]
+    assert counts[: len(spaces)] == [2] * len(spaces) and counts[len(spaces) : len(texts) - 5] == [1] * len(near_spaces)
 
 
 def test_card_from_kept_statistics_is_byte_identical_to_a_card_from_scratch(corpus, tmp_path):

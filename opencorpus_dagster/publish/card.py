@@ -11,11 +11,11 @@ release.py). Three charts (charts.py) are written beside it, in `charts/`, and l
 the sources, licences and processing sections.
 
 Every number is queried when the card is written: document, token and licence counts from the
-shard files (DuckDB over the Parquet, the text never reaches Python; each shard is counted once,
+shard files (DuckDB over the Parquet, in vectors of a few thousand rows; each shard is counted once,
 when it is first published, and its counts kept under its sha256: shard_stats.py), and
 everything about what left the corpus from the lineage store (`outcomes`, the terminal decision
 of each upstream record, and `decisions` of the dedup stage). A token is a whitespace-separated
-word, counted exactly as Python's `str.split()` counts them (`TOKENS_SQL`), not a model token.
+word, counted by Python's `str.split()` (`shard_stats.TOKENS_SQL`), not a model token.
 """
 
 from __future__ import annotations
