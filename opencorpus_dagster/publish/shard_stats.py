@@ -35,7 +35,7 @@ STATS_DIR = "stats"  # under the corpus folder
 STATS_VERSION = 1  # bump when what is kept, or how a figure is counted, changes
 
 # A document's tokens, counted by Python's own `str.split()` (registered on the connection by
-# `_count_tokens_function`). RE2's `len(regexp_extract_all(text, '[^\t-\r\x{1c}-\x{1f}\x{85}\pZ]+'))`
+# `counting_connection`). RE2's `len(regexp_extract_all(text, '[^\t-\r\x{1c}-\x{1f}\x{85}\pZ]+'))`
 # gives the same counts (the two whitespace sets agree on every code point) at three times the
 # CPU: it builds a list of every token of every document.
 TOKENS_SQL = "opencorpus_tokens(text)"
