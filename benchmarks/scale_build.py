@@ -20,7 +20,9 @@ files (`<home>/lineage.duckdb` + its WAL, plus a `lineage/` folder of Parquet fi
 store keeps one) over the documents read.
 
 Then the wall time of a 10-partition full build with the default --jobs (the cores) against
---jobs 1 (alternating, best of --jobs-rounds).
+--jobs 1 (alternating, best of --jobs-rounds), and beside it, in the same rounds, how much
+slower this machine runs a CPU-bound loop in as many processes at once as the build has
+workers than in one: the floor of that ratio on this machine.
 
 Run: .venv/bin/python benchmarks/scale_build.py [--sizes 2000 20000 100000] [--keep DIR] [--jobs-partitions 10]
 """
@@ -208,13 +210,31 @@ def report(results: list[SizeResult]) -> None:
     )
 
 
+# A fixed CPU-bound loop, timed inside the process (its start-up is not counted).
+_SPIN = "import time\nstart = time.perf_counter()\nx = 0\nfor i in range(15_000_000):\n    x += i * i\nprint(time.perf_counter() - start)"
+
+
+def spin_walls(copies: int) -> list[float]:
+    """Wall seconds of `_SPIN` in each of `copies` processes run at once."""
+    children = [subprocess.Popen([sys.executable, "-c", _SPIN], stdout=subprocess.PIPE, text=True) for _ in range(copies)]
+    return [float(child.communicate()[0]) for child in children]
+
+
 def compare_jobs(corpus: Corpus, partitions: int, rounds: int, work: Path) -> None:
     """Wall time of a full build of `partitions` partitions with the default --jobs (the cores)
-    and with --jobs 1, alternating, a fresh home each time."""
+    and with --jobs 1, alternating, a fresh home each time. The peer, measured in the same
+    rounds: how this machine runs one CPU-bound process against as many at once as the build
+    has workers (shared cores or a busy host make two processes slower than one), which bounds
+    the ratio any build can reach here."""
     catalog = work / f"catalog-jobs-{partitions}"
     corpus.write_catalog(catalog, partitions)
+    workers = min(os.cpu_count() or 1, partitions)
     walls: dict[str, list[float]] = {"default": [], "1": []}
+    alone: list[float] = []
+    together: list[float] = []
     for round_ in range(rounds):
+        alone.append(spin_walls(1)[0])
+        together.append(max(spin_walls(workers)))
         for setting in ("default", "1") if round_ % 2 == 0 else ("1", "default"):
             home = work / f"home-jobs-{setting}-{round_}"
             build = run_build(catalog, home, None if setting == "default" else 1)
@@ -225,6 +245,12 @@ def compare_jobs(corpus: Corpus, partitions: int, rounds: int, work: Path) -> No
         f"\n{partitions}-partition full build ({partitions * DOCS_PER_PARTITION:,} documents), best of {rounds}: "
         f"default jobs ({os.cpu_count()} cores) {default:.1f} s wall, --jobs 1 {serial:.1f} s wall, "
         f"ratio {default / serial:.2f}"
+    )
+    slowdown = min(together) / min(alone)
+    print(
+        f"this machine in the same rounds: a CPU-bound loop took {min(alone):.2f} s alone and {min(together):.2f} s "
+        f"with {workers} copies at once (x{slowdown:.2f}); a build that ran every second in parallel would reach "
+        f"ratio {slowdown / workers:.2f} here"
     )
 
 
