@@ -174,7 +174,7 @@ def test_tokens_are_counted_as_str_split_counts_them(tmp_path):
     texts += ["".join(spaces), "", " a  b\t\u3000c\u2029", "Ελληνικά και 中文文本 עברית", "x" * 5000]
     table = pa.table({"text": pa.array([*texts, None], pa.string())})
     path = tmp_path / "texts.parquet"
-    pq.write_table(table, path, row_group_size=7)  # several vectors per file
+    pq.write_table(table, path, row_group_size=7)  # row groups of 7: the function is called on several chunks
     with counting_connection(path) as connection:
         counts = [n for (n,) in connection.execute(f"SELECT {TOKENS_SQL} FROM read_parquet(?)", [str(path)]).fetchall()]
     assert counts == [len(t.split()) for t in texts] + [None]
