@@ -35,6 +35,7 @@ from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.licensing.renewals import RenewalsConfig
 from opencorpus_dagster.licensing.spdx import spdx_expression_problems
 from opencorpus_dagster.state.atomic import published
+from opencorpus_dagster.state.user_cache import cache_folder, trusted
 from opencorpus_dagster.text.extraction_options import ExtractionOptions
 from opencorpus_dagster.text.filters_config import FiltersConfig, with_kind_defaults
 from opencorpus_dagster.text.quality_defaults import known_kinds as known_content_kinds
@@ -328,16 +329,6 @@ CACHE_ENV = "OPENCORPUS_CATALOG_CACHE"  # a folder, or "off"; default $XDG_CACHE
 _PACKAGE = Path(__file__).resolve().parent
 
 
-def _disk_cache_dir() -> Path | None:
-    setting = os.environ.get(CACHE_ENV, "")
-    if setting == "off":
-        return None
-    if setting:
-        return Path(setting)
-    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
-    return Path(base) / "opencorpus" / "catalog"
-
-
 @functools.lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
     digest = hashlib.sha256(f"{sys.version}|{yaml.__version__}".encode())
@@ -348,7 +339,7 @@ def _code_fingerprint() -> str:
 
 
 def _disk_cache_file(key: tuple[str, str] | None) -> Path | None:
-    folder = _disk_cache_dir()
+    folder = cache_folder(CACHE_ENV, "catalog")
     if key is None or folder is None:
         return None
     name = hashlib.sha256(f"{key[0]}\0{key[1]}\0{_code_fingerprint()}".encode()).hexdigest()
@@ -361,8 +352,7 @@ def _parsed_from_disk_cache(key: tuple[str, str] | None) -> Any:
         target = _disk_cache_file(key)
         if target is None or not target.is_file():
             return None
-        folder = target.parent.stat()
-        if folder.st_uid != os.getuid() or folder.st_mode & 0o022 or target.stat().st_uid != os.getuid():
+        if not trusted(target.parent, target):
             return None
         kept = json.loads(target.read_text(encoding="utf-8"))
         return kept["data"] if isinstance(kept, dict) and kept.get("key") == list(key) else None

@@ -18,13 +18,14 @@ FIXTURES = (REPO_ROOT / ".." / "shared" / "fixtures").resolve()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _catalog_cache_of_the_session(tmp_path_factory):
-    """The catalog's parsed-file cache in a folder of the test session (and of the CLI processes
-    it starts), not the user's ~/.cache."""
-    if "OPENCORPUS_CATALOG_CACHE" not in os.environ:
-        folder = tmp_path_factory.mktemp("catalog-cache")
-        folder.chmod(0o700)
-        os.environ["OPENCORPUS_CATALOG_CACHE"] = str(folder)
+def _user_caches_of_the_session(tmp_path_factory):
+    """The catalog's parsed-file cache and the language model's cache in folders of the test
+    session (and of the CLI processes it starts), not the user's ~/.cache."""
+    for variable, name in (("OPENCORPUS_CATALOG_CACHE", "catalog-cache"), ("OPENCORPUS_MODEL_CACHE", "model-cache")):
+        if variable not in os.environ:
+            folder = tmp_path_factory.mktemp(name)
+            folder.chmod(0o700)
+            os.environ[variable] = str(folder)
 
 
 def require_fixture(relative: str) -> Path:

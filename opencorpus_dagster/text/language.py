@@ -24,6 +24,7 @@ from py3langid.langid import LanguageIdentifier
 from pydantic import BaseModel, ConfigDict, Field
 
 from opencorpus_dagster.records import Document, Drop, Outcome
+from opencorpus_dagster.text.language_model import ModelArrays, load_model
 
 SAMPLE_CHARS = 1500
 
@@ -57,10 +58,10 @@ class _Identifier(LanguageIdentifier):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._next_state = np.frombuffer(self.tk_nextmove, dtype=np.uint32)
+        self._next_state = np.asarray(self.tk_nextmove, dtype=np.uint32)
         self._row_start = np.asarray(self.tk_row, dtype=np.uint32) << 8  # under 2**24
         self._feature_of = np.asarray(self.tk_output, dtype=np.int64)
-        self.nb_ptc = self.nb_ptc.astype(np.float32)
+        self.nb_ptc = np.asarray(self.nb_ptc, dtype=np.float32)  # a mapped float32 table stays mapped
         self._full_model = (self.nb_ptc, *self._full_model[1:])
 
     def _raw_score(self, text: bytes):
@@ -85,15 +86,27 @@ _identifier_lock = threading.Lock()
 
 
 def _get_identifier():
-    # Loading the model takes about a second; do it once per process, on first use.
+    # Once per process, on first use: from the user's cache, a few milliseconds; the first time
+    # on a machine, decompressed from the wheel (about a second), see `language_model`.
     global _identifier
     if _identifier is None:
         with _identifier_lock:
             if _identifier is None:
-                from py3langid.langid import MODEL_FILE
-
-                _identifier = _Identifier.from_model_file(MODEL_FILE, norm_probs=True)
+                _identifier = new_identifier(load_model())
     return _identifier
+
+
+def new_identifier(model: ModelArrays) -> _Identifier:
+    """An identifier (normalised probabilities) over `model`'s arrays."""
+    return _Identifier(
+        model.ptc,
+        model.pc,
+        model.classes,
+        model.nextmove,
+        model.out_feat.tolist(),
+        norm_probs=True,
+        tk_row=model.row.tolist(),
+    )
 
 
 def preload() -> None:
