@@ -250,7 +250,13 @@ def _canonical_entry(entry: str) -> str:
     """An allow/deny entry checked and spelled canonically; ValueError naming it otherwise."""
     if not isinstance(entry, str) or not _ENTRY.match(entry.strip()):
         raise ValueError(f"{entry!r} is not an SPDX id or pattern (letters, digits, . + - and *)")
-    entry = entry.strip()
+    return _canonical_spelling(entry.strip())
+
+
+@lru_cache(maxsize=4096)
+def _canonical_spelling(entry: str) -> str:
+    """`_canonical_entry` of a well-formed entry, once per process: every catalog load checks
+    each source's policy, and a pattern is tried against every SPDX id (0.1 s per load)."""
     known = known_license_ids()
     if "*" in entry:
         if entry.upper().startswith("LICENSEREF-") or any(_matches(k, entry) for k in known):

@@ -130,8 +130,10 @@ def _write_entry(folder: Path, entry: Path, arrays: ModelArrays) -> None:
         if not trusted(folder):
             return
         _remove_abandoned(folder)
-        if entry.exists():  # left inconsistent (or foreign): replaced
-            shutil.rmtree(entry)
+        if entry.exists():
+            if _read_entry(folder, entry) is not None:
+                return  # another process wrote it since this one looked
+            shutil.rmtree(entry)  # inconsistent: replaced
         temporary.mkdir(mode=0o700)
         for name, value in zip(_FILES, arrays, strict=True):
             with open(temporary / f"{name}.npy", "wb") as handle:
