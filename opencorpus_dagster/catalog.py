@@ -35,7 +35,7 @@ from opencorpus_dagster.licensing.policy import LicensePolicy
 from opencorpus_dagster.licensing.renewals import RenewalsConfig
 from opencorpus_dagster.licensing.spdx import spdx_expression_problems
 from opencorpus_dagster.state.atomic import published
-from opencorpus_dagster.state.user_cache import cache_folder, trusted
+from opencorpus_dagster.state.user_cache import cache_folder, prune, trusted
 from opencorpus_dagster.text.extraction_options import ExtractionOptions
 from opencorpus_dagster.text.filters_config import FiltersConfig, with_kind_defaults
 from opencorpus_dagster.text.quality_defaults import known_kinds as known_content_kinds
@@ -324,8 +324,9 @@ def _content_key(path: Path) -> tuple[str, str] | None:
 # ~0.14 s CPU, reading the JSON 3 ms (validation, ~0.05 s, runs either way: the cache holds
 # data, never code or objects). Only a folder of the current user that no one else can write is
 # read, a file whose JSON does not give back exactly what YAML gave is not kept, and any problem
-# is a miss.
+# is a miss. Each edit and each code version adds files: the least recently used go beyond CACHE_BYTES.
 CACHE_ENV = "OPENCORPUS_CATALOG_CACHE"  # a folder, or "off"; default $XDG_CACHE_HOME/opencorpus/catalog
+CACHE_BYTES = 64 << 20  # the least recently used files go beyond this (a catalog file is at most 1 MB)
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -355,7 +356,10 @@ def _parsed_from_disk_cache(key: tuple[str, str] | None) -> Any:
         if not trusted(target.parent, target):
             return None
         kept = json.loads(target.read_text(encoding="utf-8"))
-        return kept["data"] if isinstance(kept, dict) and kept.get("key") == list(key) else None
+        if not isinstance(kept, dict) or kept.get("key") != list(key):
+            return None
+        os.utime(target)  # used: the last to go when the folder is pruned
+        return kept["data"]
     except Exception:  # noqa: BLE001 - a cache: any problem is a miss, and the file is parsed
         return None
 
@@ -371,6 +375,7 @@ def _parsed_to_disk_cache(key: tuple[str, str] | None, data: Any) -> None:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with published(target) as temporary:
             temporary.write_text(text, encoding="utf-8")
+        prune(target.parent, "*.json", CACHE_BYTES)
     except Exception:  # noqa: BLE001 - a cache that cannot be written is no cache
         return
 

@@ -92,3 +92,31 @@ def test_off_keeps_nothing(tmp_path, monkeypatch):
     path.write_text(ENWIKI, encoding="utf-8")
     assert load_fresh(path).name == "enwiki"
     assert not (tmp_path / "xdg").exists()
+
+
+def test_the_least_recently_used_files_go_when_the_cache_outgrows_its_budget(tmp_path, cache, monkeypatch):
+    # Each edit of a catalog file (and each new version of the code) adds a file; the folder is
+    # pruned after each write, the files read last kept first.
+    versions = [ENWIKI.replace("description:", f"description: edit {n},", 1) for n in range(4)]
+    path = tmp_path / "enwiki.yaml"
+    kept_for = {}
+    for n, text in enumerate(versions[:3]):
+        path.write_text(text, encoding="utf-8")
+        load_fresh(path)
+        (kept_for[n],) = set(cache.glob("*.json")) - set(kept_for.values())
+        os.utime(kept_for[n], ns=(10**18 + n * 10**9,) * 2)  # written in this order, a second apart
+    size = kept_for[0].stat().st_size
+    monkeypatch.setattr(catalog, "CACHE_BYTES", 3 * size + size // 2)  # room for three files of this size
+
+    path.write_text(versions[0], encoding="utf-8")  # the oldest file is read: it becomes the newest
+    parse = catalog._read_catalog_yaml
+    monkeypatch.setattr(catalog, "_read_catalog_yaml", lambda _: pytest.fail("the YAML was parsed again"))
+    assert load_fresh(path).spec.description.startswith("edit 0,")
+    monkeypatch.setattr(catalog, "_read_catalog_yaml", parse)
+
+    path.write_text(versions[3], encoding="utf-8")  # a fourth file: one of the others must go
+    assert load_fresh(path).spec.description.startswith("edit 3,")
+    left = set(cache.glob("*.json"))
+    assert len(left) == 3
+    assert kept_for[1] not in left  # the least recently used
+    assert {kept_for[0], kept_for[2]} <= left

@@ -3,6 +3,7 @@ anything odd in the cache is a miss, never a different model."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from py3langid.langid import MODEL_FILE, LanguageIdentifier
 from test_language import mixed_script_strings
 
 from opencorpus_dagster.text.language import new_identifier
-from opencorpus_dagster.text.language_model import CACHE_ENV, ModelArrays, load_model
+from opencorpus_dagster.text.language_model import CACHE_ENV, FORMAT, ModelArrays, load_model, model_path
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog, twice on Sundays.",
@@ -136,3 +137,22 @@ def test_a_killed_writers_temporary_folder_is_removed_a_live_ones_kept(cache):
     assert not abandoned.exists()
     assert running.exists()
     assert mapped(load_model())
+
+
+def test_entries_of_other_models_go_but_the_last_used_ones(cache):
+    cache.mkdir(mode=0o700)
+    stale = []
+    for n in range(3):  # what other versions of the model left, the oldest first
+        entry = cache / f"py3langid-{n:064x}-v1"
+        entry.mkdir(mode=0o700)
+        (entry / "ptc.npy").write_bytes(b"x")
+        os.utime(entry, ns=(10**18 + n * 10**9,) * 2)
+        stale.append(entry)
+    load_model()  # a miss: this model's entry is written, the two entries used last are kept
+    assert sorted(path.name for path in cache.iterdir()) == sorted([entry_of_model(cache).name, stale[2].name])
+    assert mapped(load_model())
+
+
+def entry_of_model(folder):
+    with open(model_path(), "rb") as handle:
+        return folder / f"py3langid-{hashlib.file_digest(handle, 'sha256').hexdigest()}-v{FORMAT}"

@@ -23,7 +23,10 @@ def cache_folder(env: str, name: str) -> Path | None:
         return None
     if setting:
         return Path(setting)
-    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
+    except (RuntimeError, KeyError):  # no HOME and no passwd entry (a bare container): no cache
+        return None
     return Path(base) / "opencorpus" / name
 
 
@@ -37,3 +40,26 @@ def trusted(folder: Path, *files: Path) -> bool:
         return all(path.stat().st_uid == os.getuid() for path in files)
     except OSError:
         return False
+
+
+def prune(folder: Path, pattern: str, max_bytes: int) -> list[Path]:
+    """Remove the files of `folder` matching `pattern` that were used least recently (oldest
+    modification time first; a reader marks a file it uses with `os.utime`) until the others
+    hold at most `max_bytes`; returns what was removed. A cache must not grow without end: each
+    edit of a catalog file, and each new version of the code, adds entries."""
+    entries = []
+    for path in folder.glob(pattern):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        entries.append((info.st_mtime_ns, info.st_size, path))
+    entries.sort(key=lambda entry: entry[0], reverse=True)
+    kept_bytes = 0
+    removed = []
+    for _, size, path in entries:
+        kept_bytes += size
+        if kept_bytes > max_bytes:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -18,6 +18,7 @@ folder in OPENCORPUS_MODEL_CACHE ("off": no cache).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -34,6 +35,7 @@ from opencorpus_dagster.state.user_cache import cache_folder, trusted
 CACHE_ENV = "OPENCORPUS_MODEL_CACHE"  # a folder, or "off"; default $XDG_CACHE_HOME/opencorpus/models
 FORMAT = 1  # bump when what an entry holds changes
 ROW = 256  # transitions per automaton row (one per byte value)
+KEEP_ENTRIES = 2  # models kept (two environments with different py3langid versions do not take turns)
 
 
 class ModelArrays(NamedTuple):
@@ -92,7 +94,11 @@ def _read_entry(folder: Path, entry: Path) -> ModelArrays | None:
         arrays = ModelArrays(**{**loaded, "pc": np.array(loaded["pc"]), "classes": loaded["classes"].tolist()})
     except (OSError, ValueError):
         return None
-    return arrays if _consistent(arrays) else None
+    if not _consistent(arrays):
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(entry)  # used: kept when a newer model's entry is written (`KEEP_ENTRIES`)
+    return arrays
 
 
 def _consistent(arrays: ModelArrays) -> bool:
@@ -141,10 +147,18 @@ def _write_entry(folder: Path, entry: Path, arrays: ModelArrays) -> None:
                 handle.flush()
                 os.fsync(handle.fileno())
         os.rename(temporary, entry)
+        _remove_unused(folder)
     except OSError:
         return  # another process renamed its copy first, a full disk, a read-only home: no cache
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _remove_unused(folder: Path) -> None:
+    """All but the KEEP_ENTRIES entries used last: what another version of the model left (93 MB each)."""
+    entries = sorted(folder.glob("py3langid-*"), key=lambda entry: entry.stat().st_mtime_ns, reverse=True)
+    for entry in entries[KEEP_ENTRIES:]:
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 def _remove_abandoned(folder: Path) -> None:
