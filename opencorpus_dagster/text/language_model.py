@@ -1,7 +1,7 @@
 """py3langid's model, decompressed once per machine and then read memory-mapped.
 
 The py3langid wheel ships its model as an xz-compressed npz (4.5 MB; 68 MB decompressed), and
-py3langid decompresses it in every process that loads it: 0.5-0.9 s of CPU that every build,
+py3langid decompresses it in every process that loads it: 0.5-1.2 s of CPU that every build,
 and every command or worker process that identifies a language, paid before its first
 document. `load_model` keeps the arrays, decompressed and with the class-by-feature table
 already widened to float32 (what `language._Identifier` scores with), as `.npy` files in the
