@@ -54,8 +54,7 @@ def remove_stale_temporaries(
     removed = []
     now = time.time()
     for path in _walk(Path(folder), pattern, {Path(s) for s in skip}):
-        found = _WRITER_PID.search(path.name)
-        if found is None or process_alive(int(found.group(1))):
+        if not left_by_dead_writer(path):
             continue
         try:
             if not path.is_file():
@@ -67,6 +66,12 @@ def remove_stale_temporaries(
             continue
         removed.append(path)
     return removed
+
+
+def left_by_dead_writer(path: Path) -> bool:
+    """Whether `path`'s name ends in `-<pid>` of a process no longer alive on this machine."""
+    found = _WRITER_PID.search(path.name)
+    return found is not None and not process_alive(int(found.group(1)))
 
 
 def _walk(folder: Path, pattern: str, skip: set[Path]) -> Iterator[Path]:

@@ -29,7 +29,7 @@ import numpy as np
 from py3langid import modelio
 from py3langid.langid import MODEL_DIR, MODEL_FILE
 
-from opencorpus_dagster.state.atomic import process_alive
+from opencorpus_dagster.state.atomic import TEMPORARY_PATTERN, left_by_dead_writer, temporary_sibling
 from opencorpus_dagster.state.user_cache import cache_folder, trusted
 
 CACHE_ENV = "OPENCORPUS_MODEL_CACHE"  # a folder, or "off"; default $XDG_CACHE_HOME/opencorpus/models
@@ -86,11 +86,11 @@ def _from_model_file(path: Path) -> ModelArrays:
 
 
 def _read_entry(folder: Path, entry: Path) -> ModelArrays | None:
-    files = [entry / f"{name}.npy" for name in _FILES]
-    if not entry.is_dir() or not trusted(folder) or not trusted(entry, *files):
+    files = {name: entry / f"{name}.npy" for name in _FILES}
+    if not entry.is_dir() or not trusted(folder) or not trusted(entry, *files.values()):
         return None
     try:
-        loaded = {name: np.load(entry / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in _FILES}
+        loaded = {name: np.load(file, mmap_mode="r", allow_pickle=False) for name, file in files.items()}
         arrays = ModelArrays(**{**loaded, "pc": np.array(loaded["pc"]), "classes": loaded["classes"].tolist()})
     except (OSError, ValueError):
         return None
@@ -130,7 +130,7 @@ def _consistent(arrays: ModelArrays) -> bool:
 
 def _write_entry(folder: Path, entry: Path, arrays: ModelArrays) -> None:
     """Write `entry` in one step (a temporary folder renamed); a cache that cannot be written is no cache."""
-    temporary = folder / f".{entry.name}.tmp-{os.getpid()}"
+    temporary = temporary_sibling(entry)
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not trusted(folder):
@@ -163,7 +163,6 @@ def _remove_unused(folder: Path) -> None:
 
 def _remove_abandoned(folder: Path) -> None:
     """The temporary folders of writers that were killed (their pid ends the name)."""
-    for temporary in folder.glob(".*.tmp-*"):
-        pid = temporary.name.rpartition("-")[2]
-        if pid.isdigit() and not process_alive(int(pid)):
+    for temporary in folder.glob(TEMPORARY_PATTERN):
+        if left_by_dead_writer(temporary):
             shutil.rmtree(temporary, ignore_errors=True)
