@@ -170,6 +170,24 @@ def test_whole_table_and_per_row_verdicts(overlapping_files, tmp_path, expectati
     assert all(example_holds(example) for example in failure.unexpected_examples)
 
 
+@pytest.mark.parametrize(("mostly", "holds"), [(0.75, True), (0.8, False)])
+def test_mostly_counts_only_the_rows_that_are_not_missing_across_batches(tmp_path, mostly, holds):
+    # 6 "a", 2 "b" and 4 nulls over two files and three batches: 6 of the 8 non-missing rows are
+    # as expected (75 %). Were the nulls counted (GX's missing count not read), it would be 10 of 12.
+    values = ["a", None, "a", "b", "a", None, "a", "b", None, "a", None, "a"]
+    paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    pq.write_table(pa.table({"language": values[:7]}), paths[0])
+    pq.write_table(pa.table({"language": values[7:]}), paths[1])
+    suite = tmp_path / "suite.json"
+    expectation = {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "language", "value_set": ["a"], "mostly": mostly}}
+    suite.write_text(json.dumps({"name": "case", "expectations": [expectation]}))
+    result = run_suite(suite, paths, batch_rows=5)
+    assert result.success is holds
+    if not holds:
+        [failure] = result.failed
+        assert (failure.unexpected_count, failure.unexpected_examples) == (2, ["b"])
+
+
 def test_suite_parameters_must_be_given_and_none_skips(home):
     paths = sorted((home / "documents").glob("*/*.parquet"))
     with pytest.raises(MissingSuiteParameter, match="allowed_languages"):

@@ -417,8 +417,11 @@ class _GxBatchValidator:
         """Validate one batch and add its counts, examples and errors to each check's tally."""
         suite = self._suite_for(checks)
         batch = self._definition.get_batch(batch_parameters={"dataframe": frame})
+        # BASIC holds every field a tally reads (element, missing and unexpected counts, the
+        # first unexpected values); SUMMARY adds value counts and row indexes, which cost GX a
+        # fifth more per validation and were never read.
         result = batch.validate(
-            suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
+            suite, result_format={"result_format": "BASIC", "partial_unexpected_count": MAX_EXAMPLES}
         )
         # GX's execution engine (one per data source, kept for the process) holds every batch's
         # DataFrame in its batch manager: validating a corpus's texts grew the process by all
