@@ -25,6 +25,9 @@ suites, the corpus run) weighs K times less per page, as on real crawl files of 
 pages. opencorpus's dedup finds the copies to be duplicates and publishes one of each page
 (after extracting and filtering all of them); DataTrove, without its dedup stage, writes all.
 
+Last, the stack's floor (stack_floor.py): what Dagster and Great Expectations alone cost any
+build that runs a partition, against DataTrove's whole run.
+
 Run: .venv/bin/python benchmarks/e2e_web.py [--rounds 3] [--copies 1]
 """
 
@@ -46,6 +49,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fixture_mirror import FIXTURE_HOST, FIXTURES, build_fixture_mirror, mirror_table  # noqa: E402
 from html_pages_warc import write_html_pages_warc  # noqa: E402
+from stack_floor import stack_floor  # noqa: E402
 
 FIXTURE_WARCS = (
     "data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/whirlwind/whirlwind.warc.gz",
@@ -212,6 +216,12 @@ def main() -> None:
         print(f"DataTrove 0.10 pipeline      {rates['datatrove']:7.1f} pages/s per core")
         print(f"opencorpus build             {rates['opencorpus']:7.1f} pages/s per core")
         print(f"opencorpus build / DataTrove {rates['opencorpus'] / rates['datatrove']:7.2f}")
+        floor = stack_floor()
+        datatrove = sum(cpu["datatrove"]) / len(cpu["datatrove"])
+        print(
+            f"the stack's floor (stack_floor.py, in this run): {floor.describe()}, "
+            f"{100 * floor.total / datatrove:.0f}% of DataTrove's mean run ({datatrove:.1f} s), which imports neither"
+        )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ for); peak memory = the child's max RSS; lineage bytes per document = the lineag
 files (`<home>/lineage.duckdb` + its WAL, plus a `lineage/` folder of Parquet files when the
 store keeps one) over the documents read.
 
+Then the stack's floor (stack_floor.py): the CPU that Dagster and Great Expectations alone cost
+any build that runs a partition, beside the refresh's share.
+
 Then the wall time of a 10-partition full build with the default --jobs (the cores) against
 --jobs 1 (alternating, best of --jobs-rounds), and beside it, in the same rounds, how much
 slower this machine runs a CPU-bound loop in as many processes at once as the build has
@@ -47,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from incremental_refresh import CorpusSource, corpus_sources  # noqa: E402 (the same sources and licences)
+from stack_floor import stack_floor  # noqa: E402
 
 from opencorpus_dagster.upstream.compression import read_decompressed_bytes  # noqa: E402 (after the sys.path line)
 
@@ -275,6 +279,13 @@ def main() -> None:
             results.append(measure(corpus, documents, work))
             report(results[-1:])  # as it goes: the largest size takes a while
         report(results)
+        floor = stack_floor()
+        print(f"\nthe stack's floor (stack_floor.py, in this run): {floor.describe()}")
+        for r in results:
+            print(
+                f"  {r.documents:>9,} documents: the floor is {100 * floor.total / r.full.cpu:.1f}% of the full build; "
+                f"the refresh spends {r.refresh.cpu - floor.total:.1f} s above it"
+            )
         if args.jobs_partitions:
             compare_jobs(corpus, args.jobs_partitions, args.jobs_rounds, work)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
