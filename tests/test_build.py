@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -355,3 +356,31 @@ def test_a_build_with_nothing_changed_skips_the_corpus_run_until_a_takedown(buil
     shard.write_bytes(shard.read_bytes()[:100])
     repaired = json.loads(build(work, fixture_mirror).stdout)
     assert (repaired["corpus_unchanged"], corpus_runs()) == (False, runs + 2)
+
+
+WORKERS_SCRIPT = """
+import gc, json, multiprocessing
+from opencorpus_dagster.definitions import build_definitions
+from opencorpus_dagster.orchestration import build
+
+pool = build._partition_pool(2, 2, build_definitions())
+frozen_here = gc.get_freeze_count()
+frozen_in_workers = sorted({pool.submit(gc.get_freeze_count).result() for _ in range(4)})
+build._stop_workers(pool)
+print(json.dumps([frozen_here, frozen_in_workers, gc.get_freeze_count(), len(multiprocessing.active_children())]))
+"""
+
+
+def test_partition_workers_leave_the_builds_objects_to_it_and_are_stopped_with_them_unfrozen(tmp_path):
+    # A forked worker's collections would write to every object it inherited, copying the pages
+    # it shares with the build; and while a worker lives, each page the build writes is copied.
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "OPENCORPUS_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, "-c", WORKERS_SCRIPT], check=False, capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    frozen_here, frozen_in_workers, frozen_after, children_after = json.loads(done.stdout.strip().splitlines()[-1])
+    assert frozen_here > 100_000  # Dagster's definitions, Great Expectations, the language model...
+    # What each worker inherited stays outside its collections (less the few objects it freed).
+    assert all(0.99 * frozen_here < count <= frozen_here for count in frozen_in_workers)
+    assert (frozen_after, children_after) == (0, 0)
