@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -49,7 +47,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fixture_mirror import FIXTURE_HOST, FIXTURES, build_fixture_mirror, mirror_table  # noqa: E402
 from html_pages_warc import write_html_pages_warc  # noqa: E402
-from stack_floor import stack_floor  # noqa: E402
+from stack_floor import child_cpu, stack_floor  # noqa: E402
 
 FIXTURE_WARCS = (
     "data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/whirlwind/whirlwind.warc.gz",
@@ -102,16 +100,6 @@ DATATROVE_SCRIPT = textwrap.dedent(
     ).run()
     """
 )
-
-
-def child_cpu(command: list[str], **kwargs) -> float:
-    """CPU seconds (user + system) a subprocess used; raises when it fails."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"{command[:3]} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def parquet_rows(folder: Path) -> int:

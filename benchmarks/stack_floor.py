@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -89,14 +90,14 @@ class Floor:
         )
 
 
-def child_cpu(script: str, env: dict[str, str]) -> float:
-    """User + system seconds of a new interpreter running `script` (which must succeed)."""
-    child = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    stdout, stderr = child.communicate()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"stack floor script failed:\n{stdout.decode()[-2000:]}\n{stderr.decode()[-2000:]}")
-    return usage.ru_utime + usage.ru_stime
+def child_cpu(command: list[str], **kwargs) -> float:
+    """CPU seconds (user + system) a subprocess used; raises when it fails."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise SystemExit(f"{command[:3]} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def stack_floor(rounds: int = 3) -> Floor:
@@ -105,12 +106,13 @@ def stack_floor(rounds: int = 3) -> Floor:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "OPENLINEAGE"))}
         env["DAGSTER_HOME"] = tmp
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-        child_cpu(DAGSTER_SCRIPT, env)  # makes the instance's storage, as a refresh finds it
+        python = [sys.executable, "-c"]
+        child_cpu([*python, DAGSTER_SCRIPT], env=env, cwd=ROOT)  # makes the instance's storage, as a refresh finds it
         times: dict[str, list[float]] = {"interpreter": [], "dagster": [], "great_expectations": []}
         for _ in range(rounds):
-            times["interpreter"].append(child_cpu("pass", env))
-            times["dagster"].append(child_cpu(DAGSTER_SCRIPT, env))
-            times["great_expectations"].append(child_cpu(GX_SCRIPT, env))
+            times["interpreter"].append(child_cpu([*python, "pass"], env=env, cwd=ROOT))
+            times["dagster"].append(child_cpu([*python, DAGSTER_SCRIPT], env=env, cwd=ROOT))
+            times["great_expectations"].append(child_cpu([*python, GX_SCRIPT], env=env, cwd=ROOT))
     return Floor(**{part: min(values) for part, values in times.items()})
 
 
