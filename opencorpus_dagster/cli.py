@@ -8,6 +8,7 @@ file) or, with `--json`, one JSON list; an empty result is said on stderr and ex
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -48,7 +49,9 @@ EXIT_CODES_HELP = f"""Exit codes:
   {EXIT_NOT_BUILT}  the data home was never built or does not exist
   {EXIT_ENVIRONMENT}  the machine refused (disk full, read-only, permission denied, missing path)
   {EXIT_LOCKED}  another build holds the data home (wait, then retry)
-  {EXIT_NO_MATCH}  nothing matched: an empty listing or trace (said on stderr)"""
+  {EXIT_NO_MATCH}  nothing matched: an empty listing or trace (said on stderr)
+  130  a build stopped by SIGINT (Ctrl-C); what it left undone is said on stderr
+  143  a build stopped by SIGTERM (kill); what it left undone is said on stderr"""
 DEBUG_ENV = "OPENCORPUS_DEBUG"
 
 # DuckDB says: Could not set lock on file "/x/lineage.duckdb": Conflicting lock is held in /usr/bin/python3 (PID 12) ...
@@ -320,7 +323,8 @@ def build(
     _configure_environment(home, catalog, mirror)
     from opencorpus_dagster.orchestration.build import run_build
 
-    summary = run_build(sources=source, force=force, console=console, debug=_debug_enabled(), wait=wait, jobs=jobs)
+    with _stopped_reported():
+        summary = run_build(sources=source, force=force, console=console, debug=_debug_enabled(), wait=wait, jobs=jobs)
     _report_build(summary, as_json, "opencorpus build")
 
 
@@ -358,11 +362,26 @@ def backfill(
     _configure_environment(home, catalog, mirror)
     from opencorpus_dagster.orchestration.build import run_build
 
-    summary = run_build(
-        sources=[source], force=True, console=console, partitions=partitions, debug=_debug_enabled(), wait=wait,
-        jobs=jobs,
-    )
+    with _stopped_reported():
+        summary = run_build(
+            sources=[source], force=True, console=console, partitions=partitions, debug=_debug_enabled(), wait=wait,
+            jobs=jobs,
+        )
     _report_build(summary, as_json, "opencorpus backfill")
+
+
+@contextlib.contextmanager
+def _stopped_reported():
+    """A build stopped by SIGINT or SIGTERM: one line on stderr saying what it left undone, and
+    the exit code a shell gives a process the signal ended (130, 143). Click would otherwise
+    take it for a Ctrl-C at a prompt ("Aborted!", exit 1)."""
+    from opencorpus_dagster.orchestration.stopping import BuildStopped
+
+    try:
+        yield
+    except BuildStopped as stopped:
+        print(f"opencorpus: {stopped}", file=sys.stderr)
+        raise typer.Exit(code=stopped.exit_code) from None
 
 
 def _report_build(summary, as_json: bool, title: str) -> None:

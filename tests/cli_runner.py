@@ -35,12 +35,14 @@ def clean_environment(home: Path | str, env: dict | None = None) -> dict[str, st
     return clean
 
 
-def start_opencorpus(*args: str, home: Path | str, env: dict | None = None) -> subprocess.Popen:
+def start_opencorpus(*args: str, home: Path | str, env: dict | None = None, new_session: bool = False) -> subprocess.Popen:
     """`opencorpus ARGS --home HOME` started in the background, as `run_opencorpus` runs it
-    (stdout and stderr are pipes, text)."""
+    (stdout and stderr are pipes, text); with `new_session`, as the leader of its own session
+    and process group (whose id is its pid), as a shell starts a command."""
     return subprocess.Popen(
         [OPENCORPUS, *args, "--home", str(home)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_environment(home, env), cwd=REPO,
+        start_new_session=new_session,
     )  # fmt: skip
 
 

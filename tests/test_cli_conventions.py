@@ -15,6 +15,7 @@ import os
 import pty
 import re
 import shutil
+import signal
 import subprocess
 from importlib.metadata import version
 from pathlib import Path
@@ -74,8 +75,10 @@ def test_help_documents_every_exit_code():
         EXIT_ENVIRONMENT: "the machine refused (disk full, read-only, permission denied, missing path)",
         EXIT_LOCKED: "another build holds the data home (wait, then retry)",
         EXIT_NO_MATCH: "nothing matched: an empty listing or trace (said on stderr)",
+        130: "a build stopped by SIGINT (Ctrl-C); what it left undone is said on stderr",
+        143: "a build stopped by SIGTERM (kill); what it left undone is said on stderr",
     }
-    assert sorted(codes) == list(range(7))
+    assert sorted(codes) == [*range(7), 128 + signal.SIGINT, 128 + signal.SIGTERM]
 
 
 # -- SPDX ids ------------------------------------------------------------------------------------

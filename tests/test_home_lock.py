@@ -8,23 +8,19 @@ the lock, waiting for its download, for as long as the test needs.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from cli_runner import REPO, build, run_opencorpus, start_opencorpus
+from gated_mirror import gated_mirror
 
 from opencorpus_dagster.cli import EXIT_LOCKED
 from opencorpus_dagster.state.home import DataHome, data_home
@@ -42,31 +38,6 @@ def enwiki_catalog(tmp_path) -> Path:
     catalog.mkdir()
     shutil.copy(REPO / "assets" / "enwiki.yaml", catalog)
     return catalog
-
-
-@contextmanager
-def gated_mirror(directory: Path) -> Iterator[tuple[str, threading.Event]]:
-    """The mirror folder served over HTTP on 127.0.0.1; no request is answered before the
-    yielded event is set (set on leaving, so no request hangs)."""
-    gate = threading.Event()
-
-    class GatedHandler(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def send_head(self):
-            gate.wait(timeout=300)
-            return super().send_head()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(GatedHandler, directory=str(directory)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", gate
-    finally:
-        gate.set()
-        server.shutdown()
-        server.server_close()
 
 
 def start_build(home: Path, mirror: str, catalog: Path) -> subprocess.Popen:

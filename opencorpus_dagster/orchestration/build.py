@@ -15,7 +15,6 @@ instance when first needed).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
 import multiprocessing
@@ -39,6 +38,7 @@ from opencorpus_dagster.catalog import load_catalog
 from opencorpus_dagster.connectors.base import UnreadableInput
 from opencorpus_dagster.lineage.store import LineageStore
 from opencorpus_dagster.orchestration.instance import ensure_instance_config, usable_cores
+from opencorpus_dagster.orchestration.stopping import BuildStopped, StopSignals, end_workers, worker_started
 from opencorpus_dagster.stages.corpus_inputs import corpus_inputs_digest, forget_digest, record_digest, recorded_digest
 from opencorpus_dagster.stages.discovery import discover_and_record, recorded_units
 from opencorpus_dagster.stages.shards import read_manifest
@@ -142,6 +142,9 @@ def run_build(
 
     `jobs` bounds how many partition runs go at once (None: the number of cores; 1: serially
     in this process).
+
+    SIGINT or SIGTERM stops the build (`stopping.py`): `BuildStopped` is raised, saying what was
+    left undone, once the running partitions are interrupted and their workers ended.
     """
     console = console or Console(stderr=True)
     home = data_home()
@@ -149,8 +152,15 @@ def run_build(
         notice = f"opencorpus: waiting for another build on {busy.home} ({busy.held_by})"
         console.print(notice, highlight=False, markup=False, soft_wrap=True)
 
-    with hold_home(home, wait=wait, on_wait=say_waiting):
-        return _build_holding_lock(home, sources, force, console, partitions, debug, default_jobs(jobs))
+    jobs = default_jobs(jobs)
+    with StopSignals() as stop:
+        try:
+            with hold_home(home, wait=wait, on_wait=say_waiting):
+                return _build_holding_lock(home, sources, force, console, partitions, debug, jobs, stop)
+        except BuildStopped as stopped:
+            if stopped.undone:
+                raise
+            raise BuildStopped(stopped.signum, f"{_published_now(home)}; run the build again to finish") from None
 
 
 def default_jobs(jobs: int | None = None) -> int:
@@ -162,7 +172,7 @@ def default_jobs(jobs: int | None = None) -> int:
     return max(1, usable_cores())
 
 
-def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1) -> BuildSummary:
+def _build_holding_lock(home, sources, force, console, partitions, debug, jobs, stop: StopSignals) -> BuildSummary:
     """`run_build`'s work, once the home's build lock is held."""
     log_config = QUIET_LOGS if debug else SILENT_LOGS
     skip = (home.downloads, home.dagster_home)  # `published` never writes there; the cache can be huge
@@ -200,19 +210,11 @@ def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1
         failed=[f"catalog: {error}" for error in catalog.errors] + listing_failures,
     )
 
-    pool = None
-    if pending:
-        _ = dagster.instance  # made (its storage, dagster.yaml) before workers fork and open it
-        web = any(source.connector.content_kind == "web" for source, _ in pending)
-        pool = _partition_pool(jobs, len(pending), dagster.defs, web=web)
-    with pool or contextlib.nullcontext(), Progress(
+    with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
         task = progress.add_task("partitions", total=len(pending) + 1)
-        try:
-            outcomes = _run_partitions([(s.name, k) for s, k in pending], pool, log_config, progress, task, dagster)
-        finally:
-            _stop_workers(pool)
+        outcomes = _run_partitions(pending, jobs, log_config, progress, task, dagster, stop)
         for (source, key), outcome in zip(pending, outcomes, strict=True):
             label = f"{source.name}/{key}"
             if outcome.success:
@@ -235,9 +237,18 @@ def _build_holding_lock(home, sources, force, console, partitions, debug, jobs=1
             from opencorpus_dagster.orchestration.jobs import CORPUS_JOB
 
             progress.update(task, description="corpus: dedup + shards")
-            result = dagster.defs.resolve_job_def(CORPUS_JOB).execute_in_process(
-                instance=dagster.instance, run_config=log_config, raise_on_error=False
-            )
+            published_before = current_release(home)
+            try:
+                result = dagster.defs.resolve_job_def(CORPUS_JOB).execute_in_process(
+                    instance=dagster.instance, run_config=log_config, raise_on_error=False
+                )
+                stop.check()
+            except BuildStopped as stopped:
+                forget_digest(home.state)
+                done = f"{len(summary.processed)} partition(s) done and kept; " if summary.processed else ""
+                raise BuildStopped(
+                    stopped.signum, f"{done}the corpus run was interrupted; {_published_now(home, published_before)}"
+                ) from None
             failed_checks = _failed_error_checks(result) if result.success else []
             if not result.success:
                 summary.failed.append(f"corpus: {_failure_message(result)}{_log_note(result, home)}")
@@ -272,7 +283,7 @@ class _Dagster:
     partition to run and an unchanged corpus never imports Dagster (1-2 s of a no-op build)."""
 
     def __init__(self, home) -> None:
-        self._home = home
+        self.home = home
 
     @functools.cached_property
     def defs(self):
@@ -284,7 +295,7 @@ class _Dagster:
     def instance(self):
         from dagster import DagsterInstance
 
-        ensure_instance_config(Path(os.environ.get("DAGSTER_HOME") or self._home.dagster_home))
+        ensure_instance_config(Path(os.environ.get("DAGSTER_HOME") or self.home.dagster_home))
         return DagsterInstance.get()
 
 
@@ -343,10 +354,22 @@ def _partition_pool(jobs: int, pending: int, defs, web: bool = False) -> Process
     # `fork` where there is one: a worker starts with the code location already loaded (a
     # spawned one spends seconds importing Dagster and building the definitions again).
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context(method), initializer=worker_started, initargs=(os.getpid(),)
+    )
     for ready in [pool.submit(os.getpid) for _ in range(workers)]:  # starts every worker now
         ready.result()
     return pool
+
+
+def _end_workers(pool: ProcessPoolExecutor | None) -> None:
+    """On a stop: cancel the partition runs not started, interrupt the running ones and end
+    the workers (`stopping.end_workers`). ProcessPoolExecutor gives no public way to its
+    processes before Python 3.14's `terminate_workers`."""
+    if pool is not None:
+        processes = list((pool._processes or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        end_workers(processes)
 
 
 def _stop_workers(pool: ProcessPoolExecutor | None) -> None:
@@ -359,33 +382,71 @@ def _stop_workers(pool: ProcessPoolExecutor | None) -> None:
         gc.unfreeze()
 
 
-def _run_partitions(pending, pool, log_config, progress, task, dagster: _Dagster) -> list[PartitionOutcome]:
-    """Run each (source name, partition key) as a run of its source's job, on the workers of
-    `pool` (or one after another here when None); the outcomes in the order of `pending`. A
-    failed run does not stop the others."""
-    if pool is None:
-        outcomes = []
-        for source, key in pending:
-            progress.update(task, description=f"{source}/{key}")
-            outcomes.append(_run_partition(source, key, log_config, dagster.defs, dagster.instance))
-            progress.advance(task)
-        return outcomes
-    results: dict[int, PartitionOutcome] = {}
-    running = {pool.submit(_run_partition, source, key, log_config): i for i, (source, key) in enumerate(pending)}
-    progress.update(task, description=f"{len(pending)} partitions, {pool._max_workers} at a time")
+def _run_partitions(pending, jobs, log_config, progress, task, dagster: _Dagster, stop: StopSignals) -> list[PartitionOutcome]:
+    """Run each (source, partition key) of `pending` as a run of its source's job, `jobs` at a
+    time on forked workers (one after another here when one is enough); the outcomes in the
+    order of `pending`. A failed run does not stop the others; a stop signal stops them all
+    (`BuildStopped`, naming the partitions it left unfinished)."""
+    names = [(source.name, key) for source, key in pending]
+    outcomes: dict[int, PartitionOutcome] = {}
+    pool = None
+    try:
+        if pending:
+            _ = dagster.instance  # made (its storage, dagster.yaml) before workers fork and open it
+            web = any(source.connector.content_kind == "web" for source, _ in pending)
+            pool = _partition_pool(jobs, len(pending), dagster.defs, web=web)
+        if pool is None:
+            for index, (source, key) in enumerate(names):
+                progress.update(task, description=f"{source}/{key}")
+                outcome = _run_partition(source, key, log_config, dagster.defs, dagster.instance)
+                stop.check()  # the run was interrupted: it is not done
+                outcomes[index] = outcome
+                progress.advance(task)
+        else:
+            _run_on_workers(names, pool, log_config, progress, task, outcomes)
+    except BuildStopped as stopped:
+        _end_workers(pool)
+        raise BuildStopped(stopped.signum, _unfinished(names, outcomes, dagster.home)) from None
+    finally:
+        _stop_workers(pool)
+    return [outcomes[i] for i in range(len(pending))]
+
+
+def _run_on_workers(names, pool, log_config, progress, task, outcomes: dict[int, PartitionOutcome]) -> None:
+    """`_run_partitions` on the workers of `pool`: each outcome into `outcomes` by its index in
+    `names` as it comes."""
+    running = {pool.submit(_run_partition, source, key, log_config): i for i, (source, key) in enumerate(names)}
+    progress.update(task, description=f"{len(names)} partitions, {pool._max_workers} at a time")
     while running:
         done, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in done:
             index = running.pop(future)
-            source, key = pending[index]
+            source, key = names[index]
             try:
-                results[index] = future.result()
+                outcomes[index] = future.result()
             except Exception as error:  # the worker itself died (killed, out of memory)
                 message = " ".join(f"{type(error).__name__}: {error}".split())
-                results[index] = PartitionOutcome("", False, [], [], f"worker process failed: {message}")
+                outcomes[index] = PartitionOutcome("", False, [], [], f"worker process failed: {message}")
             progress.update(task, description=f"{source}/{key}")
             progress.advance(task)
-    return [results[i] for i in range(len(pending))]
+
+
+def _unfinished(names, outcomes: dict[int, PartitionOutcome], home) -> str:
+    """What a stop during the partitions left undone, in one line."""
+    left = [f"{source}/{key}" for i, (source, key) in enumerate(names) if i not in outcomes]
+    shown = ", ".join(left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+    return (
+        f"{len(outcomes)} of {len(names)} partition(s) done and kept, not finished: {shown}; "
+        f"the corpus run did not start; {_published_now(home)}; run the build again to finish"
+    )
+
+
+def _published_now(home, before: str | None = None) -> str:
+    """`the published corpus is unchanged (release r...)`, or what changed since `before`."""
+    now = current_release(home)
+    if before is not None and now != before:
+        return f"release {now} was published before the stop"
+    return f"the published corpus is unchanged ({f'release {now}' if now else 'nothing published yet'})"
 
 
 def _run_partition(source: str, key: str, log_config: dict, defs=None, instance=None) -> PartitionOutcome:
