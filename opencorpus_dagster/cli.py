@@ -50,8 +50,9 @@ EXIT_CODES_HELP = f"""Exit codes:
   {EXIT_ENVIRONMENT}  the machine refused (disk full, read-only, permission denied, missing path)
   {EXIT_LOCKED}  another build holds the data home (wait, then retry)
   {EXIT_NO_MATCH}  nothing matched: an empty listing or trace (said on stderr)
-  130  a build stopped by SIGINT (Ctrl-C); what it left undone is said on stderr
-  143  a build stopped by SIGTERM (kill); what it left undone is said on stderr"""
+  129  a build stopped by SIGHUP (terminal closed); stderr says what is left
+  130  a build stopped by SIGINT (Ctrl-C); stderr says what is left
+  143  a build stopped by SIGTERM (kill); stderr says what is left"""
 DEBUG_ENV = "OPENCORPUS_DEBUG"
 
 # DuckDB says: Could not set lock on file "/x/lineage.duckdb": Conflicting lock is held in /usr/bin/python3 (PID 12) ...
@@ -372,8 +373,8 @@ def backfill(
 
 @contextlib.contextmanager
 def _stopped_reported():
-    """A build stopped by SIGINT or SIGTERM: one line on stderr saying what it left undone, and
-    the exit code a shell gives a process the signal ended (130, 143). Click would otherwise
+    """A build stopped by a signal (`stopping.py`): one line on stderr saying what it left undone, and
+    the exit code a shell gives a process the signal ended (129, 130, 143). Click would otherwise
     take it for a Ctrl-C at a prompt ("Aborted!", exit 1)."""
     from opencorpus_dagster.orchestration.stopping import BuildStopped
 

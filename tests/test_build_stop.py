@@ -22,7 +22,7 @@ import pytest
 from cli_runner import REPO, build, shard_bytes, start_opencorpus
 from gated_mirror import gated_mirror
 
-from opencorpus_dagster.orchestration.stopping import BuildStopped, StopSignals
+from opencorpus_dagster.orchestration.stopping import STOP_SIGNALS, BuildStopped, StopSignals
 
 PARTITIONS = ("coffee.stackexchange.com-2015-03", "beer.stackexchange.com-2017-03")
 UNFINISHED = ", ".join(f"stackexchange/{key}" for key in PARTITIONS)
@@ -156,13 +156,15 @@ def test_the_workers_of_a_killed_build_end_by_themselves(tmp_path, fixture_mirro
     assert run_statuses(home) == {key: ["FAILURE"] for key in PARTITIONS}
 
 
-def test_stop_signals_leave_an_ignored_sigint_ignored_and_put_every_handler_back():
-    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `nohup` or `cmd &` in a script start it
+def test_stop_signals_leave_ignored_signals_ignored_and_put_every_handler_back():
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    # As `nohup` starts a command (SIGHUP ignored), and a script's `cmd &` (SIGINT ignored).
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGHUP)}
     try:
         with StopSignals() as stop:
-            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
             os.kill(os.getpid(), signal.SIGINT)  # ignored: no stop
+            os.kill(os.getpid(), signal.SIGHUP)
             with pytest.raises(BuildStopped) as stopped:
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(1)  # the handler runs before this ends
@@ -170,7 +172,15 @@ def test_stop_signals_leave_an_ignored_sigint_ignored_and_put_every_handler_back
                 signal.SIGTERM, 143, "stopped by SIGTERM"
             )
             assert stop.received() == signal.SIGTERM
-        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
     finally:
-        signal.signal(signal.SIGINT, previous)
-    assert {signum: signal.getsignal(signum) for signum in before} == before
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert {signum: signal.getsignal(signum) for signum in STOP_SIGNALS} == before
+
+
+def test_a_closed_terminal_stops_the_build():
+    with StopSignals(), pytest.raises(BuildStopped) as stopped:
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(1)
+    assert (stopped.value.exit_code, str(stopped.value)) == (129, "stopped by SIGHUP")

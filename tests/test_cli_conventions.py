@@ -75,10 +75,11 @@ def test_help_documents_every_exit_code():
         EXIT_ENVIRONMENT: "the machine refused (disk full, read-only, permission denied, missing path)",
         EXIT_LOCKED: "another build holds the data home (wait, then retry)",
         EXIT_NO_MATCH: "nothing matched: an empty listing or trace (said on stderr)",
-        130: "a build stopped by SIGINT (Ctrl-C); what it left undone is said on stderr",
-        143: "a build stopped by SIGTERM (kill); what it left undone is said on stderr",
+        129: "a build stopped by SIGHUP (terminal closed); stderr says what is left",
+        130: "a build stopped by SIGINT (Ctrl-C); stderr says what is left",
+        143: "a build stopped by SIGTERM (kill); stderr says what is left",
     }
-    assert sorted(codes) == [*range(7), 128 + signal.SIGINT, 128 + signal.SIGTERM]
+    assert sorted(codes) == [*range(7), 128 + signal.SIGHUP, 128 + signal.SIGINT, 128 + signal.SIGTERM]
 
 
 # -- SPDX ids ------------------------------------------------------------------------------------

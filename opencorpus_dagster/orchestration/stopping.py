@@ -1,4 +1,5 @@
-"""How `opencorpus build` stops on SIGINT (Ctrl-C) or SIGTERM (`kill`, a service manager).
+"""How `opencorpus build` stops on SIGINT (Ctrl-C), SIGTERM (`kill`, a service manager) or SIGHUP
+(its terminal closed).
 
 The first such signal stops the build where it is: no new partition run starts, the running
 ones are interrupted (Dagster records them as failed), the partition workers are ended, the
@@ -12,11 +13,12 @@ Inside a Dagster run in this process, Dagster holds the handlers instead (the ru
 interrupted) and then puts back, for SIGTERM, whatever SIGINT had: the signals that arrived are
 also read from a wakeup fd (`signal.set_wakeup_fd`, written for every signal that has a Python
 handler, whichever), and `StopSignals.check`, called after each such run, re-arms the handlers
-and raises `BuildStopped` for what arrived meanwhile. A SIGINT that the build was started
-ignoring (`nohup`, `cmd &` in a script) stays ignored, as shells intend.
+and raises `BuildStopped` for what arrived meanwhile. A signal the build was started ignoring
+(SIGHUP under `nohup`, SIGINT under `cmd &` in a script) stays ignored, as shells intend.
 
 A partition worker (`worker_started`, the pool's initializer) ends on SIGINT or SIGTERM (inside
-a Dagster run, once the run has recorded the interruption), and ends itself when its parent is
+a Dagster run, once the run has recorded the interruption), leaves SIGHUP to the build (which
+then interrupts it: Dagster does not record a run SIGHUP kills), and ends itself when its parent is
 gone, even killed with SIGKILL: a forked worker holds the write end of its own task pipe and
 would otherwise wait on it forever.
 """
@@ -31,7 +33,8 @@ import threading
 import time
 from typing import Self
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
+WORKER_ENDING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # How long interrupted workers get to record their runs as failed before they are killed.
 WORKER_GRACE_SECONDS = 10.0
 # How often a worker looks for its parent.
@@ -59,7 +62,7 @@ class BuildStopped(KeyboardInterrupt):
 
 
 class StopSignals:
-    """While entered (in the main thread; elsewhere it does nothing), SIGINT and SIGTERM stop
+    """While entered (in the main thread; elsewhere it does nothing), SIGINT, SIGTERM and SIGHUP stop
     the build by raising `BuildStopped`; on leaving, the handlers and wakeup fd are put back."""
 
     def __init__(self) -> None:
@@ -111,7 +114,7 @@ class StopSignals:
 
     def _arm(self) -> None:
         for signum in STOP_SIGNALS:
-            if signum == signal.SIGINT and self._previous[signum] == signal.SIG_IGN:
+            if self._previous[signum] == signal.SIG_IGN:
                 continue
             signal.signal(signum, self._stop)
 
@@ -129,8 +132,10 @@ def worker_started(parent: int) -> None:
     Dagster takes them and the run ends as interrupted. The build's wakeup fd is not the
     worker's. A thread ends the worker when the build is gone."""
     signal.set_wakeup_fd(-1)
-    for signum in STOP_SIGNALS:
+    for signum in WORKER_ENDING_SIGNALS:
         signal.signal(signum, _exit_now)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     threading.Thread(target=_end_when_orphaned, args=(parent,), name="opencorpus-parent-watch", daemon=True).start()
 
 
