@@ -184,3 +184,14 @@ def test_a_closed_terminal_stops_the_build():
         os.kill(os.getpid(), signal.SIGHUP)
         time.sleep(1)
     assert (stopped.value.exit_code, str(stopped.value)) == (129, "stopped by SIGHUP")
+
+
+def test_a_repeated_signal_does_not_cut_the_stop_short():
+    with StopSignals() as stop:
+        with stop.held():  # ending the workers
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # not raised here
+        assert stop.received() == signal.SIGINT
+        with pytest.raises(BuildStopped) as stopped:
+            stop.check()
+    assert str(stopped.value) == "stopped by SIGINT"

@@ -405,7 +405,8 @@ def _run_partitions(pending, jobs, log_config, progress, task, dagster: _Dagster
         else:
             _run_on_workers(names, pool, log_config, progress, task, outcomes)
     except BuildStopped as stopped:
-        _end_workers(pool)
+        with stop.held():
+            _end_workers(pool)
         raise BuildStopped(stopped.signum, _unfinished(names, outcomes, dagster.home)) from None
     finally:
         _stop_workers(pool)

@@ -31,6 +31,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Self
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
@@ -67,6 +68,7 @@ class StopSignals:
 
     def __init__(self) -> None:
         self._active = False
+        self._held = False
         self._received: int | None = None
         self._previous: dict[int, object] = {}
 
@@ -118,10 +120,21 @@ class StopSignals:
                 continue
             signal.signal(signum, self._stop)
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """While the build is stopping (ending its workers, a bounded wait): a repeated signal
+        is noted, not raised, so it cannot cut the clean-up short and leave a worker behind."""
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+
     def _stop(self, signum: int, _frame) -> None:
         if self._received is None:
             self._received = signum
-        raise BuildStopped(self._received)
+        if not self._held:
+            raise BuildStopped(self._received)
 
 
 def worker_started(parent: int) -> None:
