@@ -9,8 +9,8 @@ kept; nothing is published that was not published before (a publish is one renam
 `state/releases.py`), so the next build picks up where this one stopped.
 
 While `StopSignals` is entered, its handler raises `BuildStopped` in the build's main thread.
-Inside a Dagster run in this process, Dagster holds the handlers instead (the run ends as
-interrupted) and then puts back, for SIGTERM, whatever SIGINT had: the signals that arrived are
+Inside a Dagster run in this process, Dagster holds SIGINT's and SIGTERM's handlers instead (the
+run ends as interrupted) and then puts back, for SIGTERM, whatever SIGINT had: the signals that arrived are
 also read from a wakeup fd (`signal.set_wakeup_fd`, written for every signal that has a Python
 handler, whichever), and `StopSignals.check`, called after each such run, re-arms the handlers
 and raises `BuildStopped` for what arrived meanwhile. A signal the build was started ignoring
