@@ -3,6 +3,7 @@
 Real builds in their own session, as a shell starts them, reading the two Stack Exchange dumps
 through a gated mirror on 127.0.0.1 (tests/gated_mirror.py): the test sends its signal once
 every partition run it expects is inside its download, so the stop always lands mid-partition.
+A stop during the corpus run is placed by an OpenLineage endpoint that holds one event.
 What must hold: the build ends promptly with 128 + the signal's number and one line saying what
 it left undone; no process of it is left; nothing new is published; Dagster records every
 interrupted run as failed; the next build finishes the work.
@@ -10,12 +11,18 @@ interrupted run as failed; the next build finishes the work.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -144,6 +151,69 @@ def test_ctrl_c_stops_a_serial_build_and_the_published_release_stays(tmp_path, f
     statuses = run_statuses(home)
     interrupted = [key for key in PARTITIONS if statuses[key] == ["SUCCESS", "FAILURE"]]
     assert len(interrupted) == 1 and all(statuses[key] == ["SUCCESS"] for key in PARTITIONS if key not in interrupted)
+
+
+@contextmanager
+def lineage_receiver_holding(job: str, event_type: str) -> Iterator[tuple[str, threading.Event]]:
+    """An OpenLineage endpoint on 127.0.0.1 that answers every event at once but `job`'s
+    `event_type` one, which it holds (the yielded event is set while it does) until it closes."""
+    holding, release = threading.Event(), threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            event = json.loads(body)
+            if (event["job"]["name"], event["eventType"]) == (job, event_type):
+                holding.set()
+                release.wait(timeout=300)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(200)
+                self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", holding
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_stop_during_the_corpus_run_publishes_nothing_and_keeps_the_partitions(tmp_path, fixture_mirror, catalog):
+    home = tmp_path / "home"
+    # The corpus run's shards step, its shards staged, reports them; the build is stopped then.
+    with lineage_receiver_holding("corpus.shards", "COMPLETE") as (url, holding):
+        args = ["build", "--catalog", str(catalog), "--mirror", str(fixture_mirror), "--json"]
+        process = start_opencorpus(*args, home=home, env={"OPENLINEAGE_URL": url}, new_session=True)
+        try:
+            wait_for(holding.is_set, process, "the corpus run's shards step reported its shards")
+            os.kill(process.pid, signal.SIGTERM)
+            out, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+
+    assert process.returncode == 143
+    assert out == ""
+    assert err.splitlines()[-1] == (
+        "opencorpus: stopped by SIGTERM: 2 partition(s) done and kept; the corpus run was interrupted; "
+        "the published corpus is unchanged (nothing published yet)"
+    )
+    assert session_processes(process.pid) == []
+    assert not (home / "corpus" / "current.json").exists()
+    statuses = run_statuses(home)
+    assert statuses == {**{key: ["SUCCESS"] for key in PARTITIONS}, "corpus_job": ["FAILURE"]}
+
+    again = json.loads(build(home, fixture_mirror, catalog).stdout)
+    assert (again["failed"], again["processed"], again["corpus_unchanged"]) == ([], [], False)
+    assert again["release"] == "r000001"
+    assert run_statuses(home)["corpus_job"] == ["FAILURE", "SUCCESS"]
 
 
 def test_the_workers_of_a_killed_build_end_by_themselves(tmp_path, fixture_mirror, catalog):
