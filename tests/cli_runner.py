@@ -37,13 +37,24 @@ def clean_environment(home: Path | str, env: dict | None = None) -> dict[str, st
 
 def start_opencorpus(*args: str, home: Path | str, env: dict | None = None, new_session: bool = False) -> subprocess.Popen:
     """`opencorpus ARGS --home HOME` started in the background, as `run_opencorpus` runs it
-    (stdout and stderr are pipes, text); with `new_session`, as the leader of its own session
-    and process group (whose id is its pid), as a shell starts a command."""
+    (stdout and stderr are pipes, text); with `new_session`, as a terminal's shell starts a
+    command: the leader of its own session and process group (whose id is its pid), with SIGINT
+    and SIGHUP at their defaults whatever this process was started with (a CI runner may start
+    the tests with them ignored, and an ignored signal stays ignored across exec)."""
+    command = [OPENCORPUS, *args, "--home", str(home)]
+    if new_session:
+        command = [sys.executable, "-c", _WITH_DEFAULT_DISPOSITIONS, *command]
     return subprocess.Popen(
-        [OPENCORPUS, *args, "--home", str(home)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_environment(home, env), cwd=REPO,
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_environment(home, env), cwd=REPO,
         start_new_session=new_session,
     )  # fmt: skip
+
+
+# Exec argv[1:] with SIGINT and SIGHUP at their defaults (the process keeps its pid).
+_WITH_DEFAULT_DISPOSITIONS = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "signal.signal(signal.SIGHUP, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 def build(

@@ -226,11 +226,11 @@ def test_the_workers_of_a_killed_build_end_by_themselves(tmp_path, fixture_mirro
     assert run_statuses(home) == {key: ["FAILURE"] for key in PARTITIONS}
 
 
-def test_stop_signals_leave_ignored_signals_ignored_and_put_every_handler_back():
+def test_stop_signals_keep_an_ignored_sigint_or_sighup_not_sigterm_and_put_every_handler_back():
     before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-    # As `nohup` starts a command (SIGHUP ignored), and a script's `cmd &` (SIGINT ignored).
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGHUP)}
-    try:
+    # As `nohup` starts a command (SIGHUP ignored), and a script's `cmd &` (SIGINT ignored); and
+    # SIGTERM ignored as Dagster passes it on (after a run, SIGTERM gets SIGINT's handler).
+    with dispositions(SIGINT=signal.SIG_IGN, SIGHUP=signal.SIG_IGN, SIGTERM=signal.SIG_IGN):
         with StopSignals() as stop:
             assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
             os.kill(os.getpid(), signal.SIGINT)  # ignored: no stop
@@ -243,21 +243,31 @@ def test_stop_signals_leave_ignored_signals_ignored_and_put_every_handler_back()
             )
             assert stop.received() == signal.SIGTERM
         assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     assert {signum: signal.getsignal(signum) for signum in STOP_SIGNALS} == before
 
 
+@contextmanager
+def dispositions(**handlers) -> Iterator[None]:
+    """These signals' handlers (`SIGHUP=signal.SIG_DFL`, ...) while inside, whatever this test
+    process was started with (a CI runner may start it with SIGINT or SIGHUP ignored)."""
+    previous = {name: signal.signal(getattr(signal, name), handler) for name, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
+
+
 def test_a_closed_terminal_stops_the_build():
-    with StopSignals(), pytest.raises(BuildStopped) as stopped:
+    with dispositions(SIGHUP=signal.SIG_DFL), StopSignals(), pytest.raises(BuildStopped) as stopped:
         os.kill(os.getpid(), signal.SIGHUP)
         time.sleep(1)
     assert (stopped.value.exit_code, str(stopped.value)) == (129, "stopped by SIGHUP")
 
 
 def test_a_repeated_signal_does_not_cut_the_stop_short():
-    with StopSignals() as stop:
+    with dispositions(SIGINT=signal.default_int_handler), StopSignals() as stop:
         with stop.held():  # ending the workers
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)  # not raised here

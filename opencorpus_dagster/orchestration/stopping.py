@@ -13,8 +13,10 @@ Inside a Dagster run in this process, Dagster holds SIGINT's and SIGTERM's handl
 run ends as interrupted) and then puts back, for SIGTERM, whatever SIGINT had: the signals that arrived are
 also read from a wakeup fd (`signal.set_wakeup_fd`, written for every signal that has a Python
 handler, whichever), and `StopSignals.check`, called after each such run, re-arms the handlers
-and raises `BuildStopped` for what arrived meanwhile. A signal the build was started ignoring
-(SIGHUP under `nohup`, SIGINT under `cmd &` in a script) stays ignored, as shells intend.
+and raises `BuildStopped` for what arrived meanwhile. SIGHUP or SIGINT that the build was
+started ignoring (under `nohup`, `cmd &` in a script) stays ignored, as shells intend; an ignored
+SIGTERM is not (no shell ignores it on purpose, but Dagster's mapping passes it on: a process
+that ran a Dagster run with SIGINT ignored has SIGTERM ignored too, and so do its children).
 
 A partition worker (`worker_started`, the pool's initializer) ends on SIGINT or SIGTERM (inside
 a Dagster run, once the run has recorded the interruption), leaves SIGHUP to the build (which
@@ -35,6 +37,8 @@ from collections.abc import Iterator
 from typing import Self
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
+# Those a shell or `nohup` starts a command ignoring on purpose: an inherited SIG_IGN is kept.
+SHELL_IGNORED = tuple(signum for signum in STOP_SIGNALS if signum != signal.SIGTERM)
 WORKER_ENDING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # How long interrupted workers get to record their runs as failed before they are killed.
 WORKER_GRACE_SECONDS = 10.0
@@ -116,7 +120,7 @@ class StopSignals:
 
     def _arm(self) -> None:
         for signum in STOP_SIGNALS:
-            if self._previous[signum] == signal.SIG_IGN:
+            if signum in SHELL_IGNORED and self._previous[signum] == signal.SIG_IGN:
                 continue
             signal.signal(signum, self._stop)
 
