@@ -11,23 +11,20 @@ interrupted run as failed; the next build finishes the work.
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import json
 import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from cli_runner import REPO, build, shard_bytes, start_opencorpus
 from gated_mirror import gated_mirror
+from test_openlineage import Receiver
 
 from opencorpus_dagster.orchestration.stopping import STOP_SIGNALS, BuildStopped, StopSignals
 
@@ -153,46 +150,14 @@ def test_ctrl_c_stops_a_serial_build_and_the_published_release_stays(tmp_path, f
     assert len(interrupted) == 1 and all(statuses[key] == ["SUCCESS"] for key in PARTITIONS if key not in interrupted)
 
 
-@contextmanager
-def lineage_receiver_holding(job: str, event_type: str) -> Iterator[tuple[str, threading.Event]]:
-    """An OpenLineage endpoint on 127.0.0.1 that answers every event at once but `job`'s
-    `event_type` one, which it holds (the yielded event is set while it does) until it closes."""
-    holding, release = threading.Event(), threading.Event()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            if self.headers.get("Content-Encoding") == "gzip":
-                body = gzip.decompress(body)
-            event = json.loads(body)
-            if (event["job"]["name"], event["eventType"]) == (job, event_type):
-                holding.set()
-                release.wait(timeout=300)
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.send_response(200)
-                self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", holding
-    finally:
-        release.set()
-        server.shutdown()
-        server.server_close()
-
-
 def test_a_stop_during_the_corpus_run_publishes_nothing_and_keeps_the_partitions(tmp_path, fixture_mirror, catalog):
     home = tmp_path / "home"
     # The corpus run's shards step, its shards staged, reports them; the build is stopped then.
-    with lineage_receiver_holding("corpus.shards", "COMPLETE") as (url, holding):
+    with Receiver(hold=("corpus.shards", "COMPLETE")) as receiver:
         args = ["build", "--catalog", str(catalog), "--mirror", str(fixture_mirror), "--json"]
-        process = start_opencorpus(*args, home=home, env={"OPENLINEAGE_URL": url}, new_session=True)
+        process = start_opencorpus(*args, home=home, env={"OPENLINEAGE_URL": receiver.url}, new_session=True)
         try:
-            wait_for(holding.is_set, process, "the corpus run's shards step reported its shards")
+            wait_for(receiver.holding.is_set, process, "the corpus run's shards step reported its shards")
             os.kill(process.pid, signal.SIGTERM)
             out, err = process.communicate(timeout=120)
         finally:

@@ -142,11 +142,14 @@ def clean_openlineage_environment(monkeypatch, tmp_path):
 
 
 class Receiver:
-    """An OpenLineage HTTP endpoint on loopback that records what is POSTed to it."""
+    """An OpenLineage HTTP endpoint on loopback that records what is POSTed to it. With `hold`
+    (job name, event type), it does not answer that event (`holding` is set meanwhile) until
+    it closes."""
 
-    def __init__(self, status: int = 200):
+    def __init__(self, status: int = 200, hold: tuple[str, str] | None = None):
         self.events: list[dict] = []
         self.paths: list[str] = []
+        self.holding, self._release = threading.Event(), threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -155,9 +158,16 @@ class Receiver:
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 outer.paths.append(self.path)
-                outer.events.append(json.loads(body))
-                self.send_response(status)
-                self.end_headers()
+                event = json.loads(body)
+                outer.events.append(event)
+                if (event["job"]["name"], event["eventType"]) == hold:
+                    outer.holding.set()
+                    outer._release.wait(timeout=300)
+                try:
+                    self.send_response(status)
+                    self.end_headers()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client is gone (a stopped build)
 
             def log_message(self, *args):
                 pass
@@ -171,6 +181,7 @@ class Receiver:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._release.set()
         self.server.shutdown()
         self.server.server_close()
 
