@@ -101,6 +101,18 @@ def run_statuses(home: Path) -> dict[str, list[str]]:
     return statuses
 
 
+@contextmanager
+def dispositions(**handlers) -> Iterator[None]:
+    """These signals' handlers (`SIGHUP=signal.SIG_DFL`, ...) while inside, whatever this test
+    process was started with (a CI runner may start it with SIGINT or SIGHUP ignored)."""
+    previous = {name: signal.signal(getattr(signal, name), handler) for name, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
+
+
 def test_sigterm_stops_a_parallel_build_ending_its_workers(tmp_path, fixture_mirror, catalog):
     home = tmp_path / "home"
 
@@ -210,18 +222,6 @@ def test_stop_signals_keep_an_ignored_sigint_or_sighup_not_sigterm_and_put_every
         assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     assert {signum: signal.getsignal(signum) for signum in STOP_SIGNALS} == before
-
-
-@contextmanager
-def dispositions(**handlers) -> Iterator[None]:
-    """These signals' handlers (`SIGHUP=signal.SIG_DFL`, ...) while inside, whatever this test
-    process was started with (a CI runner may start it with SIGINT or SIGHUP ignored)."""
-    previous = {name: signal.signal(getattr(signal, name), handler) for name, handler in handlers.items()}
-    try:
-        yield
-    finally:
-        for name, handler in previous.items():
-            signal.signal(getattr(signal, name), handler)
 
 
 def test_a_closed_terminal_stops_the_build():

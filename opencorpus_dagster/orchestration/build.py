@@ -143,8 +143,8 @@ def run_build(
     `jobs` bounds how many partition runs go at once (None: the number of cores; 1: serially
     in this process).
 
-    SIGINT or SIGTERM stops the build (`stopping.py`): `BuildStopped` is raised, saying what was
-    left undone, once the running partitions are interrupted and their workers ended.
+    SIGINT, SIGTERM or SIGHUP stops the build (`stopping.py`): `BuildStopped` is raised, saying
+    what was left undone, once the running partitions are interrupted and their workers ended.
     """
     console = console or Console(stderr=True)
     home = data_home()
