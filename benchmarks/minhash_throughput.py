@@ -245,12 +245,12 @@ def add_and_query(folder: str, docs: list[str]) -> tuple:
     index = LshIndex(Path(folder), config)
     # Warm up pyarrow's writer and DuckDB (first use in a process costs ~1 s of set-up).
     index.add_partition("warmup", "w", ["w"], signatures[:1])
-    list(index.candidate_pairs("warmup", "w"))
+    list(index.candidate_pairs([("warmup", "w")]))
     index.remove_partition("warmup", "w")
     start = time.perf_counter()
     index.add_partition("new", "batch", [f"n{i:06d}" for i in range(len(docs))], signatures)
     added = time.perf_counter() - start
-    pairs = list(index.candidate_pairs("new", "batch"))
+    pairs = list(index.candidate_pairs([("new", "batch")]))
     queried = time.perf_counter() - start - added
     start = time.perf_counter()
     rebuild_pairs = sum(1 for _ in index.all_candidate_pairs())

@@ -293,7 +293,7 @@ def test_lsh_index_in_a_glob_like_folder_finds_its_candidates(tmp_path):
     text = "the quick brown fox jumps over the lazy dog again and again in the sun"
     index.add_partition("s'1", "p[1]", ["x"], compute_signatures([text], config))
     index.add_partition("s'1", "p[2]", ["y"], compute_signatures([text], config))
-    assert list(index.candidate_pairs("s'1", "p[2]")) == [("x", "y")]
+    assert list(index.candidate_pairs([("s'1", "p[2]")])) == [("x", "y")]
     assert list(index.all_candidate_pairs()) == [("x", "y")]
     found = index.signatures_for(["x", "y", "z"])
     assert sorted(found) == ["x", "y"] and np.array_equal(found["x"], found["y"])

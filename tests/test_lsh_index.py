@@ -67,10 +67,16 @@ def test_index_survives_restart_and_finds_cross_partition_pairs(tmp_path, corpus
         "part%2F2%20%28late%29.parquet",
         "part-1.parquet",
     ]
-    assert list(reopened.candidate_pairs("other", "2024-01")) == [("a00", "b08"), ("a05", "b09")]
-    assert list(reopened.candidate_pairs("books", "part-1")) == [("a00", "b08"), ("a05", "b09")]
-    assert list(reopened.candidate_pairs("books", "part/2 (late)")) == []
+    assert list(reopened.candidate_pairs([("other", "2024-01")])) == [("a00", "b08"), ("a05", "b09")]
+    assert list(reopened.candidate_pairs([("books", "part-1")])) == [("a00", "b08"), ("a05", "b09")]
+    assert list(reopened.candidate_pairs([("books", "part/2 (late)")])) == []
     assert list(reopened.all_candidate_pairs()) == [("a00", "b08"), ("a05", "b09")]
+    # Several changed partitions in one query: each pair once, though both its partitions changed.
+    assert list(reopened.candidate_pairs([("books", "part-1"), ("other", "2024-01"), ("gone", "p")])) == [
+        ("a00", "b08"),
+        ("a05", "b09"),
+    ]
+    assert list(reopened.candidate_pairs([("gone", "p")])) == []
     assert reopened.inconsistent_partitions() == []
 
     # The empty text is stored but has no band rows, so it can never be a candidate.
@@ -89,18 +95,18 @@ def test_within_partition_pairs_and_replacement(tmp_path, corpus):
     ids_b, sig_b = corpus["b"]
     # One partition holding both an original and its edited copy: a pair within itself.
     index.add_partition("mixed", "p", [ids_a[0], ids_b[8]], np.vstack([sig_a[0], sig_b[8]]))
-    assert list(index.candidate_pairs("mixed", "p")) == [("a00", "b08")]
+    assert list(index.candidate_pairs([("mixed", "p")])) == [("a00", "b08")]
 
     # A backfill replaces the partition: old signatures and bands are gone.
     index.add_partition("mixed", "p", ids_b[:3], sig_b[:3])
     assert sorted(index.signatures_for(["a00", "b08", "b00", "b01", "b02"])) == ["b00", "b01", "b02"]
-    assert list(index.candidate_pairs("mixed", "p")) == []
+    assert list(index.candidate_pairs([("mixed", "p")])) == []
 
     index.remove_partition("mixed", "p")
     assert index.partitions() == []
     assert index.signatures_for(["b00"]) == {}
     assert list(index.all_candidate_pairs()) == []
-    assert list(index.candidate_pairs("mixed", "p")) == []
+    assert list(index.candidate_pairs([("mixed", "p")])) == []
 
 
 def test_half_replaced_partition_is_detected_and_repaired(tmp_path, corpus):

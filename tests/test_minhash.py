@@ -19,6 +19,7 @@ from opencorpus_dagster.dedup import minhash
 from opencorpus_dagster.dedup.clusters import (
     estimated_jaccard,
     form_clusters,
+    shingle_sets,
     verify_pairs,
 )
 from opencorpus_dagster.dedup.minhash import (
@@ -109,6 +110,20 @@ def test_chunking_does_not_change_signatures(sample_texts, monkeypatch):
     np.testing.assert_array_equal(compute_signatures(sample_texts, config), whole)
     one_by_one = np.vstack([compute_signatures([text], config) for text in sample_texts])
     np.testing.assert_array_equal(one_by_one, whole)
+
+
+def test_shingle_sets_are_each_texts_own_shingle_hashes(sample_texts, monkeypatch):
+    """The sets dedup verifies pairs with, made a piece of texts at a time, are each text's own
+    shingles hashed one by one (the definition datasketch's MinHash is fed), in any piece size."""
+    expected = [np.unique(np.array([shingle_hash(s) for s in shingles(text, 5)], dtype=np.uint32)) for text in sample_texts]
+    assert sum(len(e) for e in expected) > 5_000
+    for piece_chars in (1 << 18, 3000, 1):
+        monkeypatch.setattr(minhash, "_TEXT_PIECE_CHARS", piece_chars)
+        got = shingle_sets(sample_texts, 5)
+        assert len(got) == len(sample_texts)
+        for text, want, row in zip(sample_texts, expected, got, strict=True):
+            assert row.dtype == np.uint32
+            np.testing.assert_array_equal(row, want, err_msg=repr(text[:60]))
 
 
 @pytest.mark.parametrize(

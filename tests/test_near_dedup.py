@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO_ROOT
 from plain_pipeline import run_plain
 
+from opencorpus_dagster.dedup import near
 from opencorpus_dagster.dedup.clusters import exact_jaccard
 from opencorpus_dagster.dedup.exact import member_key
 from opencorpus_dagster.dedup.minhash import MinHashConfig
@@ -181,3 +182,37 @@ def test_a_rewritten_documents_file_is_read_again_and_an_unreadable_cache_ignore
         cache.write_bytes(b"not parquet")
     again = {d.member.key: d for d in find_duplicates(copy)[0]}
     assert again == after
+
+
+def test_every_partition_changed_at_once_is_verified_in_bounded_batches(corpus, tmp_path, monkeypatch):
+    """A full build's dedup: every partition changed, their candidates from one query over the
+    index, verified in batches naming at most 4 documents each. The pairs are exactly the
+    index's candidates whose exact shingle Jaccard reaches the threshold, each once."""
+    home, _ = corpus
+    copy = DataHome(tmp_path / "home")
+    shutil.copytree(home.root, copy.root)
+    for state in ("indexed.json", "pairs.parquet"):
+        (copy.dedup_dir / "minhash" / state).unlink()
+    batches: list[set[str]] = []
+    verify = NearDuplicateIndex._verify
+
+    def counted(self, candidates):
+        batches.append({key for pair in candidates for key in pair})
+        return verify(self, candidates)
+
+    monkeypatch.setattr(near, "VERIFY_KEYS", 4)
+    monkeypatch.setattr(NearDuplicateIndex, "_verify", counted)
+    index = NearDuplicateIndex(copy)
+    pairs, changed = index.update()
+
+    assert len(changed) == 11
+    assert len(batches) > 5 and all(len(keys) <= 4 for keys in batches)
+    texts, config = _member_texts(copy), MinHashConfig()
+    expected = []
+    for a, b in index.index.all_candidate_pairs():
+        similarity = exact_jaccard(texts[a][0], texts[b][0], config.shingle_words)
+        if similarity >= config.threshold:
+            expected.append((a, b, round(similarity, 6)))
+    assert len(expected) >= 15
+    assert pairs == expected
+    assert pairs == NearDuplicateIndex(home)._stored_pairs()  # as the unbatched first run found them

@@ -187,16 +187,20 @@ class LshIndex:
             for batch in reader:
                 yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist())
 
-    def candidate_pairs(self, new_source: str, new_partition: str) -> Iterator[tuple[str, str]]:
+    def candidate_pairs(self, partitions: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
         """Pairs `(a, b)`, `a < b`, of documents sharing at least one band, where at least one
-        of them is in the given partition and the other anywhere in the index (including that
-        partition). Sorted, without repeats. Empty if the partition is not indexed.
+        of them is in one of the given (source, partition)s and the other anywhere in the index
+        (including those). Sorted, without repeats. Empty if none of them is indexed.
+
+        One query for all of them: the index is read once however many partitions changed (a
+        query per partition read it once per partition, and found each pair across two changed
+        partitions twice: a full build of 100 partitions spent most of its dedup there).
         """
-        new_file = self._file("bands", new_source, new_partition)
-        if not new_file.exists():
+        files = [str(file) for file in (self._file("bands", *part) for part in partitions) if file.exists()]
+        if not files:
             return iter(())
-        # The new partition is the (small) build side of the hash join; the rest of the index
-        # is streamed past it.
+        # The changed partitions are the build side of the hash join (small on a refresh); the
+        # whole index is streamed past it.
         sql = """
             SELECT DISTINCT least(n.doc_id, o.doc_id) AS a, greatest(n.doc_id, o.doc_id) AS b
             FROM read_parquet(?) AS n
@@ -205,7 +209,7 @@ class LshIndex:
             WHERE n.doc_id <> o.doc_id
             ORDER BY a, b
         """
-        return self._pairs(sql, [str(new_file), self._files("bands")])
+        return self._pairs(sql, [files, self._files("bands")])
 
     def all_candidate_pairs(self) -> Iterator[tuple[str, str]]:
         """Every pair `(a, b)`, `a < b`, sharing a band anywhere in the index (a full rebuild)."""

@@ -30,7 +30,7 @@ sketches. Both draw `a, b` from `numpy.random.RandomState(seed)` exactly as data
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -411,15 +411,21 @@ def compute_signatures(texts: Sequence[str], config: MinHashConfig) -> np.ndarra
     processed whole.
     """
     out = np.full((len(texts), config.num_perm), EMPTY_SLOT, dtype=config.signature_dtype)
-    piece_start, piece_chars = 0, 0
-    for i, text in enumerate(texts):
-        piece_chars += len(text) + 1
-        last = i == len(texts) - 1
-        if piece_chars >= _TEXT_PIECE_CHARS or last:
-            hashes, counts = _shingle_hashes(texts[piece_start : i + 1], config.shingle_words)
-            _permuted_minima(hashes, counts, config, out[piece_start : i + 1])
-            piece_start, piece_chars = i + 1, 0
+    for start, end in text_pieces(texts):
+        hashes, counts = _shingle_hashes(texts[start:end], config.shingle_words)
+        _permuted_minima(hashes, counts, config, out[start:end])
     return out
+
+
+def text_pieces(texts: Sequence[str]) -> Iterator[tuple[int, int]]:
+    """`(start, end)` slices of `texts` holding about `_TEXT_PIECE_CHARS` code points each (a
+    longer text alone): the unit `_shingle_hashes` is called on, which bounds its arrays."""
+    start, chars = 0, 0
+    for i, text in enumerate(texts):
+        chars += len(text) + 1
+        if chars >= _TEXT_PIECE_CHARS or i == len(texts) - 1:
+            yield start, i + 1
+            start, chars = i + 1, 0
 
 
 def is_empty_signature(signatures: np.ndarray) -> np.ndarray | bool:

@@ -13,7 +13,7 @@ signatures are usually computed by its own partition run (`presign`), taken here
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,6 +37,11 @@ PAIRS_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("similarity",
 MEASURED_SCHEMA = pa.schema(
     [("a", pa.string()), ("b", pa.string()), ("similarity", pa.float64()), ("shingle_words", pa.int64()), ("stamps", pa.string())]
 )
+
+
+# Candidate pairs are verified in batches naming at most this many documents: their texts and
+# shingle sets (~5 KB + ~3 KB a document, ~80 MB in all) are what a batch holds in memory.
+VERIFY_KEYS = 10_000
 
 
 class NearDuplicateIndex:
@@ -72,8 +77,7 @@ class NearDuplicateIndex:
             self._index_partition(part, files[part])
         changed = stale | gone
         pairs = [p for p in self._stored_pairs() if partition_of(p[0]) not in changed and partition_of(p[1]) not in changed]
-        for part in sorted(stale):
-            candidates = list(self.index.candidate_pairs(*part))
+        for candidates in _bounded_by_keys(self.index.candidate_pairs(sorted(stale)), VERIFY_KEYS):
             pairs.extend(self._verify(candidates))
         pairs = sorted(set(pairs))
         self._write_pairs(pairs)
@@ -173,3 +177,18 @@ class NearDuplicateIndex:
     def _write_pairs(self, pairs: list[tuple[str, str, float]]) -> None:
         table = pa.Table.from_pylist([{"a": a, "b": b, "similarity": s} for a, b, s in pairs], schema=PAIRS_SCHEMA)
         write_parquet_atomically(table, self.pairs_file)
+
+
+def _bounded_by_keys(pairs: Iterable[tuple[str, str]], limit: int) -> Iterator[list[tuple[str, str]]]:
+    """`pairs` in consecutive batches, each naming at most `limit` distinct keys (a pair alone
+    names two)."""
+    batch: list[tuple[str, str]] = []
+    keys: set[str] = set()
+    for a, b in pairs:
+        if batch and len(keys) + (a not in keys) + (b not in keys) > limit:
+            yield batch
+            batch, keys = [], set()
+        batch.append((a, b))
+        keys.update((a, b))
+    if batch:
+        yield batch
