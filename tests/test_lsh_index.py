@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import require_fixture
 
+from opencorpus_dagster.dedup import lsh_index
 from opencorpus_dagster.dedup.clusters import (
     DocInfo,
     choose_keeper,
@@ -53,7 +54,7 @@ def corpus():
     }
 
 
-def test_index_survives_restart_and_finds_cross_partition_pairs(tmp_path, corpus):
+def test_index_survives_restart_and_finds_cross_partition_pairs(tmp_path, corpus, monkeypatch):
     index = LshIndex(tmp_path / "lsh", CONFIG)
     ids_a, sig_a = corpus["a"]
     ids_b, sig_b = corpus["b"]
@@ -77,6 +78,10 @@ def test_index_survives_restart_and_finds_cross_partition_pairs(tmp_path, corpus
         ("a05", "b09"),
     ]
     assert list(reopened.candidate_pairs([("gone", "p")])) == []
+    # One partition a query (a group): the same pairs, still each once.
+    monkeypatch.setattr(lsh_index, "QUERY_BAND_ROWS", 1)
+    every = [("books", "part-1"), ("books", "part/2 (late)"), ("other", "2024-01")]
+    assert list(reopened.candidate_pairs(every)) == [("a00", "b08"), ("a05", "b09")]
     assert reopened.inconsistent_partitions() == []
 
     # The empty text is stored but has no band rows, so it can never be a candidate.

@@ -30,6 +30,7 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from opencorpus_dagster.dedup.minhash import MinHashConfig, is_empty_signature
 from opencorpus_dagster.state.atomic import write_parquet_atomically, write_text_atomically
@@ -37,6 +38,27 @@ from opencorpus_dagster.state.storage import duckdb_connect, parquet_files, read
 
 _GENERATION_KEY = b"opencorpus.generation"
 _FETCH_ROWS = 65536
+
+
+# Band rows (13 a document by default) of the changed partitions joined in one query: a hash
+# table of ~30 MB.
+QUERY_BAND_ROWS = 500_000
+
+
+def _groups_of_rows(files: list[Path], limit: int) -> Iterator[list[Path]]:
+    """`files` in consecutive groups of at most `limit` rows (by their Parquet footers); a file
+    larger than `limit` alone."""
+    group: list[Path] = []
+    rows = 0
+    for file in files:
+        count = pq.read_metadata(file).num_rows
+        if group and rows + count > limit:
+            yield group
+            group, rows = [], 0
+        group.append(file)
+        rows += count
+    if group:
+        yield group
 
 
 class IndexConfigMismatch(ValueError):
@@ -190,26 +212,33 @@ class LshIndex:
     def candidate_pairs(self, partitions: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
         """Pairs `(a, b)`, `a < b`, of documents sharing at least one band, where at least one
         of them is in one of the given (source, partition)s and the other anywhere in the index
-        (including those). Sorted, without repeats. Empty if none of them is indexed.
+        (including those). Each pair once; sorted within each group of partitions (below).
+        Empty if none of them is indexed.
 
-        One query for all of them: the index is read once however many partitions changed (a
-        query per partition read it once per partition, and found each pair across two changed
-        partitions twice: a full build of 100 partitions spent most of its dedup there).
+        The partitions are taken in groups of at most `QUERY_BAND_ROWS` band rows, a query
+        each: a group's bands are the build side of a hash join that streams the whole index
+        past them, so memory is bounded by the group, and a full build reads the index once
+        per ~38,000 new documents, not once per partition (which also found every pair across
+        two new partitions twice). A group is not joined with the partitions of earlier groups:
+        those pairs came with them.
         """
-        files = [str(file) for file in (self._file("bands", *part) for part in partitions) if file.exists()]
-        if not files:
-            return iter(())
-        # The changed partitions are the build side of the hash join (small on a refresh); the
-        # whole index is streamed past it.
-        sql = """
-            SELECT DISTINCT least(n.doc_id, o.doc_id) AS a, greatest(n.doc_id, o.doc_id) AS b
-            FROM read_parquet(?) AS n
-            JOIN read_parquet(?) AS o
-              ON n.band_no = o.band_no AND n.band_hash = o.band_hash
-            WHERE n.doc_id <> o.doc_id
-            ORDER BY a, b
-        """
-        return self._pairs(sql, [files, self._files("bands")])
+        files = [file for file in (self._file("bands", *part) for part in partitions) if file.exists()]
+        remaining = self._files("bands")
+        for group in _groups_of_rows(files, QUERY_BAND_ROWS):
+            names = [str(file) for file in group]
+            yield from self._pairs(
+                """
+                SELECT DISTINCT least(n.doc_id, o.doc_id) AS a, greatest(n.doc_id, o.doc_id) AS b
+                FROM read_parquet(?) AS n
+                JOIN read_parquet(?) AS o
+                  ON n.band_no = o.band_no AND n.band_hash = o.band_hash
+                WHERE n.doc_id <> o.doc_id
+                ORDER BY a, b
+                """,
+                [names, remaining],
+            )
+            done = set(names)
+            remaining = [name for name in remaining if name not in done]
 
     def all_candidate_pairs(self) -> Iterator[tuple[str, str]]:
         """Every pair `(a, b)`, `a < b`, sharing a band anywhere in the index (a full rebuild)."""
