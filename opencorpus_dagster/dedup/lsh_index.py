@@ -30,11 +30,10 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from opencorpus_dagster.dedup.minhash import MinHashConfig, is_empty_signature
 from opencorpus_dagster.state.atomic import write_parquet_atomically, write_text_atomically
-from opencorpus_dagster.state.storage import duckdb_connect, parquet_files, read_parquet_schema
+from opencorpus_dagster.state.storage import duckdb_connect, parquet_file, parquet_files, read_parquet_schema
 
 _GENERATION_KEY = b"opencorpus.generation"
 _FETCH_ROWS = 65536
@@ -51,7 +50,7 @@ def _groups_of_rows(files: list[Path], limit: int) -> Iterator[list[Path]]:
     group: list[Path] = []
     rows = 0
     for file in files:
-        count = pq.read_metadata(file).num_rows
+        count = parquet_file(file).metadata.num_rows
         if group and rows + count > limit:
             yield group
             group, rows = [], 0
